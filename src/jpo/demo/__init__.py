@@ -10,12 +10,12 @@ import argparse
 import time
 from pathlib import Path
 
-# Measured with default sizes on this project's 2 CPU cores while other jobs shared them: a fresh 1-seed run took
-# 13.7 min (one torch thread, load ~7) and 25.6 min (two threads, load ~4): SFT 7-10 min, per seed 5 preference runs
-# 6-13 min, generation ~1-2 min. Not yet measured on idle cores. Printed before the run starts.
-MINUTES_FIXED = 10.5
-MINUTES_PER_SEED = 15
-MINUTES_SCALING_PER_SEED = 2.5
+# Measured with default sizes on this project's 2 CPU cores, idle: a fresh 1-seed run took 3.7 min (SFT 131 s, the
+# five preference runs of a seed 72 s, generation ~10 s per seed); the --scaling runs added ~25 s per seed. While
+# other jobs shared the cores the same run took 13.7-25.6 min, hence the warning. Printed before the run starts.
+MINUTES_FIXED = 2.5
+MINUTES_PER_SEED = 1.5
+MINUTES_SCALING_PER_SEED = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"jpo demo --sweep: {family}: chose {entry['chosen']}")
         return 0
     minutes = MINUTES_FIXED + args.seeds * (MINUTES_PER_SEED + (MINUTES_SCALING_PER_SEED if args.scaling else 0))
-    print(f"jpo demo: at most about {minutes:.0f} minutes on 2 CPU cores for a fresh run ({args.seeds} seed(s)"
-          f"{', with the scaling curve' if args.scaling else ''}); cached stages are reused (--force redoes them).")
+    print(f"jpo demo: about {minutes:.0f} minutes on 2 idle CPU cores for a fresh run ({args.seeds} seed(s)"
+          f"{', with the scaling curve' if args.scaling else ''}; several times longer while other jobs share the "
+          "cores); cached stages are reused (--force redoes them).")
     started = time.perf_counter()
     out = Path(args.out)
     result = run_demo(config, out, seeds=args.seeds, scaling=args.scaling, force=args.force,
