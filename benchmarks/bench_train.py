@@ -6,6 +6,8 @@
    val_conditional_pref data, batch 8, max_length 256), whole process: model loading, tokenization, the reference
    precomputation where enabled, and training. TRL runs with bf16=False and gradient_checkpointing=False (its
    defaults would put bf16 autocast on a CPU and recompute activations, both slower and not "the same settings").
+   `dpo_fast` (reference log-probs precomputed, --group_by_length) is also compared with TRL precomputing its own
+   reference log-probs, so the gain is not only the precomputation, which TRL offers too.
 2. JPO over DPO in our trainer: step time and peak memory at the same settings (equal prompts, where JPO skips the
    cancelled prompt terms), and JPO with the prompt terms computed (as on data with different prompts).
 3. Peak memory of one JPO step (policy forward + backward, reference forward) on a random-init Llama with a 128k
@@ -46,7 +48,7 @@ def peak_mb() -> float:
 
 
 # --- workers (one per subprocess) ------------------------------------------------------------------------------
-def worker_trl(steps: int, out: str) -> dict:
+def worker_trl(steps: int, out: str, extra: str) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
@@ -57,7 +59,8 @@ def worker_trl(steps: int, out: str) -> dict:
     rows = load_preferences(DATA)
     ds = Dataset.from_list([{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]}
                             for r in rows])
-    args = DPOConfig(output_dir=out, max_steps=steps, bf16=False, gradient_checkpointing=False, **SETTINGS)
+    args = DPOConfig(output_dir=out, max_steps=steps, bf16=False, gradient_checkpointing=False, **SETTINGS,
+                     **json.loads(extra))
     trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(MODEL), args=args, train_dataset=ds,
                          processing_class=AutoTokenizer.from_pretrained(MODEL))
     before = rss_mb()
@@ -140,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
-        result = {"trl": lambda: worker_trl(int(rest[0]), rest[1]),
+        result = {"trl": lambda: worker_trl(int(rest[0]), rest[1], rest[2]),
                   "ours": lambda: worker_ours(int(rest[0]), rest[1], rest[2]),
                   "vocab": lambda: worker_vocab(rest[0], int(rest[1]))}[kind]()
         print(json.dumps(result))
@@ -153,6 +156,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     configs = {
         "trl_dpo": None,
+        "trl_dpo_precomputed": {"precompute_ref_log_probs": True},
         "dpo": {"objective": "dpo"},
         "dpo_fast": {"objective": "dpo", "precompute_ref_log_probs": True, "group_by_length": True},
         "jpo": {"objective": "jpo"},
@@ -162,8 +166,8 @@ def main() -> None:
     for r in range(args.rounds):
         for name, extra in configs.items():
             out = str(tmp / f"{name}{r}")
-            if extra is None:
-                res = run_worker("trl", str(args.steps), out)
+            if name.startswith("trl"):
+                res = run_worker("trl", str(args.steps), out, json.dumps(extra or {}))
             else:
                 extra = dict(extra, ref_cache_dir=str(tmp / f"cache{r}_{name}"))
                 res = run_worker("ours", str(args.steps), out, json.dumps(extra))
@@ -174,10 +178,10 @@ def main() -> None:
     med = {n: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for n, rs in results.items()}
     pairs = args.steps * SETTINGS["per_device_train_batch_size"]
     print(f"\n1. DPO pairs/s, whole process ({args.steps} steps x batch 8, max_length 256, stories260K):")
-    for name in ("trl_dpo", "dpo", "dpo_fast"):
-        print(f"   {name:10s} {pairs / med[name]['wall']:7.2f} pairs/s")
-    for name in ("dpo", "dpo_fast"):
-        print(f"   ratio {name} / TRL DPOTrainer: {med['trl_dpo']['wall'] / med[name]['wall']:.2f}x")
+    for name in ("trl_dpo", "trl_dpo_precomputed", "dpo", "dpo_fast"):
+        print(f"   {name:20s} {pairs / med[name]['wall']:7.2f} pairs/s")
+    for ours, trl in (("dpo", "trl_dpo"), ("dpo_fast", "trl_dpo"), ("dpo_fast", "trl_dpo_precomputed")):
+        print(f"   ratio {ours} / {trl}: {med[trl]['wall'] / med[ours]['wall']:.2f}x")
     print("\n2. JPO vs DPO in our trainer (train loop only):")
     for name in ("jpo", "jpo_prompt_terms"):
         step = med[name]["train"] / med["dpo"]["train"]

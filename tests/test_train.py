@@ -218,3 +218,30 @@ def test_load_in_4bit_without_gpu_is_a_clear_error(tiny_model_path, tmp_path):
                   output_dir=str(tmp_path))
     with pytest.raises(JpoError, match="4bit"):
         train_preferences(config, [{"prompt_chosen": "a", "chosen": "b", "prompt_rejected": "a", "rejected": "c"}])
+
+
+def test_kto_logs_the_clamped_kl_estimate_of_each_step(tiny_model_path, authors_rows, tmp_path, monkeypatch):
+    """With the model as its own reference and a high learning rate, KTO's estimate on mismatched pairs goes
+    strongly negative (those completions lose probability) and is logged as 0, as TRL logs it. A noised reference
+    makes it positive, so this checks that the logged value is the clamped estimate of that step, not a constant."""
+    import jpo.train.trainer as trainer_module
+
+    raw, estimate_kl = [], trainer_module.kto_kl
+
+    def spy(policy_kl_logps, ref_kl_logps):
+        estimate = estimate_kl(policy_kl_logps, ref_kl_logps)
+        raw.append(estimate.item())
+        return estimate
+
+    monkeypatch.setattr(trainer_module, "kto_kl", spy)
+    ref = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in ref.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    config = dict(QUICK, model_name_or_path=str(tiny_model_path), objective="kto", output_dir=str(tmp_path))
+    result = train_preferences(config, authors_rows[:48], ref_model=ref)
+    logged = [h["kl"] for h in result.log_history if "kl" in h]
+    assert len(logged) == len(raw) == QUICK["max_steps"]
+    assert logged == pytest.approx([max(r, 0.0) for r in raw], abs=1e-4)
+    assert max(logged) > 0

@@ -89,8 +89,11 @@ class PreferenceTrainer(LengthGrouping, Trainer):
         table = reference.load_cached(path)
         if table is None:
             table = {part: torch.zeros(len(dataset), dtype=torch.float64) for part in PAIR_PARTS}
+            # Longest first, so each batch holds rows of similar length (little padding) and memory peaks at once.
+            lengths = dataset.lengths
+            by_length = sorted(range(len(dataset)), key=lambda i: -lengths[i])
             loader = DataLoader(dataset, batch_size=self.args.precompute_ref_batch_size
-                                or self.args.per_device_train_batch_size, collate_fn=collator, shuffle=False)
+                                or self.args.per_device_train_batch_size, collate_fn=collator, sampler=by_length)
             was_training = ref.training
             ref.eval()
             device = self.args.device
