@@ -155,7 +155,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     configs = {
-        "trl_dpo": None,
+        "trl_dpo": {},
         "trl_dpo_precomputed": {"precompute_ref_log_probs": True},
         "dpo": {"objective": "dpo"},
         "dpo_fast": {"objective": "dpo", "precompute_ref_log_probs": True, "group_by_length": True},
@@ -167,7 +167,7 @@ def main() -> None:
         for name, extra in configs.items():
             out = str(tmp / f"{name}{r}")
             if name.startswith("trl"):
-                res = run_worker("trl", str(args.steps), out, json.dumps(extra or {}))
+                res = run_worker("trl", str(args.steps), out, json.dumps(extra))
             else:
                 extra = dict(extra, ref_cache_dir=str(tmp / f"cache{r}_{name}"))
                 res = run_worker("ours", str(args.steps), out, json.dumps(extra))

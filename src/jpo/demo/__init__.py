@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 # Measured with default sizes on this project's 2 CPU cores, idle: a fresh 1-seed run took 3.7 min (SFT 131 s, the
-# five preference runs of a seed 72 s, generation ~10 s per seed); the --scaling runs added ~25 s per seed. While
+# five preference runs of a seed 72 s, generation ~10 s per seed); the --scaling runs added 11-18 s per seed. While
 # other jobs shared the cores the same run took 13.7-25.6 min, hence the warning. Printed before the run starts.
 MINUTES_FIXED = 2.5
 MINUTES_PER_SEED = 1.5
-MINUTES_SCALING_PER_SEED = 0.5
+MINUTES_SCALING_PER_SEED = 0.3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

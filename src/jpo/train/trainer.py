@@ -89,7 +89,7 @@ class PreferenceTrainer(LengthGrouping, Trainer):
         table = reference.load_cached(path)
         if table is None:
             table = {part: torch.zeros(len(dataset), dtype=torch.float64) for part in PAIR_PARTS}
-            # Longest first, so each batch holds rows of similar length (little padding) and memory peaks at once.
+            # Longest first: each batch holds rows of similar length (little padding), and an out-of-memory shows at once.
             lengths = dataset.lengths
             by_length = sorted(range(len(dataset)), key=lambda i: -lengths[i])
             loader = DataLoader(dataset, batch_size=self.args.precompute_ref_batch_size
