@@ -91,7 +91,7 @@ def test_recipe_errors_are_one_line(tmp_path, capsys):
     bad = {**RECIPE, "train": {"runs": [{"name": "jpo", "objective": "jpo", "config": {"learning_rat": 1e-5}}]}}
     path.write_text(yaml.safe_dump(bad))
     assert main(["run", str(path), "--dry-run"]) == 2
-    assert "train run jpo: unknown PreferenceConfig option(s): learning_rat" in capsys.readouterr().err
+    assert "train run jpo: unknown key 'learning_rat' (did you mean 'learning_rate'?)" in capsys.readouterr().err
     no_joint = {**RECIPE, "data": {k: v for k, v in RECIPE["data"].items() if k != "pairs"}}
     path.write_text(yaml.safe_dump(no_joint))
     assert main(["run", str(path), "--dry-run"]) == 2

@@ -557,10 +557,9 @@ def validate_configs(recipe: dict[str, Any]) -> None:
     def check(cls: type, values: dict[str, Any], where: str) -> None:
         import dataclasses
 
-        names = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise JpoError(f"{where}: unknown {cls.__name__} option(s): {', '.join(unknown)}")
+        from jpo.config import check_keys
+
+        check_keys(where, values, (f.name for f in dataclasses.fields(cls) if f.init))
 
     sft = recipe.get("sft") or {}
     check(SFTConfig, sft.get("config") or {}, "sft.config")

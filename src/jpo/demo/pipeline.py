@@ -311,30 +311,10 @@ def run_demo(config: DemoConfig, out: Path, *, seeds: int = 1, scaling: bool = F
     for row in rows:
         row["rows"] = sizes[row["method"]]
         row["seeds"] = seeds
+    from jpo.evaluate import paired_difference
+
     paired = {f"JPO - {other}": paired_difference(scored["JPO"], scored[other]) for other in ("DPO", "KTO", "SFT")}
     scaling_rows = [{**summarise(f"JPO (D_H, {size} joint comparisons)", "D_H", items, config.temperatures),
                      "joint_comparisons": size, "rows": size} for size, items in sorted(scaling_scored.items())]
     return {"rows": rows, "paired": paired, "scaling": scaling_rows, "feedback": feedback_stats, "curves": curves,
             "timings": demo.stages.timings, "seeds": seeds, "config": config.to_dict()}
-
-
-def paired_difference(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> dict[str, float]:
-    """Difference in win-rate (points) of two methods on the same prompts, with a paired bootstrap interval: each
-    prompt's score (mean over its seeds and temperatures) is differenced before resampling prompts, which removes
-    the prompt-difficulty variance that makes two unpaired intervals overlap."""
-    from jpo.evaluate import bootstrap_ci
-    from jpo.evaluate.winrate import SCORES
-
-    def per_prompt(scored: list[dict[str, Any]]) -> dict[str, float]:
-        sums: dict[str, list[float]] = {}
-        for s in scored:
-            if s["outcome"] in SCORES:
-                sums.setdefault(s["id"], []).append(SCORES[s["outcome"]])
-        return {key: sum(values) / len(values) for key, values in sums.items()}
-
-    a, b = per_prompt(first), per_prompt(second)
-    differences = [a[key] - b[key] for key in sorted(a.keys() & b.keys())]
-    low, high = bootstrap_ci(differences)
-    mean = sum(differences) / max(1, len(differences))
-    return {"difference": round(100 * mean, 2), "ci95": [round(100 * low, 2), round(100 * high, 2)],
-            "prompts": len(differences)}

@@ -14,6 +14,7 @@ import json
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,6 +118,25 @@ def win_rate(
     estimate = float(np.mean(scores)) if scores else float("nan")
     return WinRate(estimate, low, high, counted["win"], counted["tie"], counted["loss"], counted["invalid"],
                    len(scores), confidence)
+
+
+def paired_difference(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> dict[str, float]:
+    """Difference in win-rate (points) of two methods on the same prompts, with a paired bootstrap interval: each
+    prompt's score (mean over its seeds and temperatures) is differenced before resampling prompts, which removes
+    the prompt-difficulty variance that makes two unpaired intervals overlap."""
+    def per_prompt(scored: list[dict[str, Any]]) -> dict[str, float]:
+        sums: dict[str, list[float]] = {}
+        for s in scored:
+            if s["outcome"] in SCORES:
+                sums.setdefault(s["id"], []).append(SCORES[s["outcome"]])
+        return {key: sum(values) / len(values) for key, values in sums.items()}
+
+    a, b = per_prompt(first), per_prompt(second)
+    differences = [a[key] - b[key] for key in sorted(a.keys() & b.keys())]
+    low, high = bootstrap_ci(differences)
+    mean = sum(differences) / max(1, len(differences))
+    return {"difference": round(100 * mean, 2), "ci95": [round(100 * low, 2), round(100 * high, 2)],
+            "prompts": len(differences)}
 
 
 def read_authors_verdicts(path: str | Path) -> dict[str, list[str]]:

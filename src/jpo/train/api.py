@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jpo.config import check_keys
 from jpo.errors import JpoError
 from jpo.train.config import PreferenceConfig, SFTConfig
 from jpo.train.tokenize import Encoder, EncodeReport
@@ -30,10 +31,7 @@ def _as_config(config, cls):
     if isinstance(config, cls):
         return config
     if isinstance(config, dict):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - names)
-        if unknown:
-            raise JpoError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
+        check_keys(cls.__name__, config, (f.name for f in dataclasses.fields(cls)))
         return cls(**config)
     raise JpoError(f"config must be a {cls.__name__} or a dict, not {type(config).__name__}")
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
-from pathlib import Path
-from typing import Any
 
+from jpo.config import check_keys, read_yaml
 from jpo.errors import JpoError
 
 
@@ -31,26 +30,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             action.required = False
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise JpoError(f"{path}: cannot read config: {str(error).splitlines()[0]}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise JpoError(f"{path}: a config file must be a mapping of option: value")
-    return data
-
-
 def build_config(args: argparse.Namespace, cls: type):
-    values = _read_yaml(args.config) if getattr(args, "config", None) else {}
+    values = read_yaml(args.config, "config file") if getattr(args, "config", None) else {}
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise JpoError(f"{args.config}: unknown option(s): {', '.join(unknown)}")
+    check_keys(args.config, values, names)
     values.update({k: v for k, v in vars(args).items() if k in names})
     if isinstance(values.get("dataset"), str):
         values["dataset"] = [values["dataset"]]
