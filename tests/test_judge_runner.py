@@ -114,7 +114,9 @@ def test_registry_specs() -> None:
         assert isinstance(make_judge("scripted-test"), ScriptedJudge)
     finally:
         BACKENDS.pop("scripted-test")
-    assert BACKENDS["oracle"] == "jpo.feedback.oracle:OracleJudge"
+    import jpo.tasks  # noqa: F401  (the task registers its oracle judge)
+
+    assert BACKENDS["oracle"] == "jpo.tasks.oracle:OracleJudge"
     with pytest.raises(JpoError, match="unknown judge 'nope'"):
         make_judge("nope:x")
     with pytest.raises(JpoError, match="needs a model name"):

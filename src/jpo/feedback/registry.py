@@ -2,7 +2,8 @@
 
 A spec is `NAME` or `NAME:ARGUMENT` (`openai:gpt-4o-mini`, `hf:/models/judge`, `rm:/models/rm`, `oracle`). Backends
 are named by "module:Class" strings and imported only when chosen, so `jpo judge --judge oracle` never imports httpx
-or torch, and a backend in another package registers itself with one `register_backend` call (or one entry below).
+or torch. Judges that belong to another package register themselves with one `register_backend` call when that
+package is imported: the synthetic task's `oracle` does so in `jpo.tasks`, which this package never imports.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ BACKENDS: dict[str, str] = {
     "openai": "jpo.feedback.openai_judge:OpenAIJudge",
     "hf": "jpo.feedback.lm_judge:LMJudge",
     "rm": "jpo.feedback.reward_judge:RewardModelJudge",
-    "oracle": "jpo.feedback.oracle:OracleJudge",
 }
 
 
@@ -34,8 +34,8 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 def backend_class(name: str) -> type[Judge]:
     if name not in BACKENDS:
-        known = ", ".join(f"{key}:..." if key != "oracle" else key for key in BACKENDS)
-        raise JpoError(f"unknown judge '{name}' (known: {known})")
+        raise JpoError(f"unknown judge '{name}' (known: {', '.join(BACKENDS)}; a package's own judges are known once "
+                       "it is imported)")
     module_name, _, class_name = BACKENDS[name].partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, class_name)
