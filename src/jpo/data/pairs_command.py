@@ -50,8 +50,7 @@ def run_pairs(args: argparse.Namespace) -> int:
     else:
         raise DataError(f"{loaded.format.name} rows are {loaded.kind}, not instruction-response or preference data",
                         path=loaded.path)
-    items = make_pairs(instances, strategy=args.strategy, pairs_per_instance=args.pairs_per_instance,
-                       seed=args.seed, group=args.group_field, report=report)
+    items = _pairs(instances, args, report, loaded.path)
     write_jsonl(args.output, items)
     print(f"pairs: {loaded.path} ({loaded.format.name}): {report.summary()} -> {args.output}")
     return 0
@@ -67,12 +66,20 @@ def run_pairs_from_source(args: argparse.Namespace) -> int:
     report = PairReport()
     instances = (instances_from_sft(loaded.rows, report) if kind == "sft"
                  else instances_from_preferences(loaded.rows, args.seed, report))
-    items = make_pairs(instances, strategy=args.strategy, pairs_per_instance=args.pairs_per_instance,
-                       seed=args.seed, group=args.group_field, report=report)
+    items = _pairs(instances, args, report, loaded.report.origin)
     write_jsonl(args.output, items)
     print(f"pairs: {loaded.report.summary()}")
     print(f"pairs: {report.summary()} -> {args.output}")
     return 0
+
+
+def _pairs(instances: list[dict], args: argparse.Namespace, report: PairReport, origin: str) -> list[dict]:
+    """`make_pairs` with the data's origin in its error (too few instructions, no task labels, ...)."""
+    try:
+        return make_pairs(instances, strategy=args.strategy, pairs_per_instance=args.pairs_per_instance,
+                          seed=args.seed, group=args.group_field, report=report)
+    except JpoError as error:
+        raise JpoError(f"{origin}: {error}") from None
 
 
 def run_mix(args: argparse.Namespace) -> int:
