@@ -30,6 +30,12 @@ Text = str | list[dict[str, str]]
 Fail = Callable[[str, str | None], Exception]  # (message, field) -> a located DataError
 
 KINDS = ("preference", "sft", "items", "prompts", "unpaired", "generations", "references")
+# Each kind's own columns (optional ones included), as listed above.
+COLUMNS = {"preference": ("prompt_chosen", "chosen", "prompt_rejected", "rejected"),
+           "sft": ("prompt", "response"),
+           "items": ("id", "prompt_a", "response_a", "prompt_b", "response_b", "label"),
+           "prompts": ("id", "prompt", "reference"), "unpaired": ("prompt", "completion", "label"),
+           "generations": ("id", "prompt", "response"), "references": ("id", "reference")}
 LABELS = ("a", "b", "tie", "invalid")
 # An empty response is a real answer (models do say nothing, and real datasets hold such rows): it may be preferred
 # or rejected, so it is allowed and counted; an empty prompt is an error.
@@ -151,8 +157,7 @@ def _rest(row: dict[str, Any], consumed: frozenset[str] | set[str]) -> dict[str,
 
 
 def _joint(row: dict, fail: Fail) -> dict:
-    out = {f: check_text(row[f], f, fail, allow_empty=f in RESPONSES)
-           for f in ("prompt_chosen", "chosen", "prompt_rejected", "rejected")}
+    out = {f: check_text(row[f], f, fail, allow_empty=f in RESPONSES) for f in COLUMNS["preference"]}
     return {**out, **_rest(row, out.keys())}
 
 

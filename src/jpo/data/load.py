@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jpo.data.formats import ALSO_READ_AS, FORMATS, KINDS, RESPONSES, Format, item_id, text_of
+from jpo.data.formats import ALSO_READ_AS, COLUMNS, FORMATS, KINDS, RESPONSES, Format, item_id, text_of
 from jpo.data.io import Table, read_table
 from jpo.errors import DataError
 
@@ -101,12 +101,9 @@ def _source_id(row: dict[str, Any]) -> str:
     return item_id(row["prompt"])
 
 
-PREFERENCE_COLUMNS = ("prompt_chosen", "chosen", "prompt_rejected", "rejected")
-
-
 def _chosen_side(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"prompt": r["prompt_chosen"], "response": r["chosen"],
-             **{k: v for k, v in r.items() if k not in PREFERENCE_COLUMNS}} for r in rows]
+             **{k: v for k, v in r.items() if k not in COLUMNS["preference"]}} for r in rows]
 
 
 def as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dict[str, Any]]:
@@ -187,8 +184,8 @@ def preferences_to_items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Preference rows as comparison items, chosen as `a`; the source's own preference is kept as `preference`."""
     items = []
     for row in rows:
-        texts = tuple(row[column] for column in PREFERENCE_COLUMNS)
-        rest = {k: v for k, v in row.items() if k not in PREFERENCE_COLUMNS}
+        texts = tuple(row[column] for column in COLUMNS["preference"])
+        rest = {k: v for k, v in row.items() if k not in COLUMNS["preference"]}
         items.append({"id": str(rest.pop("id", item_id(*texts))), "prompt_a": texts[0], "response_a": texts[1],
                       "prompt_b": texts[2], "response_b": texts[3], "preference": "a", **rest})
     return items

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jpo.data.formats import FORMATS_BY_NAME, text_of
+from jpo.data.formats import COLUMNS, FORMATS_BY_NAME, text_of
 from jpo.data.io import SUFFIXES, Table, read_hub, read_table
 from jpo.data.load import as_kind, convert_row, detect
 from jpo.errors import DataError, JpoError
@@ -39,9 +39,6 @@ from jpo.errors import DataError, JpoError
 TLDR_INSTRUCTION = "You are given a social media post, summarize it accordingly. \nPost: {post}"
 AUTHORS_TEMPLATE = "### Instructions: {prompt}\n\n### Response:"
 
-# The kinds' own columns; a source keeps these and the extra columns it names.
-KIND_COLUMNS = {"sft": ("prompt", "response"), "prompts": ("id", "prompt", "reference"),
-                "preference": ("prompt_chosen", "chosen", "prompt_rejected", "rejected")}
 PROMPT_FIELDS = ("prompt", "prompt_chosen", "prompt_rejected")
 RESPONSE_FIELDS = ("response", "chosen", "rejected")
 
@@ -333,7 +330,7 @@ def _read(part: Part, table: Table, kind: str, task: str | None, report: SourceR
     rows = as_kind(rows, fmt.kind, kind)
     if part.extras is None:
         return rows
-    keep = (*KIND_COLUMNS[kind], *part.extras)
+    keep = (*COLUMNS[kind], *part.extras)
     return [{column: row[column] for column in keep if column in row} for row in rows]
 
 
@@ -381,7 +378,7 @@ def load_source(
 
 def _key(row: dict[str, Any], kind: str) -> Any:
     if kind == "preference":
-        return tuple(text_of(row[f]) for f in ("prompt_chosen", "chosen", "prompt_rejected", "rejected"))
+        return tuple(text_of(row[f]) for f in COLUMNS["preference"])
     return text_of(row["prompt"])
 
 
