@@ -165,6 +165,14 @@ def _plain_text(row: dict[str, Any], strip: bool) -> dict[str, Any]:
     return out
 
 
+def _hh(row: dict[str, Any], task: str | None) -> dict[str, Any]:
+    return _plain_text(row, strip=True)
+
+
+def _ultrafeedback(row: dict[str, Any], task: str | None) -> dict[str, Any]:
+    return _plain_text(row, strip=False)
+
+
 def _multi_turn(row: dict[str, Any]) -> str | None:
     """The paper keeps single-turn dialogues: one user turn and one assistant turn per side."""
     if any(isinstance(row.get(c), list) and len(row[c]) != 1 for c in PROMPT_FIELDS + RESPONSE_FIELDS):
@@ -200,14 +208,6 @@ _HH_HUB = Hub("Anthropic/hh-rlhf", data_dir="helpful-base")
 _HH_SFT = ("trl-implicit-preference", *_AUTHORS_SFT)
 _ULTRAFEEDBACK_HUB = Hub("trl-lib/ultrafeedback_binarized")
 _ULTRAFEEDBACK = ("trl-preference", "trl-implicit-preference")
-
-
-def _hh(row: dict[str, Any], task: str | None) -> dict[str, Any]:
-    return _plain_text(row, strip=True)
-
-
-def _ultrafeedback(row: dict[str, Any], task: str | None) -> dict[str, Any]:
-    return _plain_text(row, strip=False)
 
 
 def _authors_hub(kind: str) -> Hub:
