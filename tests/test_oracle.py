@@ -1,5 +1,5 @@
 """The oracle judge: exact and noisy answers, ties, and the shared order-swap rule applied to it; registered by the
-task, reachable from the CLI by name."""
+task through its entry point, reachable from the CLI and make_judge by name."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import jpo.tasks  # noqa: F401  (importing the task registers its oracle judge)
 from jpo.errors import JpoError
 from jpo.feedback import JudgeOptions, Question, make_judge
 from jpo.feedback.runner import judge_items

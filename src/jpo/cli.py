@@ -29,10 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("jpo.pipeline", "run a recipe: pairs -> judge -> sft -> train -> generate -> evaluate -> report"),
 }
 
-# Packages whose judges register themselves on import (the synthetic task's `--judge oracle`), so that a spec works
-# from every command without the user importing anything.
-JUDGE_PROVIDERS = ("jpo.tasks",)
-
 
 def _top_level_help() -> str:
     width = max(len(name) for name in COMMANDS)
@@ -50,8 +46,6 @@ def _top_level_help() -> str:
 
 def build_parser(name: str) -> argparse.ArgumentParser:
     module_name, help_ = COMMANDS[name]
-    for provider in JUDGE_PROVIDERS:
-        importlib.import_module(provider)
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"jpo {name}", description=help_)
     module.add_arguments(parser)

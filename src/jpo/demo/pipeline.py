@@ -49,7 +49,6 @@ def oracle_spec(config: DemoConfig, seed: int | None) -> str:
 
 
 def judge(items: list[dict[str, Any]], spec: str, progress: bool, description: str):
-    import jpo.tasks  # noqa: F401  (the task registers the oracle judge these specs name)
     from jpo.feedback import make_judge
     from jpo.feedback.runner import judge_items, labeled_rows
 
