@@ -112,33 +112,37 @@ def take(a: np.ndarray, b: np.ndarray, budget: int, *, n: int, families: np.ndar
     pass allows one more use per instruction and no family share, and a last one no cap (counted in `over_cap`)."""
     if not capped:
         return np.arange(min(budget, a.size))
-    uses = np.zeros(n, dtype=np.int64)
-    cell_use: dict[tuple[int, int], int] = {}
-    cells = 1
+    cells, cell_of = 1, np.zeros(a.size, dtype=np.int64)
     if families is not None:
         counts = np.bincount(families)
         cells = sum(1 for x in range(counts.size) for y in range(x, counts.size) if x != y or counts[x] > 1)
+        low, high = np.minimum(families[a], families[b]), np.maximum(families[a], families[b])
+        cell_of = low * counts.size + high
     max_uses, cell_cap = math.ceil(2 * budget / n), math.ceil(budget / cells)
     # Least-used first: instructions fill up level by level (at most 8 passes), so every one is used before any is
     # used again; then the relaxed passes.
     levels = sorted({math.ceil(max_uses * k / 8) for k in range(1, 9)})
     caps = [(level, cell_cap) for level in levels] + [(max_uses + 1, budget), (budget, budget)]
+    uses = [0] * n
+    cell_use = [0] * (int(cell_of.max()) + 1 if cell_of.size else 1)
     chosen: list[int] = []
-    taken = np.zeros(a.size, dtype=bool)
-    pairs = list(zip(a.tolist(), b.tolist(), strict=True))
-    for attempt, (max_uses, cell_cap) in enumerate(caps):
-        for position, (i, j) in enumerate(pairs):
-            if len(chosen) == budget:
-                break
-            cell = (0, 0) if families is None else tuple(sorted((int(families[i]), int(families[j]))))
-            if taken[position] or uses[i] >= max_uses or uses[j] >= max_uses or cell_use.get(cell, 0) >= cell_cap:
+    open_positions = list(range(a.size))
+    firsts, seconds, cell_list = a.tolist(), b.tolist(), cell_of.tolist()
+    for attempt, (use_cap, share) in enumerate(caps):
+        left = []
+        for position in open_positions:
+            i, j, cell = firsts[position], seconds[position], cell_list[position]
+            if len(chosen) == budget or uses[i] >= use_cap or uses[j] >= use_cap or cell_use[cell] >= share:
+                left.append(position)
                 continue
-            taken[position] = True
             chosen.append(position)
             uses[i] += 1
             uses[j] += 1
-            cell_use[cell] = cell_use.get(cell, 0) + 1
+            cell_use[cell] += 1
             report.over_cap += attempt >= len(levels)
+        if len(chosen) == budget:
+            break
+        open_positions = left
     return np.asarray(sorted(chosen), dtype=np.int64)
 
 
