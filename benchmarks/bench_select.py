@@ -45,7 +45,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from jpo.selection.scores import joint_logps
 from jpo.tasks import graded_response, make_instance
-torch.set_num_threads(2)
+torch.set_num_threads(int(sys.argv[3]))
 n = int(sys.argv[2]); rng = random.Random(0)
 rows = []
 for _ in range(n):
@@ -120,12 +120,14 @@ def main() -> None:
                                  "uncertainty", b)
         print(f"{b:>8} {float(seconds):>8.2f} {float(peak):>9.1f}")
     if MODEL.exists():
-        n = 2_000 if args.quick else 10_000
-        seconds, tokens = child(SCORING, MODEL, n)
-        rate = n / float(seconds)
-        print(f"\nscoring with stories260K (2 threads, joint scope, {float(tokens):.0f} tokens per instance): "
-              f"{n} instances in {float(seconds):.1f} s = {rate:.0f} instances/s; the 100,000 instances of a "
-              f"1M-candidate pool (10 partners) at this rate: {100_000 / rate / 60:.1f} min (extrapolated)")
+        n = 1_000 if args.quick else 3_000
+        for threads in (1, 2):
+            seconds, tokens = child(SCORING, MODEL, n, threads)
+            rate = n / float(seconds)
+            print(f"{'' if threads > 1 else chr(10)}scoring with stories260K ({threads} torch thread(s), joint scope, "
+                  f"{float(tokens):.0f} tokens per instance): {n} instances in {float(seconds):.1f} s = {rate:.0f} "
+                  f"instances/s; the 100,000 instances of a 1M-candidate pool (10 partners) at this rate: "
+                  f"{100_000 / rate / 60:.1f} min (extrapolated)")
     else:
         print(f"\nscoring rate not measured: {MODEL} not found")
     n, k = (2_000, 5) if args.quick else (10_000, 5)

@@ -1,8 +1,7 @@
 """Choosing which joint comparisons to pay a judge or an annotator for, under a budget of N labels.
 
-Every selector gives each candidate (a, b) a priority; the pool is streamed in chunks and only the `shortlist`
-best candidates so far are kept (a few times the budget), then a greedy pass in priority order takes the budget,
-optionally capping how often one instruction and one pair of task families may appear. Memory is linear in the
+Every selector gives each candidate (a, b) a priority; the pool is streamed in chunks and only the best candidates
+so far are kept (the budget, or 8 times it for `coverage`, whose caps then choose among them in priority order). Memory is linear in the
 budget plus one chunk, whatever the pool's size. Ties in priority are broken by a seeded random key.
 
 Selectors (the literature each follows is named in the README):
