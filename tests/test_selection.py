@@ -15,7 +15,7 @@ from jpo.errors import JpoError
 from jpo.feedback.registry import make_judge
 from jpo.feedback.runner import judge_items
 from jpo.selection import candidate_chunks, pool_size, select, select_active, select_indices
-from jpo.selection.select import comparison_item, pair_keys
+from jpo.selection.selectors import comparison_item, pair_keys
 from jpo.tasks import graded_response, make_instance
 
 

@@ -17,7 +17,7 @@ from jpo.data.pairs import (
 from jpo.errors import DataError, JpoError
 from jpo.selection.command import add_arguments as add_selection_arguments
 from jpo.selection.command import select_for_pairs
-from jpo.selection.select import SELECTORS
+from jpo.selection.selectors import SELECTORS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 
 from jpo.selection.active import ActiveResult, select_active
 from jpo.selection.candidates import candidate_chunks, parse_pool, pool_size
-from jpo.selection.select import SELECTORS, SelectionReport, select, select_indices
+from jpo.selection.selectors import SELECTORS, SelectionReport, select, select_indices
 
 __all__ = [
     "SELECTORS", "ActiveResult", "SelectionReport", "candidate_chunks", "parse_pool", "pool_size", "select",

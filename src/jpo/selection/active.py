@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from jpo.errors import JpoError
-from jpo.selection.select import MARGIN_SELECTORS, SelectionReport, comparison_item, pair_keys, select_indices
+from jpo.selection.selectors import (
+    MARGIN_SELECTORS,
+    SelectionReport,
+    comparison_item,
+    pair_keys,
+    select_indices,
+)
 
 
 @dataclass

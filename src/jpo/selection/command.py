@@ -7,7 +7,7 @@ from typing import Any
 
 from jpo.data.pairs import PairReport
 from jpo.errors import JpoError
-from jpo.selection.select import SELECTORS
+from jpo.selection.selectors import SELECTORS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def select_for_pairs(instances: list[dict[str, Any]], args: argparse.Namespace, 
     """The `jpo pairs --budget` items; the selection's own account goes into the pairing report."""
     from jpo.feedback.registry import make_judge
     from jpo.selection.candidates import parse_pool
-    from jpo.selection.select import select
+    from jpo.selection.selectors import select
 
     if args.strategy not in SELECTORS:
         raise JpoError(f"--budget selects with --strategy {' | '.join(SELECTORS)}, not {args.strategy!r}")
