@@ -205,30 +205,31 @@ def win_counts(systems: Sequence[str], rows: Sequence[dict[str, Any]]) -> tuple[
     return a, b, score
 
 
-def bradley_terry(n: int, a: np.ndarray, b: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None,
-                  alpha: float = ALPHA) -> np.ndarray:
+def bradley_terry(n: int, a: np.ndarray, b: np.ndarray, score: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     """Centred BT log-strengths from choix on the win matrix (a tie is half a win each way)."""
     import choix
 
-    w = np.ones(a.size) if weights is None else weights
+    a, b = a.astype(np.int64), b.astype(np.int64)
     wins = np.zeros((n, n))
-    np.add.at(wins, (a, b), w * score)
-    np.add.at(wins, (b, a), w * (1.0 - score))
+    np.add.at(wins, (a, b), score)
+    np.add.at(wins, (b, a), 1.0 - score)
     params = choix.ilsr_pairwise_dense(wins, alpha=alpha)
     return params - params.mean()
 
 
 def bootstrap_bt(n: int, a: np.ndarray, b: np.ndarray, score: np.ndarray, *, n_resamples: int = 1000,
                  confidence: float = 0.95, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BT scores and percentile intervals from resampling items (multinomial weights, one fit per resample)."""
+    """BT scores and their percentile intervals from `scipy.stats.bootstrap` over items (one fit per resample;
+    percentile, as for the win-rates, since BCa is undefined when a system wins every resample alike)."""
+    from scipy import stats
+
     estimate = bradley_terry(n, a, b, score)
-    rng = np.random.default_rng(seed)
-    draws = np.empty((n_resamples, n))
-    for k in range(n_resamples):
-        draws[k] = bradley_terry(n, a, b, score, weights=rng.multinomial(a.size, np.full(a.size, 1.0 / a.size)))
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail], axis=0)
-    return estimate, low, high
+    if a.size < 2:
+        return estimate, estimate.copy(), estimate.copy()
+    result = stats.bootstrap((a, b, score), lambda x, y, z: bradley_terry(n, x, y, z), paired=True,
+                             vectorized=False, n_resamples=n_resamples, confidence_level=confidence,
+                             method="percentile", rng=np.random.default_rng(seed))
+    return estimate, result.confidence_interval.low, result.confidence_interval.high
 
 
 def win_matrix(systems: Sequence[str], a: np.ndarray, b: np.ndarray, score: np.ndarray
