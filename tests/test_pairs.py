@@ -143,3 +143,37 @@ def test_pairs_from_the_authors_conditional_data(shared_data, tmp_path):
     rows = load_preferences(source)
     assert len(items) == len({r["prompt_chosen"] for r in rows})
     assert all(i["prompt_a"] != i["prompt_b"] for i in items)
+
+
+def test_proxy_pairs_chosen_of_one_row_against_rejected_of_another():
+    from jpo.data.pairs import build_pairs
+
+    rows = [{"prompt_chosen": f"I{i}", "chosen": f"good{i}", "prompt_rejected": f"I{i}", "rejected": f"bad{i}"}
+            for i in range(20)]
+    report = PairReport()
+    out = build_pairs(rows, kind="preference", strategy="proxy", seed=4, report=report)
+    assert len(out) == 20 == report.items
+    by_prompt = {r["prompt_chosen"]: r for r in rows}
+    for row in out:
+        assert row["prompt_chosen"] != row["prompt_rejected"]
+        assert row["chosen"] == by_prompt[row["prompt_chosen"]]["chosen"]  # a chosen side stays chosen
+        assert row["rejected"] == by_prompt[row["prompt_rejected"]]["rejected"]
+    assert sorted(r["prompt_chosen"] for r in out) == sorted(r["prompt_rejected"] for r in out)  # each row once per side
+    assert out == build_pairs(rows, kind="preference", strategy="proxy", seed=4)
+    with pytest.raises(JpoError, match="preference rows"):
+        build_pairs([{"prompt": "a", "response": "b"}] * 3, kind="sft", strategy="proxy")
+
+
+def test_pairs_proxy_command_on_the_ultrafeedback_sample(shared_data, tmp_path, capsys):
+    source = shared_data("ultrafeedback_sample", "train_clean.jsonl")
+    out = tmp_path / "dh.jsonl"
+    assert main(["pairs", "--input", str(source), "--output", str(out), "--strategy", "proxy", "--seed", "1"]) == 0
+    assert "preference rows (labelled by construction)" in capsys.readouterr().out
+    joint = load_preferences(out)
+    conditional = load_preferences(source)
+    assert len(conditional) - 5 <= len(joint) <= len(conditional)  # only same-instruction partners are left out
+    assert all(r["prompt_chosen"] != r["prompt_rejected"] for r in joint)
+    chosen = {(r["prompt_chosen"], r["chosen"]) for r in conditional}
+    rejected = {(r["prompt_rejected"], r["rejected"]) for r in conditional}
+    assert all((r["prompt_chosen"], r["chosen"]) in chosen and (r["prompt_rejected"], r["rejected"]) in rejected
+               for r in joint)
