@@ -188,18 +188,10 @@ def group_field(instances: list[dict[str, Any]], requested: str | None) -> str:
                    "(or name one with --group-field)")
 
 
-def make_pairs(
-    instances: list[dict[str, Any]],
-    *,
-    strategy: str = "random",
-    pairs_per_instance: int = 1,
-    seed: int = 0,
-    group: str | None = None,
-    report: PairReport | None = None,
-) -> list[dict[str, Any]]:
+def _pair_instances(instances: list[dict[str, Any]], strategy: str, k: int, seed: int, group: str | None,
+                    report: PairReport) -> list[dict[str, Any]]:
     """Comparison items pairing each instance (`prompt`, `response`) with instances of other instructions."""
-    report = report or PairReport(rows_in=len(instances), instances=len(instances))
-    n, k = len(instances), pairs_per_instance
+    n = len(instances)
     pairing = [name for name in STRATEGIES if name not in LABELLED]
     if strategy not in pairing:
         raise JpoError(f"unknown pairing strategy '{strategy}' (expected {', '.join(pairing)})")
@@ -236,7 +228,7 @@ def make_pairs(
 def build_pairs(
     rows: list[dict[str, Any]],
     *,
-    kind: str,
+    kind: str = "sft",
     strategy: str = "random",
     pairs_per_instance: int = 1,
     seed: int = 0,
@@ -254,8 +246,7 @@ def build_pairs(
         return proxy_pairs(rows, seed, report)
     instances = (instances_from_sft(rows, report) if kind == "sft"
                  else instances_from_preferences(rows, seed, report))
-    return make_pairs(instances, strategy=strategy, pairs_per_instance=pairs_per_instance, seed=seed, group=group,
-                      report=report)
+    return _pair_instances(instances, strategy, pairs_per_instance, seed, group, report)
 
 
 def mix(

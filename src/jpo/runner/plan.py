@@ -43,7 +43,9 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
         built = add("model", "model", {"build": _plain(recipe.model)}, [data], ["model/config.json"],
                     lambda u: stages.build_model(recipe.model, data.folder, u.folder))
         base, base_deps = str(built.folder / "model"), [built]
-    judge = {k: v for k, v in _plain(recipe.judge).items() if k not in ("concurrency", "price_in", "price_out")}
+    # How the judge is reached (endpoint, key, concurrency, retries, prices) does not change what it answers.
+    transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
+    judge = {k: v for k, v in _plain(recipe.judge).items() if k not in transport}
     feedback = add("feedback", "feedback", {"judge": judge}, [data], ["D_C.jsonl", "D_H.jsonl"],
                    lambda u: stages.collect_feedback(recipe, data.folder, u.folder))
     models: dict[str, tuple[Unit | None, str]] = {}

@@ -196,6 +196,10 @@ class PaperSection:
     data: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
 
+    def __post_init__(self) -> None:  # YAML reads `0.001:` as a number and `average:` as text: keys become text
+        self.win_rate = {model: {str(k): float(v) for k, v in values.items()} if isinstance(values, dict)
+                         else {"average": float(values)} for model, values in self.win_rate.items()}
+
 
 @dataclass
 class Recipe:
@@ -221,7 +225,7 @@ class Recipe:
 
     # -- derived views
     def runs(self) -> list[Run]:
-        """The preference runs with sweeps expanded (`<run>-lr1e-07`) and the scaling runs (`<run>-dh100`)."""
+        """The preference runs with sweeps expanded (`<run>-lr1e-07`) and the scaling runs (`<run>-100`)."""
         runs: list[Run] = []
         for run in self.train.runs:
             if not run.sweep:
@@ -234,7 +238,7 @@ class Recipe:
                                          config={**run.config, option: value}) for value in values]
         if self.train.scaling:
             base = next(r for r in self.train.runs if r.name == self.train.scaling.run)
-            runs += [dataclasses.replace(base, name=f"{base.name}-dh{size}", label=f"{base.shown}, {size} of D_H",
+            runs += [dataclasses.replace(base, name=f"{base.name}-{size}", label=f"{base.shown}, {size} of D_H",
                                          joint_size=size) for size in self.train.scaling.sizes]
         return runs
 
@@ -255,8 +259,10 @@ class Recipe:
 # --- parsing -----------------------------------------------------------------------------------------------------
 
 
-def _build(cls: type, values: Any, where: str) -> Any:
-    """`cls` from a mapping, keys checked; nested sections built by their field's `nested` / `each` class."""
+def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
+    """`cls` from a mapping, keys checked; nested sections built by their field's `nested` / `each` class.
+    Errors name the file and the section: `configs/x.yaml: train.runs[1]: unknown key ...`."""
+    where = f"{path}: {section}" if section else path
     if not isinstance(values, dict):
         raise JpoError(f"{where}: expected a mapping of keys, got {type(values).__name__}")
     fields = {_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
@@ -264,13 +270,13 @@ def _build(cls: type, values: Any, where: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         f = fields[key]
-        inner = f"{where}.{key}"
+        inner = f"{section}.{key}" if section else key
         if "nested" in f.metadata and isinstance(value, dict):
-            value = _build(f.metadata["nested"], value, inner)
+            value = _build(f.metadata["nested"], value, path, inner)
         elif "each" in f.metadata:
             if not isinstance(value, list):
-                raise JpoError(f"{inner}: expected a list")
-            value = [_build(f.metadata["each"], v, f"{inner}[{i}]") for i, v in enumerate(value)]
+                raise JpoError(f"{path}: {inner}: expected a list")
+            value = [_build(f.metadata["each"], v, path, f"{inner}[{i}]") for i, v in enumerate(value)]
         kwargs[f.name] = value
     try:
         return cls(**kwargs)

@@ -76,13 +76,6 @@ def verdict(first: dict[str, Any], second: dict[str, Any], paired: dict[str, Any
             f"gold ({difference:+.1f} points; {evidence}).")
 
 
-def _paper(recipe: Recipe, name: str) -> dict[str, float]:
-    value = recipe.paper.win_rate.get(name)
-    if value is None:
-        return {}
-    return {"average": float(value)} if isinstance(value, int | float) else {str(k): float(v) for k, v in value.items()}
-
-
 def feedback_lines(feedback: dict[str, Any]) -> list[str]:
     lines = ["## Data", ""]
     for name in ("conditional", "joint"):
@@ -127,8 +120,8 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
         label, data = (run.shown, run.data_label) if run else ("SFT", "D_S")
         row = {**summarise(label, data, items, temperatures), "name": name, "rows": sizes.get(name),
                "seeds": len(seeds)}
-        if _paper(recipe, name):
-            row["paper"] = _paper(recipe, name)
+        if name in recipe.paper.win_rate:
+            row["paper"] = recipe.paper.win_rate[name]
         (scaling if run and run.joint_size is not None else rows).append(row)
     if scaling and recipe.train.scaling and recipe.train.scaling.run in scored:
         full = next(r for r in rows if r["name"] == recipe.train.scaling.run)
