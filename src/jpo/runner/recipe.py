@@ -383,8 +383,9 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 
 def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) -> Recipe:
     """The same recipe at toy size: `model` (a tiny random model of the recipe's architecture, or a tiny build),
-    a few rows of each source, one training step, one seed, short generations, and every judge that needs a network
-    or a large model answered by the mock OpenAI-compatible server at `judge_url`."""
+    a few rows of each source, one training step, one seed, one small scaling run, short generations, and every
+    judge that needs a network or a large model answered by the mock OpenAI-compatible server at `judge_url`.
+    Every run (each sweep value included) stays, so the dry run plans the real recipe's units."""
     from jpo.feedback.registry import backend_class, parse_spec
 
     def mock(spec: str | None) -> str | None:
@@ -404,9 +405,8 @@ def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) 
     judge = dataclasses.replace(judge, spec=mock(judge.spec),
                                 agreement={k: mock(v) for k, v in judge.agreement.items()})
     train = recipe.train
-    runs = [dataclasses.replace(r, sweep={k: v[:1] for k, v in r.sweep.items()}) for r in train.runs]
     scaling = train.scaling and dataclasses.replace(train.scaling, sizes=[4])
-    return dataclasses.replace(
+    return validate(dataclasses.replace(
         recipe, model=model, output_dir=None, dry=True,
         data=Data(eval=small(d.eval, DRY_EVAL_ROWS), conditional=small(d.conditional, DRY_ROWS),
                   sft=small(d.sft, DRY_ROWS), joint=small(d.joint, DRY_ROWS),
@@ -414,9 +414,9 @@ def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) 
         sft=dataclasses.replace(recipe.sft, config={**recipe.sft.config, **DRY_TRAIN}, accelerate=None),
         judge=judge,
         train=dataclasses.replace(train, seeds=train.seeds[:1], common={**train.common, **DRY_TRAIN},
-                                  accelerate=None, runs=runs, scaling=scaling),
+                                  accelerate=None, scaling=scaling),
         generate=dataclasses.replace(recipe.generate, max_new_tokens=8, device="cpu", backend="hf"),
-        evaluate=dataclasses.replace(recipe.evaluate, judge=mock(recipe.evaluate.judge), n_resamples=200))
+        evaluate=dataclasses.replace(recipe.evaluate, judge=mock(recipe.evaluate.judge), n_resamples=200)))
 
 
 def for_sweep(recipe: Recipe) -> Recipe:

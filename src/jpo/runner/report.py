@@ -127,12 +127,11 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
         full = next(r for r in rows if r["name"] == recipe.train.scaling.run)
         scaling.append(full)
     scaling.sort(key=lambda r: r["rows"] or 0)
+    shown = {r["name"]: r["method"] for r in rows + scaling}
     paired = {}
     for pair in recipe.evaluate.paired:
         first, _, second = (p.strip() for p in pair.partition(" - "))
-        shown = f"{next(r['method'] for r in rows if r['name'] == first)} - " \
-                f"{next(r['method'] for r in rows if r['name'] == second)}"
-        paired[shown] = paired_difference(scored[first], scored[second])
+        paired[f"{shown[first]} - {shown[second]}"] = paired_difference(scored[first], scored[second])
     curves = {}
     for (name, _), unit in trained.items():
         state = unit.folder / "model" / "trainer_state.json"
@@ -170,7 +169,7 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
     if recipe.paper.source:
         lines += [f"Paper: {recipe.paper.source.strip()}." + (f" {recipe.paper.notes.strip()}" if recipe.paper.notes else ""),
                   ""]
-    by_label = {r["method"]: r for r in rows}
+    by_label = {r["method"]: r for r in rows + result["scaling"]}
     if result["paired"]:
         (name, first), = list(result["paired"].items())[:1]
         a, b = name.split(" - ")

@@ -93,6 +93,12 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     stats["D_C"], stats["D_H"] = len(d_c), len(d_h)
     if "conditional" in labelled and "joint" in labelled:
         stats["interplay"] = interplay(labelled["conditional"], labelled["joint"]).to_dict()
+    if labelled:  # `jpo analyze` on the judge's labels: agreement, position bias, tie rates, charts
+        from jpo.analysis.labels import load_labels
+        from jpo.analysis.report import analyze, write_report
+
+        sources = [load_labels(out / f"{name}_labeled.jsonl", name) for name in labelled]
+        write_report(analyze(sources), out / "analysis")
     agree = "; ".join(f"{other} agrees {entry['percent']:.1f}% ({name})" for name in ("conditional", "joint")
                       for other, entry in stats.get(name, {}).get("agreement", {}).items()
                       if entry["percent"] is not None)
