@@ -83,18 +83,18 @@ def main() -> None:
 
     from jpo.data import load_preferences
     from jpo.data.sources import apply_template
-    from jpo.pipeline import read_recipe
+    from jpo.runner import load_recipe
     from jpo.train.api import train_preferences
 
-    recipe = read_recipe(args.recipe)
-    model = args.model or recipe["model"]
-    rows = apply_template(load_preferences(args.dataset), recipe.get("prompt_template"), "preference")
-    common = dict((recipe.get("train") or {}).get("common") or {})
+    recipe = load_recipe(args.recipe)
+    model = args.model or recipe.model
+    rows = apply_template(load_preferences(args.dataset), recipe.prompt_template, "preference")
+    common = dict(recipe.train.common)
     if not torch.cuda.is_available():  # a CPU smoke test: no 4-bit, no bf16
         common.update(load_in_4bit=False, bf16=False)
     tokenizer = AutoTokenizer.from_pretrained(model)
     peak, device = peak_flops(args.peak_tflops)
-    print(f"recipe {recipe['name']}, model {model}, device {device}, {len(rows)} rows, {args.steps} steps")
+    print(f"recipe {recipe.name}, model {model}, device {device}, {len(rows)} rows, {args.steps} steps")
     print("| objective | steps | pairs | tokens | train s | tokens/s | model TFLOP/s | MFU | peak GPU mem GB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for objective in args.objectives.split(","):

@@ -15,13 +15,13 @@ from pathlib import Path
 CHILD = """
 import resource, sys, time
 from jpo.data import write_jsonl
-from jpo.data.pairs import make_pairs
+from jpo.data.pairs import build_pairs
 n = int(sys.argv[1]); out = sys.argv[2]
 rows = [{"prompt": f"Summarize post {i}: the quick brown fox jumps over the lazy dog", "response": f"summary {i}"}
         for i in range(n)]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-items = make_pairs(rows, seed=0)
+items = build_pairs(rows, seed=0)
 paired = time.perf_counter() - start
 write_jsonl(out, items)
 total = time.perf_counter() - start

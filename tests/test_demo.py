@@ -1,46 +1,73 @@
-"""The demo end to end on a miniature configuration (seconds), its stage cache, its config file, and the
-interplay statistics of oracle labels on a hand-made set."""
+"""The demo is `jpo run configs/demo.yaml`: end to end on a miniature copy of the recipe (seconds), the same results
+through `jpo demo` and `jpo run`, its cache, its sweep, and the interplay statistics of oracle labels on a hand-made
+set."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from jpo.demo.config import DemoConfig, load_config
+from jpo.cli import main
+from jpo.errors import JpoError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = {
-    "sft_size": 48, "pool_size": 24, "validation_size": 8, "test_size": 12, "vocab_size": 300, "hidden_size": 32,
-    "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_new_tokens": 6,
-    "temperatures": [0.001, 1.0], "scaling_fractions": [0.5, 1.0],
-    "sft": {"num_train_epochs": 1, "per_device_train_batch_size": 16},
-    "preference": {"num_train_epochs": 1, "per_device_train_batch_size": 8},
-    "kto": {"num_train_epochs": 1, "per_device_train_batch_size": 8},
-}
+
+def tiny_demo(tmp_path: Path, **changes) -> Path:
+    """configs/demo.yaml at toy sizes (the recipe's own values otherwise)."""
+    recipe = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    recipe["data"]["conditional"]["limit"] = 24
+    recipe["data"]["validation"]["limit"] = 8
+    recipe["data"]["eval"]["limit"] = 12
+    recipe["model"]["build"] = {"vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                "intermediate_size": 64}
+    recipe["sft"]["config"].update(num_train_epochs=1, per_device_train_batch_size=16)
+    recipe["train"]["common"].update(num_train_epochs=1, per_device_train_batch_size=8)
+    recipe["train"]["scaling"]["sizes"] = [4]
+    recipe["generate"].update(max_new_tokens=6, temperatures=[0.001, 1.0])
+    recipe["evaluate"]["n_resamples"] = 500
+    recipe.update(changes)
+    path = tmp_path / "tiny-demo.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
 
 
-def test_recipe_file_matches_the_defaults():
-    """configs/demo.yaml documents the demo's settings; the code's defaults must be exactly those."""
-    from_file = load_config(ROOT / "configs" / "demo.yaml")
-    assert dataclasses.asdict(from_file) == dataclasses.asdict(DemoConfig())
+def test_the_demo_recipe_follows_the_papers_protocol():
+    from jpo.runner import load_recipe
+
+    recipe = load_recipe(ROOT / "configs" / "demo.yaml")
+    assert recipe.sft.from_ == "conditional" and recipe.data.sft is None  # D_S is drawn from the pool
+    assert recipe.data.conditional.source == "synthetic" and recipe.data.conditional.split == "pool"
+    assert recipe.pairs.from_ == "sft" and recipe.judge.conditional
+    runs = {r.name: r for r in recipe.train.runs}
+    assert runs["dpo"].data == runs["kto"].data == ["conditional"]
+    assert runs["jpo"].data == ["conditional", "joint"] and runs["jpo-dh"].data == ["joint"]
+    assert runs["jpo-mix"].data == ["mix"] and (runs["dpo-dh"].objective, runs["dpo-dh"].data) == ("dpo", ["joint"])
+    assert recipe.sweep == {"learning_rate": [3e-5, 1e-4, 3e-4]}
 
 
-def test_bad_config_is_a_one_line_error(tmp_path):
-    from jpo.errors import JpoError
-
+def test_bad_demo_recipe_is_a_one_line_error(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("- not a mapping\n")
-    with pytest.raises(JpoError, match="mapping"):
-        load_config(path)
+    assert main(["demo", "--config", str(path)]) == 2
+    assert "a recipe must be a mapping" in capsys.readouterr().err
+    with pytest.raises(JpoError, match="--seeds must be at least 1"):
+        from jpo.runner.command import with_seeds
+        from jpo.runner.recipe import load_recipe
+
+        with_seeds(load_recipe(ROOT / "configs" / "demo.yaml"), 0)
 
 
 def test_interplay_of_oracle_labels_on_a_hand_made_set():
     from jpo.analysis.interplay import interplay
-    from jpo.demo.pipeline import judge
+    from jpo.feedback import make_judge
+    from jpo.feedback.runner import judge_items, labeled_rows
+
+    def judge(items):
+        return labeled_rows(items, judge_items(items, make_judge("oracle"), progress=False))
 
     sort = "Sort these words alphabetically: pear apple kiwi Answer:"
     rev = "Reverse the order of these words: red blue green Answer:"
@@ -73,8 +100,7 @@ def test_interplay_of_oracle_labels_on_a_hand_made_set():
         # a rejected answer to an easy instruction (2/3) beats the chosen one of a hard instruction (1/3): C<R
         {"id": "j7", "prompt_a": rev2, "response_a": " wind", "prompt_b": dedup, "response_b": " gold blue gold"},
     ]
-    cond_rows, _ = judge(conditional, "oracle", progress=False, description="c")
-    joint_rows, _ = judge(joint, "oracle", progress=False, description="j")
+    cond_rows, joint_rows = judge(conditional), judge(joint)
     assert [r["label"] for r in cond_rows] == ["a", "a", "a", "b"]
     assert [r["label"] for r in joint_rows] == ["a", "tie", "a", "tie", "b", "a", "b"]
     result = interplay(cond_rows, joint_rows)
@@ -83,34 +109,60 @@ def test_interplay_of_oracle_labels_on_a_hand_made_set():
     assert result.chosen_vs_rejected == {"C>R": 1, "C<R": 1, "equal": 1}
 
 
-def test_tiny_demo_end_to_end_and_cached_rerun(tmp_path):
-    from jpo.demo.pipeline import METHODS, run_demo
-    from jpo.demo.report import write_outputs
-
-    config = load_config(None, **TINY)
-    lines: list[str] = []
-    result = run_demo(config, tmp_path, seeds=1, scaling=True, progress=False, echo=lines.append)
-    written = write_outputs(result, tmp_path)
-    assert {p.name for p in written} >= {"results.md", "results.json", "winrate.png", "training_loss.png",
-                                         "training_reward_margin.png", "scaling.png"}
-    rows = json.loads((tmp_path / "results.json").read_text())
-    assert [row["method"] for row in rows] == [m.label for m in METHODS]
-    assert {"SFT", "DPO", "KTO", "JPO"} <= {row["method"] for row in rows}
+@pytest.mark.slow
+def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, capsys):
+    recipe = tiny_demo(tmp_path)
+    assert main(["demo", "--config", str(recipe), "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    demo = tmp_path / "demo" / "report"
+    assert {p.name for p in demo.iterdir()} >= {"results.md", "results.json", "details.json", "interplay.json",
+                                                 "winrate.png", "training_loss.png", "training_reward_margin.png",
+                                                 "scaling.png"}
+    rows = json.loads((demo / "results.json").read_text())
+    assert [row["method"] for row in rows] == ["SFT", "DPO", "KTO", "JPO", "JPO (D_H only)", "JPO (50:50 mix)",
+                                               "DPO loss on D_H"]
     for row in rows:
         assert set(row["win_rate"]) == {"0.001", "1.0"}
         assert 0.0 <= row["ci95"][0] <= row["average"] <= row["ci95"][1] <= 100.0
-        assert sum(row["outcomes"].values()) == TINY["test_size"] * len(TINY["temperatures"])
+        assert sum(row["outcomes"].values()) == 12 * 2  # test prompts x temperatures, one seed
+        assert 0.0 <= row["mean_quality"] <= 100.0
+    details = json.loads((demo / "details.json").read_text())
+    feedback = details["feedback"]
     by = {row["method"]: row for row in rows}
-    feedback = result["feedback"]
     assert by["DPO"]["rows"] == by["KTO"]["rows"] == feedback["D_C"]
     assert by["JPO"]["rows"] == feedback["D_C"] + feedback["D_H"]
-    assert by["JPO (D_H only)"]["rows"] == feedback["D_H"]
+    assert by["JPO (D_H only)"]["rows"] == by["DPO loss on D_H"]["rows"] == feedback["D_H"]
     assert by["JPO (50:50 mix)"]["rows"] == feedback["D_C"]
-    assert feedback["conditional"]["items"] == feedback["joint"]["items"] == TINY["pool_size"]
-    markdown = (tmp_path / "results.md").read_text()
+    assert by["SFT"]["rows"] == 24  # D_S: one response per pool instruction, ties included
+    assert feedback["conditional"]["items"] == feedback["joint"]["items"] == 24
+    assert set(feedback["conditional"]["agreement"]) == {"second annotator", "exact oracle"}
+    assert set(details["paired"]) == {"JPO - DPO", "JPO - KTO", "JPO - SFT", "JPO - DPO loss on D_H"}
+    assert [r["rows"] for r in details["scaling"]] == [4, feedback["D_H"]]
+    markdown = (demo / "results.md").read_text()
     assert "| JPO |" in markdown and "Interplay" in markdown and "Data scaling" in markdown
-    assert any(line.startswith("[feedback]") for line in lines)
+    assert "jpo demo: done in" in out
 
-    again: list[str] = []
-    run_demo(config, tmp_path, seeds=1, scaling=True, progress=False, echo=again.append)
-    assert again and all("cached" in line for line in again)
+    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "report" / "results.json").read_text() == (demo / "results.json").read_text()
+    capsys.readouterr()
+
+    assert main(["demo", "--config", str(recipe), "--out", str(tmp_path / "demo")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("jpo run: ")]
+    assert lines and all("skipped" in line for line in lines[:-1])  # every unit reused from its manifest
+    assert "0 unit(s) ran" in lines[-1]
+
+
+@pytest.mark.slow
+def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_path, capsys):
+    recipe = tiny_demo(tmp_path)
+    values = yaml.safe_load(recipe.read_text())
+    values["train"]["runs"] = values["train"]["runs"][:2]  # DPO and KTO: enough to see the grid applied to each
+    values["train"].pop("scaling")
+    values["evaluate"]["paired"] = []
+    values["sweep"] = {"learning_rate": [1e-4, 3e-4]}
+    recipe.write_text(yaml.safe_dump(values))
+    assert main(["demo", "--config", str(recipe), "--sweep", "--out", str(tmp_path / "sweep")]) == 0
+    rows = json.loads((tmp_path / "sweep" / "report" / "results.json").read_text())
+    assert [r["name"] for r in rows] == ["sft", "dpo-lr0.0001", "dpo-lr0.0003", "kto-lr0.0001", "kto-lr0.0003"]
+    assert all(sum(r["outcomes"].values()) == 8 * 2 for r in rows)  # the 8 validation prompts, not the test ones
+    assert "synthetic:validation" in (tmp_path / "sweep" / "report" / "results.md").read_text()

@@ -8,7 +8,7 @@ import pytest
 
 from jpo.cli import main
 from jpo.data import load_items, load_preferences, read_jsonl, write_jsonl
-from jpo.data.pairs import PairReport, instances_from_preferences, instances_from_sft, make_pairs, mix
+from jpo.data.pairs import PairReport, build_pairs, instances_from_preferences, instances_from_sft, mix
 from jpo.errors import JpoError
 
 
@@ -23,7 +23,7 @@ def instances(n: int, task: bool = False) -> list[dict]:
 @pytest.mark.parametrize("k", [1, 3])
 def test_random_pairs_are_a_derangement_with_k_distinct_partners(k):
     data = instances(50)
-    items = make_pairs(data, pairs_per_instance=k, seed=1)
+    items = build_pairs(data, pairs_per_instance=k, seed=1)
     assert len(items) == k * 50
     assert all(item["prompt_a"] != item["prompt_b"] for item in items)
     as_a = Counter(item["prompt_a"] for item in items)
@@ -34,9 +34,9 @@ def test_random_pairs_are_a_derangement_with_k_distinct_partners(k):
 
 
 def test_pairing_is_deterministic_under_a_seed_and_ids_are_stable():
-    first = make_pairs(instances(40), seed=7)
-    assert first == make_pairs(instances(40), seed=7)
-    assert [i["id"] for i in first] != [i["id"] for i in make_pairs(instances(40), seed=8)]
+    first = build_pairs(instances(40), seed=7)
+    assert first == build_pairs(instances(40), seed=7)
+    assert [i["id"] for i in first] != [i["id"] for i in build_pairs(instances(40), seed=8)]
     assert len({i["id"] for i in first}) == 40
 
 
@@ -63,7 +63,7 @@ def test_repeated_instructions_are_merged_and_counted():
 
 def test_cross_task_pairs_never_share_a_task():
     data = instances(60, task=True)
-    items = make_pairs(data, strategy="cross-task", pairs_per_instance=2, seed=0)
+    items = build_pairs(data, strategy="cross-task", pairs_per_instance=2, seed=0)
     task = {row["prompt"]: row["task"] for row in data}
     assert len(items) == 120
     assert all(task[i["prompt_a"]] != task[i["prompt_b"]] for i in items)
@@ -71,12 +71,12 @@ def test_cross_task_pairs_never_share_a_task():
 
 def test_cross_task_needs_labels_and_balance():
     with pytest.raises(JpoError, match="needs a task label"):
-        make_pairs(instances(10), strategy="cross-task")
+        build_pairs(instances(10), strategy="cross-task")
     lopsided = instances(10, task=True)
     for row in lopsided[:8]:
         row["task"] = "sort"
     with pytest.raises(JpoError, match="largest task"):
-        make_pairs(lopsided, strategy="cross-task")
+        build_pairs(lopsided, strategy="cross-task")
 
 
 def test_similar_pairs_pick_the_nearest_other_instruction():
@@ -86,7 +86,7 @@ def test_similar_pairs_pick_the_nearest_other_instruction():
         {"prompt": "how to fix a flat bicycle tire", "response": "r3"},
         {"prompt": "how to fix a bicycle tire puncture", "response": "r4"},
     ]
-    items = make_pairs(data, strategy="similar")
+    items = build_pairs(data, strategy="similar")
     pairs = {frozenset((i["prompt_a"], i["prompt_b"])) for i in items}
     assert pairs == {frozenset((data[0]["prompt"], data[1]["prompt"])),
                      frozenset((data[2]["prompt"], data[3]["prompt"]))}
@@ -94,7 +94,7 @@ def test_similar_pairs_pick_the_nearest_other_instruction():
 
 def test_too_few_instances_is_a_clear_error():
     with pytest.raises(JpoError, match="cannot give 2 distinct partner"):
-        make_pairs(instances(4), pairs_per_instance=2)
+        build_pairs(instances(4), pairs_per_instance=2)
 
 
 def test_mix_union_and_ablation_ratio():
@@ -143,3 +143,37 @@ def test_pairs_from_the_authors_conditional_data(shared_data, tmp_path):
     rows = load_preferences(source)
     assert len(items) == len({r["prompt_chosen"] for r in rows})
     assert all(i["prompt_a"] != i["prompt_b"] for i in items)
+
+
+def test_proxy_pairs_chosen_of_one_row_against_rejected_of_another():
+    from jpo.data.pairs import build_pairs
+
+    rows = [{"prompt_chosen": f"I{i}", "chosen": f"good{i}", "prompt_rejected": f"I{i}", "rejected": f"bad{i}"}
+            for i in range(20)]
+    report = PairReport()
+    out = build_pairs(rows, kind="preference", strategy="proxy", seed=4, report=report)
+    assert len(out) == 20 == report.items
+    by_prompt = {r["prompt_chosen"]: r for r in rows}
+    for row in out:
+        assert row["prompt_chosen"] != row["prompt_rejected"]
+        assert row["chosen"] == by_prompt[row["prompt_chosen"]]["chosen"]  # a chosen side stays chosen
+        assert row["rejected"] == by_prompt[row["prompt_rejected"]]["rejected"]
+    assert sorted(r["prompt_chosen"] for r in out) == sorted(r["prompt_rejected"] for r in out)  # each row once per side
+    assert out == build_pairs(rows, kind="preference", strategy="proxy", seed=4)
+    with pytest.raises(JpoError, match="preference rows"):
+        build_pairs([{"prompt": "a", "response": "b"}] * 3, kind="sft", strategy="proxy")
+
+
+def test_pairs_proxy_command_on_the_ultrafeedback_sample(shared_data, tmp_path, capsys):
+    source = shared_data("ultrafeedback_sample", "train_clean.jsonl")
+    out = tmp_path / "dh.jsonl"
+    assert main(["pairs", "--input", str(source), "--output", str(out), "--strategy", "proxy", "--seed", "1"]) == 0
+    assert "preference rows (labelled by construction)" in capsys.readouterr().out
+    joint = load_preferences(out)
+    conditional = load_preferences(source)
+    assert len(conditional) - 5 <= len(joint) <= len(conditional)  # only same-instruction partners are left out
+    assert all(r["prompt_chosen"] != r["prompt_rejected"] for r in joint)
+    chosen = {(r["prompt_chosen"], r["chosen"]) for r in conditional}
+    rejected = {(r["prompt_rejected"], r["rejected"]) for r in conditional}
+    assert all((r["prompt_chosen"], r["chosen"]) in chosen and (r["prompt_rejected"], r["rejected"]) in rejected
+               for r in joint)

@@ -1,7 +1,10 @@
-"""`jpo run`: manifests make reruns skip finished units, crashes resume, and changes rerun what they touch."""
+"""`jpo run`: the recipe parsed once (unknown keys name the file, the key and the nearest valid one), the dry run as
+one transformation, manifests that make reruns skip finished units, crashes resume, and changes rerun what they
+touch."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -9,25 +12,27 @@ import pytest
 import yaml
 
 from jpo.cli import main
-from jpo.pipeline import Pipeline, read_recipe, train_runs
+from jpo.errors import JpoError
+from jpo.runner.plan import plan
+from jpo.runner.recipe import for_dry_run, parse_recipe
 
+ROOT = Path(__file__).resolve().parents[1]
 RECIPE = {
     "name": "tiny",
     "model": "unused/hub-model",
     "prompt_template": "### Instructions: {prompt}\n\n### Response:",
     "data": {
-        "sft": {"source": "jpo-authors", "task": "anthropic_helpful", "split": "validation", "kind": "sft"},
         "conditional": {"source": "jpo-authors", "task": "anthropic_helpful", "split": "validation"},
-        "pairs": {"from": "sft"},
         "eval": {"source": "jpo-authors", "task": "anthropic_helpful", "split": "test", "kind": "prompts"},
     },
-    "judge": {"spec": "openai:gpt-3.5-turbo-0125"},
-    "sft": {"config": {"learning_rate": 1e-4}},
+    "sft": {"from": "conditional", "config": {"learning_rate": 1e-4}},
+    "pairs": {"from": "sft"},
+    "judge": {"spec": "openai:gpt-3.5-turbo-0125", "conditional": True},
     "train": {"common": {"beta": 0.1, "use_peft": True, "lora_r": 8, "lora_alpha": 16},
               "runs": [{"name": "jpo", "objective": "jpo", "data": ["conditional", "joint"]}]},
     "generate": {"temperatures": [0.001]},
     "dry_run": {"model_type": "llama"},
-    "paper": {"jpo": 74.5},
+    "paper": {"win_rate": {"jpo": {"average": 74.5}}},
 }
 
 
@@ -54,32 +59,35 @@ def run_tiny(tmp_path, shared_data, tiny_model_path, capsys):
 def test_rerun_skips_resume_and_invalidation(run_tiny, tmp_path):
     first = run_tiny()
     assert set(first.values()) == {"ran"}
-    assert list(first) == ["pairs", "judge", "sft", "train/jpo", "generate/sft", "evaluate/sft", "generate/jpo",
-                           "evaluate/jpo", "analyze", "report"]
+    assert list(first) == ["data", "feedback", "sft", "train/jpo/seed0", "generate/sft/seed0", "evaluate/sft/seed0",
+                           "generate/jpo/seed0", "evaluate/jpo/seed0", "report"]
     run = tmp_path / "run"
-    manifest = json.loads((run / "train" / "jpo" / "manifest.json").read_text())
+    manifest = json.loads((run / "train" / "jpo" / "seed0" / "manifest.json").read_text())
     assert manifest["versions"]["jpo"] and manifest["commands"][0].startswith("jpo train --config ")
     assert manifest["result"]["steps"] == 1
-    card = (run / "train" / "jpo" / "model" / "README.md").read_text()
+    card = (run / "train" / "jpo" / "seed0" / "model" / "README.md").read_text()
     assert "JPO: DPO's sigmoid loss on joint log-probabilities" in card and "| 0.001 |" in card
     assert "lora_r: 8" in card and "max_steps: 1" in card
-    report = (run / "report" / "report.md").read_text()
-    assert "| jpo |" in report and "74.5%" in report
+    report = (run / "report" / "results.md").read_text()
+    assert report.startswith("# tiny (dry run") and "| jpo |" in report and "74.5" in report
+    data = json.loads((run / "data" / "manifest.json").read_text())["result"]["D_S"]
+    assert data["from"] == "conditional" and data["from_pool_instructions"] == data["rows"] > 0
 
     assert set(run_tiny().values()) == {"skipped"}  # nothing changed: nothing runs
 
     # a crash inside training: no manifest for it; the rerun resumes there and redoes what reads its model
-    (run / "train" / "jpo" / "manifest.json").unlink()
+    (run / "train" / "jpo" / "seed0" / "manifest.json").unlink()
     again = run_tiny()
-    assert [k for k, v in again.items() if v == "ran"] == ["train/jpo", "generate/jpo", "evaluate/jpo", "report"]
+    assert [k for k, v in again.items() if v == "ran"] == ["train/jpo/seed0", "generate/jpo/seed0",
+                                                           "evaluate/jpo/seed0", "report"]
 
     # a changed generation setting reruns generation and what follows, not training
     changed = {**RECIPE, "generate": {"temperatures": [0.001, 1.0]}}
     again = run_tiny(changed)
-    assert [k for k, v in again.items() if v == "ran"] == ["generate/sft", "evaluate/sft", "generate/jpo",
-                                                           "evaluate/jpo", "report"]
+    assert [k for k, v in again.items() if v == "ran"] == ["generate/sft/seed0", "evaluate/sft/seed0",
+                                                           "generate/jpo/seed0", "evaluate/jpo/seed0", "report"]
     assert [k for k, v in run_tiny(changed, "--from", "evaluate").items() if v == "ran"] == \
-        ["evaluate/sft", "evaluate/jpo", "analyze", "report"]
+        ["evaluate/sft/seed0", "evaluate/jpo/seed0", "report"]
     assert set(run_tiny(changed, "--force").values()) == {"ran"}
 
 
@@ -87,40 +95,71 @@ def test_recipe_errors_are_one_line(tmp_path, capsys):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({**RECIPE, "epochs": 3}))
     assert main(["run", str(path), "--dry-run"]) == 2
-    assert "unknown recipe key(s): epochs" in capsys.readouterr().err
+    assert f"{path}: unknown key 'epochs'" in capsys.readouterr().err
     bad = {**RECIPE, "train": {"runs": [{"name": "jpo", "objective": "jpo", "config": {"learning_rat": 1e-5}}]}}
     path.write_text(yaml.safe_dump(bad))
     assert main(["run", str(path), "--dry-run"]) == 2
-    assert "train run jpo: unknown key 'learning_rat' (did you mean 'learning_rate'?)" in capsys.readouterr().err
-    no_joint = {**RECIPE, "data": {k: v for k, v in RECIPE["data"].items() if k != "pairs"}}
+    assert (f"{path}: train.runs[0] (jpo).config: unknown key 'learning_rat' (did you mean 'learning_rate'?)"
+            in capsys.readouterr().err)
+    typo = {**RECIPE, "sft": {"form": "conditional"}}
+    path.write_text(yaml.safe_dump(typo))
+    assert main(["run", str(path)]) == 2
+    assert f"{path}: sft: unknown key 'form' (did you mean 'from'?)" in capsys.readouterr().err
+    no_joint = {k: v for k, v in RECIPE.items() if k != "pairs"}
     path.write_text(yaml.safe_dump(no_joint))
     assert main(["run", str(path), "--dry-run"]) == 2
-    assert "uses joint data, but the recipe has no data.pairs" in capsys.readouterr().err
+    assert "uses joint data, but the recipe has no pairs section" in capsys.readouterr().err
     path.write_text("- a list\n")
     assert main(["run", str(path)]) == 2
-    assert "a recipe is a mapping" in capsys.readouterr().err
+    assert "a recipe must be a mapping" in capsys.readouterr().err
 
 
-def test_sweeps_expand_to_named_runs():
-    recipe = {"train": {"runs": [{"name": "dpo", "objective": "dpo", "sweep": {"learning_rate": [1e-7, 5e-7]}}]}}
-    runs = train_runs(recipe)
-    assert [r["name"] for r in runs] == ["dpo-lr1e-07", "dpo-lr5e-07"]
-    assert [r["config"]["learning_rate"] for r in runs] == [1e-7, 5e-7]
+def test_sweeps_and_scaling_expand_to_named_runs():
+    recipe = parse_recipe({**RECIPE, "paper": {}, "train": {
+        "runs": [{"name": "dpo", "objective": "dpo", "sweep": {"learning_rate": [1e-7, 5e-7]}},
+                 {"name": "jpo-dh", "objective": "jpo", "data": ["joint"]}],
+        "scaling": {"run": "jpo-dh", "sizes": [100, 1000]}}})
+    runs = recipe.runs()
+    assert [r.name for r in runs] == ["dpo-lr1e-07", "dpo-lr5e-07", "jpo-dh", "jpo-dh-100", "jpo-dh-1000"]
+    assert [r.config.get("learning_rate") for r in runs[:2]] == [1e-7, 5e-7]
+    assert [r.joint_size for r in runs[2:]] == [None, 100, 1000]
+    with pytest.raises(JpoError, match="must train on D_H alone"):
+        parse_recipe({**RECIPE, "train": {"runs": RECIPE["train"]["runs"], "scaling": {"run": "jpo", "sizes": [5]}}})
+
+
+def test_dry_run_is_one_transformation_of_the_recipe():
+    recipe = parse_recipe({**RECIPE, "train": {**RECIPE["train"], "seeds": [0, 1, 2],
+                                               "accelerate": {"config_file": "configs/accelerate/ddp.yaml"}}})
+    dry = for_dry_run(recipe, "/tmp/tiny-model", "http://127.0.0.1:1/v1")
+    assert dry.model == "/tmp/tiny-model" and dry.dry and dry.train.seeds == [0]
+    assert dry.train.common["max_steps"] == 1 and dry.sft.config["max_steps"] == 1 and dry.train.accelerate is None
+    assert dry.data.conditional.limit == 12 and dry.data.eval.limit == 2
+    assert dry.judge.spec == "openai:mock" and dry.judge.base_url == "http://127.0.0.1:1/v1"
+    assert dry.generate.max_new_tokens == 8 and recipe.generate.max_new_tokens == 128  # the original is untouched
+    # no stage body or the planner knows about dry runs: the transformation is the only place
+    for name in ("data.py", "stages.py", "plan.py", "units.py"):
+        tree = ast.parse((ROOT / "src" / "jpo" / "runner" / name).read_text())
+        names = {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(tree)
+                 if isinstance(n, ast.Name | ast.Attribute)}
+        assert not names & {"dry", "dry_run", "for_dry_run"}, name
 
 
 def test_unit_keys_chain_through_dependencies(tmp_path):
-    path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump(RECIPE))
     keys = []
     for temperature in (0.5, 0.5, 1.0):
-        recipe = read_recipe(path)
-        recipe["generate"] = {"temperatures": [temperature]}
-        pipeline = Pipeline(recipe, str(path), Path(tmp_path / "run"), dry_run=False, source_paths={})
-        pipeline.plan()
-        keys.append({u.label: u.key for u in pipeline.units})
+        recipe = parse_recipe({**RECIPE, "generate": {"temperatures": [temperature]}})
+        keys.append({u.label: u.key for u in plan(recipe, tmp_path / "run")})
     assert keys[0] == keys[1]
     changed = {label for label in keys[0] if keys[0][label] != keys[2][label]}
-    assert changed == {"generate/sft", "generate/jpo", "evaluate/sft", "evaluate/jpo", "report"}
+    assert changed == {"generate/sft/seed0", "generate/jpo/seed0", "evaluate/sft/seed0", "evaluate/jpo/seed0", "report"}
+
+
+def test_seeds_repeat_preference_training_not_sft(tmp_path):
+    recipe = parse_recipe({**RECIPE, "train": {**RECIPE["train"], "seeds": [0, 1, 2]}})
+    labels = [u.label for u in plan(recipe, tmp_path / "run")]
+    assert labels.count("sft") == 1
+    assert [label for label in labels if label.startswith("train/")] == [f"train/jpo/seed{s}" for s in (0, 1, 2)]
+    assert "generate/sft/seed2" in labels and "evaluate/jpo/seed1" in labels
 
 
 @pytest.mark.slow
@@ -140,14 +179,14 @@ def test_real_run_on_a_local_model_with_a_judge_server_and_accelerate(tmp_path, 
         assert command[command.index("-m", 3) + 1] == "jpo"
         return subprocess.CompletedProcess(command, main(command[command.index("-m", 3) + 2:]))
 
-    monkeypatch.setattr("jpo.pipeline.subprocess.run", fake_run)
+    monkeypatch.setattr("jpo.runner.stages.subprocess.run", fake_run)
     small = {"max_steps": 2, "max_length": 128, "max_prompt_length": 96, "per_device_train_batch_size": 2,
              "logging_steps": 1, "save_strategy": "no"}
     with MockJudgeServer() as server:
-        recipe = {**RECIPE, "model": str(tiny_model_path),
-                  "data": {**{k: {**v, "limit": 12} for k, v in RECIPE["data"].items() if k != "pairs"},
-                           "pairs": {"from": "sft"}},
-                  "judge": {"spec": "openai:mock", "base_url": server.base_url, "concurrency": 4},
+        recipe = {**RECIPE, "model": str(tiny_model_path), "paper": {},
+                  "data": {k: {**v, "limit": 12} for k, v in RECIPE["data"].items()},
+                  "judge": {"spec": "openai:mock", "base_url": server.base_url, "concurrency": 4,
+                            "conditional": True},
                   "sft": {"config": small},
                   "train": {"accelerate": {"config_file": "configs/accelerate/ddp.yaml", "num_processes": 1},
                             "common": {**small, "beta": 0.1},
@@ -160,10 +199,10 @@ def test_real_run_on_a_local_model_with_a_judge_server_and_accelerate(tmp_path, 
     assert status == 0, capsys.readouterr().err
     assert len(launched) == 1 and "configs/accelerate/ddp.yaml" in launched[0]
     run = tmp_path / "run"
-    state = json.loads((run / "train" / "dpo" / "model" / "trainer_state.json").read_text())
+    state = json.loads((run / "train" / "dpo" / "seed0" / "model" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
-    manifest = json.loads((run / "train" / "dpo" / "manifest.json").read_text())
+    manifest = json.loads((run / "train" / "dpo" / "seed0" / "manifest.json").read_text())
     assert "accelerate.commands.launch" in manifest["commands"][0]
-    assert (run / "judge" / "joint.jsonl").exists() and server.outcomes()["ok"] > 0
-    winrate = json.loads((run / "evaluate" / "dpo" / "winrate.json").read_text())
+    assert (run / "feedback" / "joint_labeled.jsonl").exists() and server.outcomes()["ok"] > 0
+    winrate = json.loads((run / "evaluate" / "dpo" / "seed0" / "winrate.json").read_text())
     assert winrate["average"]["n"] == 12

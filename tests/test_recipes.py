@@ -1,71 +1,124 @@
-"""Every shipped recipe is valid, says what the paper says, and passes `jpo run RECIPE --dry-run` on the shared
-samples standing in for the hub."""
+"""Every shipped recipe is valid, follows the paper's protocol and settings, carries the paper's numbers, and passes
+`jpo run RECIPE --dry-run` on the shared samples standing in for the hub."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from jpo.cli import main
 from jpo.data import read_jsonl
-from jpo.pipeline import Pipeline, read_recipe, train_runs, validate_configs
+from jpo.runner import load_recipe
+from jpo.runner.plan import plan
+from jpo.runner.recipe import for_dry_run
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-RECIPES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "demo.yaml")  # demo.yaml is `jpo demo`'s own
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+RECIPES = sorted(CONFIGS.glob("*.yaml"))
+PAPER_TASKS = {"tldr": "TL;DR", "hh-helpful": "HH-helpful"}
 
 
 def test_there_is_a_recipe_per_experiment():
     names = {p.stem for p in RECIPES}
-    assert names >= {"tldr-mistral7b", "tldr-qwen0.5b", "hh-helpful-mistral7b", "hh-helpful-qwen0.5b",
-                     "ultrafeedback-alpacaeval-mistral7b", "ultrafeedback-alpacaeval-qwen0.5b"}
+    assert names >= {"demo", "tldr-mistral7b", "tldr-qwen0.5b", "hh-helpful-mistral7b", "hh-helpful-qwen0.5b",
+                     "ultrafeedback-alpacaeval-mistral7b", "ultrafeedback-alpacaeval-qwen0.5b",
+                     "jpo-authors-tldr-mistral7b", "jpo-authors-hh-mistral7b"}
 
 
 @pytest.mark.parametrize("recipe_path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_is_valid_and_plans(recipe_path, tmp_path):
     from accelerate.commands.config.config_args import load_config_from_file
 
-    recipe = read_recipe(recipe_path)
-    validate_configs(recipe)
-    pipeline = Pipeline(recipe, str(recipe_path), tmp_path, dry_run=False, source_paths={})
-    pipeline.plan()
-    stages = [u.stage for u in pipeline.units]
-    assert stages[0] == "pairs" and stages[-1] == "report" and "train" in stages and "evaluate" in stages
-    for section in (recipe.get("sft") or {}, recipe.get("train") or {}):
-        if section.get("accelerate"):
-            config = load_config_from_file(str(CONFIGS.parent / section["accelerate"]["config_file"]))
-            assert config.mixed_precision == "bf16"
+    recipe = load_recipe(recipe_path)
+    stages = [u.stage for u in plan(recipe, tmp_path)]
+    assert stages[0] == "data" and stages[-1] == "report" and "train" in stages and "evaluate" in stages
+    for accelerate in (recipe.sft.accelerate, recipe.train.accelerate):
+        if accelerate:
+            assert load_config_from_file(str(ROOT / accelerate.config_file)).mixed_precision == "bf16"
 
 
-@pytest.mark.parametrize("name", ["tldr-mistral7b", "hh-helpful-mistral7b"])
-def test_mistral_recipes_use_the_papers_table_7_settings(name):
-    recipe = read_recipe(CONFIGS / f"{name}.yaml")
-    common = recipe["train"]["common"]
-    assert recipe["model"] == "mistralai/Mistral-7B-v0.1"
-    assert (common["lora_r"], common["lora_alpha"], common["lora_dropout"]) == (8, 16, 0.05)
-    assert common["load_in_4bit"] and common["use_peft"]
+@pytest.mark.parametrize("task", ["tldr", "hh-helpful"])
+@pytest.mark.parametrize("size", ["mistral7b", "qwen0.5b"])
+def test_tldr_and_hh_recipes_follow_the_papers_protocol_and_tables_4_6_7(task, size):
+    recipe = load_recipe(CONFIGS / f"{task}-{size}.yaml")
+    common = recipe.train.common
+    assert recipe.sft.from_ == "conditional" and recipe.data.sft is None  # D_S from the pool (§5.1)
+    assert recipe.pairs.from_ == "sft" and recipe.pairs.strategy == "random" and recipe.judge.conditional
+    assert recipe.data.conditional.limit == {"tldr": 11800, "hh-helpful": 12800}[task]  # Table 4
+    assert common["num_train_epochs"] == {"tldr": 10, "hh-helpful": 5}[task]  # Table 7
+    assert (common["lora_r"], common["lora_alpha"], common["lora_dropout"]) == (8, 16, 0.05) and common["use_peft"]
     assert (common["beta"], common["learning_rate"], common["lr_scheduler_type"], common["warmup_steps"]) == \
         (0.1, 5e-5, "cosine", 100)
     assert common["per_device_train_batch_size"] * common["gradient_accumulation_steps"] == 32
-    assert {r["objective"] for r in train_runs(recipe)} == {"dpo", "jpo", "kto"}
-    assert recipe["sft"]["config"]["learning_rate"] == 1.5e-6  # the authors' SFT
-    assert recipe["generate"]["temperatures"] == [0.001, 0.5, 1.0]
+    if size == "mistral7b":
+        assert recipe.model == "mistralai/Mistral-7B-v0.1" and common["load_in_4bit"]
+    sft = recipe.sft.config
+    processes = recipe.sft.accelerate.num_processes if recipe.sft.accelerate else 1
+    lr, batch = {"tldr": (2e-5, 12), "hh-helpful": (1.5e-6, 6)}[task]  # Table 6
+    assert sft["learning_rate"] == lr and sft["num_train_epochs"] == 3
+    assert sft["per_device_train_batch_size"] * sft["gradient_accumulation_steps"] * processes == batch
+    runs = {r.name: r for r in recipe.train.runs}
+    assert (runs["dpo"].data, runs["kto"].data, runs["jpo"].data) == (["conditional"], ["conditional"],
+                                                                      ["conditional", "joint"])
+    assert runs["jpo-dh"].data == ["joint"] and runs["jpo-mix"].data == ["mix"]
+    assert (runs["dpo-dh"].objective, runs["dpo-dh"].data) == ("dpo", ["joint"])
+    assert recipe.train.seeds == [0, 1, 2] and recipe.generate.temperatures == [0.001, 0.5, 1.0]
 
 
-def test_alpaca_eval_recipes_sweep_the_papers_learning_rates():
+def test_alpaca_eval_recipes_use_appendix_e_settings():
     for name in ("ultrafeedback-alpacaeval-mistral7b", "ultrafeedback-alpacaeval-qwen0.5b"):
-        recipe = read_recipe(CONFIGS / f"{name}.yaml")
-        assert recipe["train"]["common"]["beta"] == 0.01 and recipe["train"]["common"]["num_train_epochs"] == 1
-        rates = sorted({r["config"]["learning_rate"] for r in train_runs(recipe) if r["objective"] == "jpo"})
+        recipe = load_recipe(CONFIGS / f"{name}.yaml")
+        assert recipe.train.common["beta"] == 0.01 and recipe.train.common["num_train_epochs"] == 1
+        assert recipe.pairs.from_ == "conditional" and recipe.pairs.strategy == "proxy"  # no judge for D_H
+        assert not recipe.judge.conditional and recipe.sft.from_ == "none"
+        rates = sorted({r.config["learning_rate"] for r in recipe.runs() if r.objective == "jpo"})
         assert rates == [1e-7, 3e-7, 5e-7]
-        assert recipe["generate"]["alpaca_eval"]
+        assert recipe.generate.temperatures == [0.7] and recipe.generate.alpaca_eval
+
+
+def table_5() -> dict[str, dict[str, dict[str, float]]]:
+    """Table 5 of ../shared/paper/RESULTS.md: {task: {method: {temperature | average: win-rate}}}."""
+    path = ROOT.parent / "shared" / "paper" / "RESULTS.md"
+    if not path.exists():
+        pytest.skip(f"{path} not found: the paper's numbers are only beside the project's own checkout")
+    text = path.read_text().split("## Table 5")[1].split("\n## ")[0]
+    out: dict[str, dict[str, dict[str, float]]] = {"tldr": {}, "hh-helpful": {}}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 9 and re.fullmatch(r"[\d.]+", cells[1]):
+            keys = ["0.001", "0.5", "1.0", "average"]
+            out["tldr"][cells[0].lower()] = dict(zip(keys, map(float, cells[1:5]), strict=True))
+            out["hh-helpful"][cells[0].lower()] = dict(zip(keys, map(float, cells[5:9]), strict=True))
+    return out
+
+
+@pytest.mark.parametrize("name", ["tldr-mistral7b", "hh-helpful-mistral7b", "tldr-qwen0.5b", "hh-helpful-qwen0.5b",
+                                  "jpo-authors-tldr-mistral7b", "jpo-authors-hh-mistral7b"])
+def test_paper_sections_carry_table_5(name):
+    task = "tldr" if "tldr" in name else "hh-helpful"
+    paper = load_recipe(CONFIGS / f"{name}.yaml").paper.win_rate
+    expected = table_5()[task]
+    assert set(expected) == {"sft", "dpo", "kto", "jpo"}
+    for method, values in expected.items():
+        assert paper[method] == values, method
+
+
+def test_reproducing_doc_shows_table_5_beside_the_run():
+    text = (ROOT / "docs" / "reproducing.md").read_text()
+    for task, methods in table_5().items():
+        for method, values in methods.items():
+            assert f"{values['average']:.1f}" in text, (task, method)
+    assert "Table 5" in text and "results.md" in text
 
 
 @pytest.fixture
 def stand_ins(tmp_path, shared_data):
     """Local copies standing in for each source's hub data. TL;DR comparisons have no shared sample: a small file
-    in the hub's own layout (info/summaries/choice) is built from the shared TL;DR posts."""
+    in the hub's own layout (info/summaries/choice) is built from the shared TL;DR posts. The authors' train files
+    are stood in for by their HH validation files."""
     posts = read_jsonl(shared_data("jpo-authors", "tldr", "test.json"))[-40:]
     comparisons = tmp_path / "tldr_comparisons.jsonl"
     comparisons.write_text("".join(json.dumps({
@@ -76,6 +129,8 @@ def stand_ins(tmp_path, shared_data):
         "tldr:sft": shared_data("jpo-authors", "tldr", "test.json"),
         "tldr:preference": comparisons,
         "hh-helpful": shared_data("hh-rlhf", "harmless-base", "test.jsonl.gz"),
+        "jpo-authors:sft": shared_data("jpo-authors", "anthropic_helpful", "val_sft.jsonl"),
+        "jpo-authors:preference": shared_data("jpo-authors", "anthropic_helpful", "val_conditional_pref.jsonl"),
         "jpo-authors": shared_data("jpo-authors"),
         "ultrafeedback": shared_data("ultrafeedback_sample"),
         "alpaca-eval": shared_data("alpaca_eval"),
@@ -91,14 +146,24 @@ def test_recipe_dry_run(recipe_path, stand_ins, tiny_model_path, tmp_path, capsy
     for name, path in stand_ins.items():
         argv += ["--source-path", f"{name}={path}"]
     assert main(argv) == 0, capsys.readouterr().err
-    recipe = read_recipe(recipe_path)
-    for run in train_runs(recipe, first_of_sweeps=True):
-        state = json.loads((out / "train" / run["name"] / "model" / "trainer_state.json").read_text())
+    recipe = load_recipe(recipe_path)
+    dry = for_dry_run(recipe, "tiny", None)  # what the dry run ran: the first seed, one small scaling run
+    assert len(dry.runs()) == len(recipe.runs()) - (len(recipe.train.scaling.sizes) - 1 if recipe.train.scaling else 0)
+    for run in dry.runs():
+        folder = out / "train" / run.name / f"seed{dry.train.seeds[0]}"
+        state = json.loads((folder / "model" / "trainer_state.json").read_text())
         assert state["global_step"] == 1
-        assert (out / "train" / run["name"] / "model" / "README.md").exists()
-        assert (out / "evaluate" / run["name"] / "winrate.json").exists()
-    if recipe["generate"].get("alpaca_eval"):
-        exported = json.loads((out / "generate" / train_runs(recipe, first_of_sweeps=True)[0]["name"] / "model_outputs.json").read_text())
+        assert (folder / "model" / "README.md").exists()
+        assert (out / "evaluate" / run.name / f"seed{dry.train.seeds[0]}" / "winrate.json").exists()
+    if recipe.generate.alpaca_eval:
+        first = next(p for p in (out / "generate").glob("*/seed0/model_outputs.json"))
+        exported = json.loads(first.read_text())
         assert exported and not exported[0]["instruction"].startswith("user:")  # bare instructions, no template
-    assert (out / "report" / "report.md").read_text().startswith(f"# {recipe['name']} (dry run")
-    assert f"jpo run: {recipe['name']} (dry run)" in capsys.readouterr().out
+    data = json.loads((out / "data" / "manifest.json").read_text())["result"]
+    if recipe.sft.from_ == "conditional":  # D_S drawn from the conditional pool's instructions
+        assert data["D_S"]["from"] == "conditional" and data["D_S"]["from_pool_instructions"] == data["D_S"]["rows"]
+        sft = read_jsonl(out / "data" / "sft.jsonl")
+        pool = {item["prompt_a"] for item in read_jsonl(out / "data" / "pool.jsonl")}
+        assert sft and {row["prompt"] for row in sft} == pool
+    assert (out / "report" / "results.md").read_text().startswith(f"# {recipe.name} (dry run")
+    assert f"jpo run: {recipe.name} (dry run)" in capsys.readouterr().out

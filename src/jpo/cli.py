@@ -25,8 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("jpo.evaluate.command", "win-rate of generations against gold references, with 95% intervals"),
     "annotate": ("jpo.annotate.command", "human annotation server (serve, add-annotator, export)"),
     "analyze": ("jpo.analysis.command", "agreement, interplay and position bias between label sources"),
-    "demo": ("jpo.demo", "the paper's experiment in miniature, end to end, offline, on CPU"),
-    "run": ("jpo.pipeline", "run a recipe: pairs -> judge -> sft -> train -> generate -> evaluate -> report"),
+    "demo": ("jpo.runner.demo", "`jpo run` on configs/demo.yaml: the paper's experiment in miniature, offline, CPU"),
+    "run": ("jpo.runner.command", "run a recipe: data -> feedback -> sft -> train -> generate -> evaluate -> report"),
 }
 
 

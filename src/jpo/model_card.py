@@ -1,4 +1,4 @@
-"""Model cards (README.md beside each trained model) and the run report of `jpo run`.
+"""Model cards: README.md beside each model `jpo run` trains.
 
 A card says what a checkpoint is without the run folder around it: base model, objective, data (sources and what
 was left out), hyperparameters, the training curve's start and end, and -- once evaluated -- its win-rates. The
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jpo.runner.recipe import Recipe
 
 OBJECTIVES = {
     "sft": "supervised fine-tuning on instruction-response pairs",
@@ -29,12 +32,15 @@ def _yaml_front(meta: dict[str, Any]) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
-def _hub_datasets(recipe: dict[str, Any]) -> list[str]:
+def _hub_datasets(recipe: Recipe) -> list[str]:
+    import dataclasses
+
     from jpo.data.sources import SOURCES
 
     names = []
-    for spec in (recipe.get("data") or {}).values():
-        source = SOURCES.get(spec.get("source")) if isinstance(spec, dict) else None
+    for part in dataclasses.fields(recipe.data):
+        spec = getattr(recipe.data, part.name)
+        source = SOURCES.get(spec.source) if spec is not None else None
         if source:
             for part in source.parts.values():
                 if part.hub.name != "json" and part.hub.name not in names:
@@ -42,21 +48,22 @@ def _hub_datasets(recipe: dict[str, Any]) -> list[str]:
     return names
 
 
-def write_model_card(model_dir: str | Path, *, recipe: dict[str, Any], objective: str, config: dict[str, Any],
+def write_model_card(model_dir: str | Path, *, recipe: Recipe, objective: str, config: dict[str, Any],
                      data_files: list[str], data_reports: dict[str, Any], log_history: list[dict[str, Any]]) -> Path:
     """Write `model_dir/README.md` for a model trained by a recipe."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     losses = [entry["loss"] for entry in log_history if "loss" in entry]
     adapter = (model_dir / "adapter_config.json").exists()
-    meta = {"base_model": str(recipe.get("model")), "library_name": "peft" if adapter else "transformers",
+    base = recipe.model if isinstance(recipe.model, str) else "a small Llama built by the recipe"
+    meta = {"base_model": base, "library_name": "peft" if adapter else "transformers",
             "tags": list(dict.fromkeys(["jpo", objective, "sft" if objective == "sft" else "preference-optimization"])),
             "datasets": _hub_datasets(recipe)}
-    lines = [_yaml_front(meta), f"# {recipe.get('name', 'jpo model')}: {objective}", ""]
-    if recipe.get("description"):
-        lines += [str(recipe["description"]).strip(), ""]
+    lines = [_yaml_front(meta), f"# {recipe.name}: {objective}", ""]
+    if recipe.description:
+        lines += [recipe.description.strip(), ""]
     lines += ["Trained with jpo's `jpo run` "
-              f"({'a LoRA adapter' if adapter else 'full weights'} on `{recipe.get('model')}`).", "",
+              f"({'a LoRA adapter' if adapter else 'full weights'} on `{base}`).", "",
               "## Objective", "", OBJECTIVES.get(objective, objective), "", "## Data", ""]
     for path in data_files:
         lines.append(f"- `{path}`")
@@ -67,8 +74,8 @@ def write_model_card(model_dir: str | Path, *, recipe: dict[str, Any], objective
                          f"{report['kept']} kept, {report['duplicates']} repeated instructions merged; left out: {left}")
         elif isinstance(report, int | str):
             lines.append(f"- {part}: {report}")
-    if recipe.get("prompt_template"):
-        lines += ["", f"Prompt template: `{json.dumps(recipe['prompt_template'])[1:-1]}`"]
+    if recipe.prompt_template:
+        lines += ["", f"Prompt template: `{json.dumps(recipe.prompt_template)[1:-1]}`"]
     lines += ["", "## Hyperparameters", "", "As trained (`jpo sft` / `jpo train --config` with these values):", "",
               "```yaml", _yaml_front(config).strip("-\n"), "```", "", "## Training", ""]
     if losses:
@@ -106,21 +113,3 @@ def add_evaluation(model_dir: str | Path, result: dict[str, Any]) -> None:
     section = [EVALUATION_MARK, "", f"Judge `{result.get('judge')}`, both orders (a flip is a tie); win 1, tie 0.5, "
                "loss 0; 95% bootstrap interval over prompts.", "", winrate_table(result), ""]
     path.write_text(head + "\n".join(section), encoding="utf-8")
-
-
-def report_markdown(recipe: dict[str, Any], results: dict[str, dict[str, Any]], *, dry_run: bool) -> str:
-    """The run's summary: each model's average win-rate beside the paper's figure where the recipe gives one."""
-    paper = recipe.get("paper") or {}
-    lines = [f"# {recipe.get('name')}" + (" (dry run: tiny random model, mock judge; numbers mean nothing)"
-                                          if dry_run else ""), ""]
-    if recipe.get("description"):
-        lines += [str(recipe["description"]).strip(), ""]
-    lines += ["| model | win-rate vs gold (avg over temperatures) | 95% CI | n | paper |", "|---|---|---|---|---|"]
-    for model, result in results.items():
-        w = result["average"]
-        reference = paper.get(model)
-        lines.append(f"| {model} | {100 * w['estimate']:.1f}% | [{100 * w['low']:.1f}, {100 * w['high']:.1f}] | "
-                     f"{w['n']} | {'' if reference is None else f'{reference}%'} |")
-    for model, result in results.items():
-        lines += ["", f"## {model}", "", winrate_table(result)]
-    return "\n".join(lines) + "\n"

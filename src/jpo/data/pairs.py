@@ -1,5 +1,6 @@
 """Joint comparison pairs: (I_a, R_a) against (I_b, R_b) with *different* instructions, and the mixes D_M.
 
+`build_pairs` is the one entry point (`jpo pairs` and `jpo run` both call it); it dispatches on the strategy.
 Pairing follows the paper's section 5.1: every instance is compared with an instance of another instruction, chosen
 by a seeded random derangement. With K pairs per instance we shuffle once and pair position i with position i + s
 for the shifts s = 1..K: each shift is a derangement, every instance is `a` in exactly K items and `b` in K, and no
@@ -19,7 +20,9 @@ import numpy as np
 from jpo.data.formats import Text, item_id, text_of
 from jpo.errors import JpoError
 
-STRATEGIES = ("random", "similar", "cross-task")
+STRATEGIES = ("random", "similar", "cross-task", "proxy")
+# Strategies whose output is already labelled: preference rows, not items for a judge.
+LABELLED = ("proxy",)
 GROUP_FIELDS = ("task", "source", "category", "subreddit", "dataset")
 
 
@@ -60,17 +63,52 @@ def instances_from_sft(rows: list[dict[str, Any]], report: PairReport) -> list[d
     return out
 
 
+def _sides(row: dict[str, Any]) -> tuple[tuple[Text, Text], tuple[Text, Text]]:
+    """The two (instruction, response) sides of a preference row or of an (unlabelled) comparison item."""
+    if "prompt_a" in row:
+        return (row["prompt_a"], row["response_a"]), (row["prompt_b"], row["response_b"])
+    return (row["prompt_chosen"], row["chosen"]), (row["prompt_rejected"], row["rejected"])
+
+
 def instances_from_preferences(rows: list[dict[str, Any]], seed: int, report: PairReport) -> list[dict[str, Any]]:
-    """D_S from preference data: per instruction, one of its responses picked at random (seeded), as in the paper."""
+    """D_S from preference data or comparison items: per instruction, one of its responses picked at random
+    (seeded), as in the paper -- whatever the comparison's label was, ties included."""
     members: dict[str, list[dict[str, Any]]] = {}
+    mentions = 0
     for row in rows:
-        for side, prompt_field in (("chosen", "prompt_chosen"), ("rejected", "prompt_rejected")):
-            members.setdefault(_key(row[prompt_field]), []).append({"prompt": row[prompt_field], "response": row[side]})
+        first, second = _sides(row)
+        mentions += 1 if first[0] == second[0] else 2
+        for prompt, response in (first, second):
+            members.setdefault(_key(prompt), []).append({"prompt": prompt, "response": response})
     rng = random.Random(seed)
     out = [rng.choice(candidates) for candidates in members.values()]
     report.rows_in, report.instances = len(rows), len(out)
-    mentions = sum(1 if row["prompt_chosen"] == row["prompt_rejected"] else 2 for row in rows)
     report.duplicate_instructions = mentions - len(out)
+    return out
+
+
+def proxy_pairs(rows: list[dict[str, Any]], seed: int, report: PairReport) -> list[dict[str, Any]]:
+    """The paper's Appendix E proxy for joint preferences, labelled without a judge: the chosen (instruction,
+    response) of row i preferred to the rejected (instruction, response) of row j != i, j a seeded derangement.
+    One row per preference row, as the paper's D_H matches D_C in size; a partner with the same instruction is
+    left out and counted (that comparison would be conditional, not joint)."""
+    if any("prompt_chosen" not in row for row in rows):
+        raise JpoError("--strategy proxy needs labelled preference rows (chosen / rejected), not unlabelled items")
+    if len(rows) < 2:
+        raise JpoError(f"--strategy proxy needs at least 2 preference rows (have {len(rows)})")
+    a, b = _partners_random(len(rows), 1, np.random.default_rng(seed))
+    out, same = [], 0
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+        win, lose = rows[i], rows[j]
+        if _key(win["prompt_chosen"]) == _key(lose["prompt_rejected"]):
+            same += 1
+            continue
+        texts = (win["prompt_chosen"], win["chosen"], lose["prompt_rejected"], lose["rejected"])
+        out.append({"id": item_id(*texts), "prompt_chosen": texts[0], "chosen": texts[1],
+                    "prompt_rejected": texts[2], "rejected": texts[3]})
+    report.rows_in, report.instances, report.items = len(rows), len(rows), len(out)
+    if same:
+        report.notes.append(f"{same} partners with the same instruction left out")
     return out
 
 
@@ -150,20 +188,13 @@ def group_field(instances: list[dict[str, Any]], requested: str | None) -> str:
                    "(or name one with --group-field)")
 
 
-def make_pairs(
-    instances: list[dict[str, Any]],
-    *,
-    strategy: str = "random",
-    pairs_per_instance: int = 1,
-    seed: int = 0,
-    group: str | None = None,
-    report: PairReport | None = None,
-) -> list[dict[str, Any]]:
+def _pair_instances(instances: list[dict[str, Any]], strategy: str, k: int, seed: int, group: str | None,
+                    report: PairReport) -> list[dict[str, Any]]:
     """Comparison items pairing each instance (`prompt`, `response`) with instances of other instructions."""
-    report = report or PairReport(rows_in=len(instances), instances=len(instances))
-    n, k = len(instances), pairs_per_instance
-    if strategy not in STRATEGIES:
-        raise JpoError(f"unknown strategy '{strategy}' (expected {', '.join(STRATEGIES)})")
+    n = len(instances)
+    pairing = [name for name in STRATEGIES if name not in LABELLED]
+    if strategy not in pairing:
+        raise JpoError(f"unknown pairing strategy '{strategy}' (expected {', '.join(pairing)})")
     if k < 1:
         raise JpoError("--pairs-per-instance must be at least 1")
     if n < 2 or (strategy == "random" and 2 * k >= n):
@@ -192,6 +223,34 @@ def make_pairs(
         report.notes.append(f"{repeats} mutual pairs kept once")
     report.items = len(items)
     return items
+
+
+def build_pairs(
+    rows: list[dict[str, Any]],
+    *,
+    kind: str = "sft",
+    strategy: str = "random",
+    pairs_per_instance: int = 1,
+    seed: int = 0,
+    group: str | None = None,
+    report: PairReport | None = None,
+) -> list[dict[str, Any]]:
+    """Joint comparisons from instruction-response rows (`kind` sft) or preference rows / comparison items (`kind`
+    preference): unlabelled items for a judge, or -- for a strategy in LABELLED -- preference rows. The one place
+    that maps a strategy to its pairing."""
+    report = report if report is not None else PairReport()
+    if strategy == "proxy":
+        if kind != "preference":
+            raise JpoError("--strategy proxy pairs preference rows (chosen of one row, rejected of another), "
+                           f"not {kind} rows")
+        return proxy_pairs(rows, seed, report)
+    return _pair_instances(instances_of(rows, kind, seed, report), strategy, pairs_per_instance, seed, group, report)
+
+
+def instances_of(rows: list[dict[str, Any]], kind: str, seed: int, report: PairReport) -> list[dict[str, Any]]:
+    """One (instruction, response) instance per instruction: the D_S rows themselves, or a random side of each
+    preference row (the paper's D_S)."""
+    return instances_from_sft(rows, report) if kind == "sft" else instances_from_preferences(rows, seed, report)
 
 
 def mix(

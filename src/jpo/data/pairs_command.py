@@ -1,4 +1,4 @@
-"""`jpo pairs`: joint comparison items from instruction-response or preference data; `jpo pairs mix`: D_M."""
+"""`jpo pairs`: joint comparisons from instruction-response or preference data; `jpo pairs mix`: D_M."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ import argparse
 
 from jpo.data.io import write_jsonl
 from jpo.data.load import inspect, load_preferences
-from jpo.data.pairs import (
-    STRATEGIES,
-    PairReport,
-    instances_from_preferences,
-    instances_from_sft,
-    make_pairs,
-    mix,
-)
+from jpo.data.pairs import LABELLED, STRATEGIES, PairReport, build_pairs, instances_of, mix
 from jpo.errors import DataError, JpoError
 from jpo.selection.command import add_arguments as add_selection_arguments
 from jpo.selection.command import select_for_pairs
@@ -25,10 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="NAME[:SPLIT]", help="a named source instead of --input (tldr, hh-helpful, "
                         "ultrafeedback, jpo-authors, alpaca-eval; see jpo.data.sources); local copy: $JPO_SOURCE_<NAME>")
     parser.add_argument("--source-task", help="jpo-authors: tldr | anthropic_helpful")
-    parser.add_argument("--output", required=True, help="where to write the comparison items (JSON Lines)")
+    parser.add_argument("--output", required=True, help="where to write the comparison items (JSON Lines), or the "
+                        "preference rows for a strategy that labels its own pairs (proxy)")
     parser.add_argument("--strategy", choices=STRATEGIES + SELECTORS[1:], default="random",
                         help="random: seeded derangement (the paper); similar: nearest other instruction by TF-IDF; "
-                             "cross-task: partners from another task label; with --budget, a selector")
+                             "cross-task: partners from another task label; proxy: the chosen side of one "
+                             "preference row preferred to the rejected side of another, no judge (paper, Appendix E); with "
+                             "--budget, a selector of jpo.selection")
     parser.add_argument("--pairs-per-instance", type=int, default=1, metavar="K", help="items per instance (k*n)")
     parser.add_argument("--group-field", help="the task label column for --strategy cross-task")
     parser.add_argument("--seed", type=int, default=0)
@@ -40,52 +36,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("verb", nargs="?", choices=["mix"], help="`mix` builds D_M = D_C ∪ D_H instead of pairs")
 
 
-def run_pairs(args: argparse.Namespace) -> int:
+def read_input(args: argparse.Namespace) -> tuple[list[dict], str, str]:
+    """(rows, kind, description) of --input or --source: instruction-response rows, or preference rows where the
+    strategy needs labels or the data has no instruction-response rows."""
     if args.source:
-        return run_pairs_from_source(args)
+        from jpo.data.sources import get_source, load_source
+
+        name, _, split = args.source.partition(":")
+        wants_labels = args.strategy in LABELLED
+        kind = "sft" if "sft" in get_source(name).parts and not wants_labels else "preference"
+        loaded = load_source(name, split or "train", kind=kind, task=args.source_task)
+        return loaded.rows, kind, loaded.report.summary()
     if not args.input:
         raise JpoError("--input (or --source) is required")
     loaded = inspect(args.input)
-    report = PairReport()
-    if loaded.kind == "sft":
-        instances = instances_from_sft(loaded.rows, report)
-    elif loaded.kind == "preference":
-        instances = instances_from_preferences(loaded.rows, args.seed, report)
-    else:
+    if loaded.kind not in ("sft", "preference"):
         raise DataError(f"{loaded.format.name} rows are {loaded.kind}, not instruction-response or preference data",
                         path=loaded.path)
-    items = _pairs(instances, args, report, loaded.path)
-    write_jsonl(args.output, items)
-    print(f"pairs: {loaded.path} ({loaded.format.name}): {report.summary()} -> {args.output}")
-    return 0
+    return loaded.rows, loaded.kind, f"{loaded.path} ({loaded.format.name})"
 
 
-def run_pairs_from_source(args: argparse.Namespace) -> int:
-    """`--source NAME[:SPLIT]`: its instruction-response rows (or preference rows where it has none)."""
-    from jpo.data.sources import get_source, load_source
-
-    name, _, split = args.source.partition(":")
-    kind = "sft" if "sft" in get_source(name).parts else "preference"
-    loaded = load_source(name, split or "train", kind=kind, task=args.source_task)
+def run_pairs(args: argparse.Namespace) -> int:
+    rows, kind, described = read_input(args)
     report = PairReport()
-    instances = (instances_from_sft(loaded.rows, report) if kind == "sft"
-                 else instances_from_preferences(loaded.rows, args.seed, report))
-    items = _pairs(instances, args, report, loaded.report.origin)
-    write_jsonl(args.output, items)
-    print(f"pairs: {loaded.report.summary()}")
-    print(f"pairs: {report.summary()} -> {args.output}")
-    return 0
-
-
-def _pairs(instances: list[dict], args: argparse.Namespace, report: PairReport, origin: str) -> list[dict]:
-    """`make_pairs` with the data's origin in its error (too few instructions, no task labels, ...)."""
-    if args.budget is not None:  # selection hook: the budget's items from jpo.selection
-        return select_for_pairs(instances, args, report)
     try:
-        return make_pairs(instances, strategy=args.strategy, pairs_per_instance=args.pairs_per_instance,
-                          seed=args.seed, group=args.group_field, report=report)
-    except JpoError as error:
-        raise JpoError(f"{origin}: {error}") from None
+        if args.budget is not None:  # selection: the budget's items from jpo.selection
+            out = select_for_pairs(instances_of(rows, kind, args.seed, report), args, report)
+        else:
+            out = build_pairs(rows, kind=kind, strategy=args.strategy, pairs_per_instance=args.pairs_per_instance,
+                              seed=args.seed, group=args.group_field, report=report)
+    except JpoError as error:  # too few instructions, no task labels, ...: say which data
+        raise JpoError(f"{args.input or args.source}: {error}") from None
+    write_jsonl(args.output, out)
+    what = "preference rows (labelled by construction)" if args.strategy in LABELLED else "items"
+    print(f"pairs: {described}: {report.summary()} -> {len(out)} {what} in {args.output}")
+    return 0
 
 
 def run_mix(args: argparse.Namespace) -> int:

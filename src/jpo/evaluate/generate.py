@@ -200,6 +200,28 @@ def load_model_and_tokenizer(path: str, device: str | None = None, dtype: str | 
     return model.to(device), tokenizer
 
 
+def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatures: Sequence[float],
+                  seeds: Sequence[int], *, max_new_tokens: int = 128, batch_size: int = 16, top_p: float = 1.0,
+                  backend: str = "auto", device: str | None = None, dtype: str | None = None,
+                  generator: str = "model", progress: bool = True) -> tuple[list[dict[str, Any]], str]:
+    """Generations of a saved model (what `jpo generate` and `jpo run` call) and the backend used: vLLM when asked,
+    or with `auto` when it is installed and a GPU is present; else transformers."""
+    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
+    if backend == "vllm" and not vllm_available():
+        raise JpoError("--backend vllm needs the vllm package and a CUDA GPU")
+    if use_vllm:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        rows = generate_vllm(model_path, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
+                             top_p=top_p, generator=generator)
+        return rows, "vllm"
+    model, tokenizer = load_model_and_tokenizer(model_path, device, dtype)
+    rows = generate(model, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
+                    batch_size=batch_size, top_p=top_p, generator=generator, progress=progress)
+    return rows, "transformers"
+
+
 def to_alpaca_eval(rows: Sequence[dict[str, Any]], temperature: float | None = None, seed: int | None = None,
                    dataset: str = "jpo") -> list[dict[str, Any]]:
     """AlpacaEval's `model_outputs.json` records `{instruction, output, generator, dataset}`: one per prompt, so one

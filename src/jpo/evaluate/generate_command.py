@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from jpo.errors import JpoError
-
 
 def number_list(text: str, kind: type = float) -> list:
     try:
@@ -43,34 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jpo.data import load_prompts, write_jsonl
-    from jpo.evaluate.generate import (
-        generate,
-        generate_vllm,
-        load_model_and_tokenizer,
-        to_alpaca_eval,
-        vllm_available,
-    )
+    from jpo.evaluate.generate import generate_from, to_alpaca_eval
 
     prompts = load_prompts(args.prompts)[: args.limit]
     generator = args.generator or Path(args.model).resolve().name
-    use_vllm = args.backend == "vllm" or (args.backend == "auto" and vllm_available())
-    if args.backend == "vllm" and not vllm_available():
-        raise JpoError("--backend vllm needs the vllm package and a CUDA GPU")
-    if use_vllm:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        rows = generate_vllm(args.model, tokenizer, prompts, args.temperatures, args.seeds,
-                             max_new_tokens=args.max_new_tokens, top_p=args.top_p, generator=generator)
-    else:
-        model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
-        rows = generate(model, tokenizer, prompts, args.temperatures, args.seeds, max_new_tokens=args.max_new_tokens,
-                        batch_size=args.batch_size, top_p=args.top_p, generator=generator,
-                        progress=not args.no_progress)
+    rows, backend = generate_from(args.model, prompts, args.temperatures, args.seeds,
+                                  max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, top_p=args.top_p,
+                                  backend=args.backend, device=args.device, dtype=args.dtype, generator=generator,
+                                  progress=not args.no_progress)
     write_jsonl(args.output, rows)
     empty = sum(1 for r in rows if not r["response"].strip())
     print(f"jpo generate: {len(rows)} generations ({len(prompts)} prompts x {len(args.temperatures)} temperatures x "
-          f"{len(args.seeds)} seeds, {'vllm' if use_vllm else 'transformers'}), {empty} empty -> {args.output}")
+          f"{len(args.seeds)} seeds, {backend}), {empty} empty -> {args.output}")
     if args.alpaca_eval:
         records = to_alpaca_eval(rows, args.alpaca_eval_temperature)
         path = Path(args.alpaca_eval)

@@ -1,0 +1,12 @@
+"""`jpo run RECIPE`: every experiment, the demo included, as one recipe -> units -> report.
+
+    recipe.py   the recipe as dataclasses; the dry-run and sweep transformations
+    data.py     the data stage: sources, the pool, D_S, joint comparisons
+    stages.py   the other stage bodies: model, feedback (D_C, D_H), sft, train, generate, evaluate
+    plan.py     a recipe as units; units.py: manifests and the resume rule
+    report.py   the one report writer; command.py / demo.py: `jpo run` / `jpo demo`
+"""
+
+from jpo.runner.recipe import Recipe, load_recipe, parse_recipe
+
+__all__ = ["Recipe", "load_recipe", "parse_recipe"]

@@ -1,0 +1,92 @@
+"""A recipe as a list of units, in the order they run:
+
+    data -> model (when built) -> feedback -> sft -> train (run x seed) -> generate / evaluate (model x seed) -> report
+
+A unit's key hashes the part of the recipe it reads and the keys of the units it reads, so a changed setting reruns
+exactly what depends on it (see units.py for the resume rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from jpo.runner import stages
+from jpo.runner.recipe import BuildModel, Recipe
+from jpo.runner.units import Unit
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = None) -> list[Unit]:
+    from jpo.runner.data import prepare_data
+    from jpo.runner.report import write_report
+
+    units: list[Unit] = []
+
+    def add(stage: str, name: str, config: dict[str, Any], deps: list[Unit], outputs: list[str], run,
+            *folder: str) -> Unit:
+        unit = Unit(stage, name, run_dir.joinpath(stage, *folder), config, deps, outputs, run)
+        units.append(unit)
+        return unit
+
+    data = add("data", "data",
+               {"data": _plain(recipe.data), "sft_from": recipe.sft.from_, "pairs": _plain(recipe.pairs),
+                "seed": recipe.seed, "paths": source_paths or {}},
+               [], ["eval.jsonl"], lambda u: prepare_data(recipe, u.folder, source_paths or {}))
+    base = recipe.model
+    base_deps: list[Unit] = []
+    if isinstance(recipe.model, BuildModel):
+        built = add("model", "model", {"build": _plain(recipe.model)}, [data], ["model/config.json"],
+                    lambda u: stages.build_model(recipe.model, data.folder, u.folder))
+        base, base_deps = str(built.folder / "model"), [built]
+    # How the judge is reached (endpoint, key, concurrency, retries, prices) does not change what it answers.
+    transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
+    judge = {k: v for k, v in _plain(recipe.judge).items() if k not in transport}
+    feedback = add("feedback", "feedback", {"judge": judge}, [data], ["D_C.jsonl", "D_H.jsonl"],
+                   lambda u: stages.collect_feedback(recipe, data.folder, u.folder))
+    models: dict[str, tuple[Unit | None, str]] = {}
+    policy, policy_deps, sft = base, base_deps, None
+    if recipe.sft.from_ != "none":
+        sft = add("sft", "sft", {"sft": _plain(recipe.sft), "base": str(base), "template": recipe.prompt_template,
+                                 "seed": recipe.seed}, [data, *base_deps], ["model/config.json"],
+                  lambda u: stages.train_sft_model(u, recipe, str(base), data.folder, run_dir))
+        policy, policy_deps = str(sft.folder / "model"), [sft]
+        models["sft"] = (sft, policy)
+    trained: dict[tuple[str, int], Unit] = {}
+    for run in recipe.runs():
+        for seed in recipe.train.seeds:
+            trained[run.name, seed] = add(
+                "train", f"{run.name}/seed{seed}",
+                {"common": recipe.train.common, "run": _plain(run), "seed": seed, "base": str(policy),
+                 "template": recipe.prompt_template, "accelerate": _plain(recipe.train.accelerate)},
+                [data, feedback, *policy_deps], ["model/trainer_state.json"],
+                lambda u, run=run, seed=seed: stages.train_run(u, recipe, run, seed, str(policy), data.folder,
+                                                               feedback.folder, run_dir),
+                run.name, f"seed{seed}")
+    evaluations: dict[tuple[str, int], Unit] = {}
+    for name in recipe.evaluated():
+        for seed in recipe.train.seeds:
+            source, model_dir = (models[name] if name == "sft"
+                                 else (trained[name, seed], str(trained[name, seed].folder / "model")))
+            generate = add("generate", f"{name}/seed{seed}",
+                           {"generate": _plain(recipe.generate), "template": recipe.prompt_template, "seed": seed},
+                           [source, data], ["generations.jsonl"],
+                           lambda u, m=model_dir, n=name, s=seed: stages.generate_for(
+                               u, recipe, Path(m), data.folder / "eval.jsonl", s, n),
+                           name, f"seed{seed}")
+            evaluations[name, seed] = add(
+                "evaluate", f"{name}/seed{seed}",
+                {"judge": recipe.evaluation_judge(), "n_resamples": recipe.evaluate.n_resamples},
+                [generate], ["winrate.json", "scored.jsonl"],
+                lambda u, g=generate, m=model_dir: stages.evaluate_for(
+                    u, recipe, g.folder / "generations.jsonl", data.folder / "eval.jsonl", Path(m)),
+                name, f"seed{seed}")
+    add("report", "report", {"evaluate": _plain(recipe.evaluate), "paper": _plain(recipe.paper),
+                             "name": recipe.name, "seeds": recipe.train.seeds},
+        [feedback, *trained.values(), *evaluations.values()], ["results.md", "results.json"],
+        lambda u: write_report(recipe, u.folder, feedback, sft, trained, evaluations))
+    return units

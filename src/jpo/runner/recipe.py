@@ -1,0 +1,437 @@
+"""A recipe, parsed once into dataclasses: every key checked (an unknown one names the file, the key and the nearest
+valid one), every cross-reference checked (a run's data, a compared model, a scaling run), before any work starts.
+
+The default shape is the paper's protocol (§5.1): `sft: {from: conditional}` draws D_S from the preference pool
+(one random response per instruction, ties included), `pairs: {from: sft}` pairs D_S instances across instructions
+into D_H, and D_C is the decisive conditional labels. Two transformations give the other ways to run a recipe:
+`for_dry_run` (tiny model, tiny data, one step, mock judge) and `for_sweep` (the learning-rate grid on the
+validation prompts). Neither is a branch inside a stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from jpo.config import check_keys, read_yaml
+from jpo.errors import JpoError
+
+SFT_FROM = ("conditional", "sft", "none")
+PAIRS_FROM = ("sft", "conditional")
+RUN_DATA = {"conditional": "D_C", "joint": "D_H", "mix": "D_M 50:50"}
+DRY_ROWS, DRY_EVAL_ROWS = 12, 2
+DRY_TRAIN = {"max_steps": 1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "max_length": 128,
+             "max_prompt_length": 96, "logging_steps": 1, "save_strategy": "no", "bf16": False, "load_in_4bit": False,
+             "warmup_steps": 0, "gradient_checkpointing": False}
+
+
+def _key(f: dataclasses.Field) -> str:
+    return f.metadata.get("key", f.name)
+
+
+@dataclass
+class Accelerate:
+    """Train under `accelerate launch` with this config file (configs/accelerate/*.yaml)."""
+
+    config_file: str
+    num_processes: int | None = None
+
+
+@dataclass
+class DataPart:
+    """One named source split (see `jpo.data.sources`, plus `synthetic`: the demo's task, built from a seed)."""
+
+    source: str
+    split: str = "train"
+    kind: str | None = None
+    path: str | None = None
+    task: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class Data:
+    eval: DataPart = field(metadata={"nested": DataPart})
+    conditional: DataPart | None = field(default=None, metadata={"nested": DataPart})
+    sft: DataPart | None = field(default=None, metadata={"nested": DataPart})
+    joint: DataPart | None = field(default=None, metadata={"nested": DataPart})
+    validation: DataPart | None = field(default=None, metadata={"nested": DataPart})
+
+
+@dataclass
+class BuildModel:
+    """A small Llama built offline: a BPE tokenizer trained on the run's texts and random weights (the demo)."""
+
+    vocab_size: int = 512
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 384
+    max_positions: int = 256
+
+
+@dataclass
+class SFTSection:
+    """`from`: conditional (D_S = one random response per pool instruction: the paper), sft (the data.sft source),
+    or none (the model is already fine-tuned)."""
+
+    from_: str = field(default="conditional", metadata={"key": "from"})
+    config: dict[str, Any] = field(default_factory=dict)
+    accelerate: Accelerate | None = field(default=None, metadata={"nested": Accelerate})
+
+
+@dataclass
+class PairsSection:
+    """D_H's comparisons: from D_S instances (the paper) or from the conditional rows (`strategy: proxy`)."""
+
+    from_: str = field(default="sft", metadata={"key": "from"})
+    strategy: str = "random"
+    pairs_per_instance: int = 1
+    group_field: str | None = None
+
+
+@dataclass
+class JudgeSection:
+    """The AI judge (both orders, a flip is a tie) and its options (`jpo judge` flag names)."""
+
+    spec: str | None = None
+    conditional: bool = False  # relabel the pool's conditional comparisons with this judge
+    agreement: dict[str, str] = field(default_factory=dict)  # name -> spec: other judges asked, for agreement only
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 16
+    request_timeout: float = 60.0
+    max_retries: int = 5
+    max_tokens: int = 16
+    template: str | None = None
+    batch_size: int = 16
+    device: str | None = None
+    tie_margin: float = 0.0
+    price_in: float | None = None
+    price_out: float | None = None
+
+    def options(self):
+        from jpo.feedback.base import JudgeOptions
+
+        return JudgeOptions(base_url=self.base_url, api_key_env=self.api_key_env, concurrency=self.concurrency,
+                            request_timeout=self.request_timeout, max_retries=self.max_retries,
+                            max_tokens=self.max_tokens, template=self.template, batch_size=self.batch_size,
+                            device=self.device, tie_margin=self.tie_margin, price_per_million_input=self.price_in,
+                            price_per_million_output=self.price_out)
+
+
+@dataclass
+class Run:
+    """One preference-trained model: `data` lists conditional (D_C), joint (D_H) and/or mix (50:50 of D_C and D_H,
+    |D_C| rows); `sweep` expands it into one run per value."""
+
+    name: str
+    objective: str
+    data: list[str] = field(default_factory=lambda: ["conditional"])
+    label: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
+    joint_size: int | None = None  # a random subset of D_H of this size (the scaling runs)
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
+
+    @property
+    def data_label(self) -> str:
+        return " ∪ ".join(RUN_DATA[d] for d in self.data) + (f" ({self.joint_size})" if self.joint_size else "")
+
+
+@dataclass
+class Scaling:
+    """Repeat `run` (whose data is D_H alone) on random subsets of D_H of these sizes (paper Figure 7)."""
+
+    run: str
+    sizes: list[int]
+
+
+@dataclass
+class TrainSection:
+    seeds: list[int] = field(default_factory=lambda: [0])
+    common: dict[str, Any] = field(default_factory=dict)
+    accelerate: Accelerate | None = field(default=None, metadata={"nested": Accelerate})
+    runs: list[Run] = field(default_factory=list, metadata={"each": Run})
+    scaling: Scaling | None = field(default=None, metadata={"nested": Scaling})
+
+
+@dataclass
+class GenerateSection:
+    temperatures: list[float] = field(default_factory=lambda: [0.001, 0.5, 1.0])
+    max_new_tokens: int = 128
+    batch_size: int = 16
+    top_p: float = 1.0
+    backend: str = "auto"
+    device: str | None = None
+    dtype: str | None = None
+    alpaca_eval: bool = False
+
+
+@dataclass
+class EvaluateSection:
+    judge: str | None = None  # default: judge.spec, with the judge section's options
+    models: list[str] | None = None  # default: sft (when trained) and every run
+    n_resamples: int = 10_000
+    paired: list[str] = field(default_factory=list)  # "jpo - dpo": paired differences on the same prompts
+
+
+@dataclass
+class DryRunSection:
+    model_type: str | None = None
+    tokenizer: str | None = None
+
+
+@dataclass
+class PaperSection:
+    """What the paper reports for this experiment (../shared/paper/RESULTS.md), shown beside a run's numbers."""
+
+    source: str = ""
+    win_rate: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {temperature | average: %}
+    data: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    def __post_init__(self) -> None:  # YAML reads `0.001:` as a number and `average:` as text: keys become text
+        self.win_rate = {model: {str(k): float(v) for k, v in values.items()} if isinstance(values, dict)
+                         else {"average": float(values)} for model, values in self.win_rate.items()}
+
+
+@dataclass
+class Recipe:
+    name: str
+    data: Data = field(metadata={"nested": Data})
+    model: str | BuildModel = field(default="", metadata={"nested": BuildModel})
+    description: str = ""
+    output_dir: str | None = None
+    seed: int = 0
+    prompt_template: str | None = None
+    sft: SFTSection = field(default_factory=SFTSection, metadata={"nested": SFTSection})
+    pairs: PairsSection | None = field(default=None, metadata={"nested": PairsSection})
+    judge: JudgeSection = field(default_factory=JudgeSection, metadata={"nested": JudgeSection})
+    train: TrainSection = field(default_factory=TrainSection, metadata={"nested": TrainSection})
+    generate: GenerateSection = field(default_factory=GenerateSection, metadata={"nested": GenerateSection})
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection, metadata={"nested": EvaluateSection})
+    sweep: dict[str, list[Any]] = field(default_factory=dict)  # the grid `--sweep` gives every run
+    dry_run: DryRunSection = field(default_factory=DryRunSection, metadata={"nested": DryRunSection})
+    paper: PaperSection = field(default_factory=PaperSection, metadata={"nested": PaperSection})
+    hardware: str = ""
+    path: str = field(default="", metadata={"internal": True})
+    dry: bool = field(default=False, metadata={"internal": True})  # set by for_dry_run: numbers mean nothing
+
+    # -- derived views
+    def runs(self) -> list[Run]:
+        """The preference runs with sweeps expanded (`<run>-lr1e-07`) and the scaling runs (`<run>-100`)."""
+        runs: list[Run] = []
+        for run in self.train.runs:
+            if not run.sweep:
+                runs.append(run)
+                continue
+            (option, values), = run.sweep.items()
+            short = {"learning_rate": "lr"}.get(option, option)
+            runs += [dataclasses.replace(run, name=f"{run.name}-{short}{value:g}",
+                                         label=f"{run.shown} ({short} {value:g})", sweep={},
+                                         config={**run.config, option: value}) for value in values]
+        if self.train.scaling:
+            base = next(r for r in self.train.runs if r.name == self.train.scaling.run)
+            runs += [dataclasses.replace(base, name=f"{base.name}-{size}", label=f"{base.shown}, {size} of D_H",
+                                         joint_size=size) for size in self.train.scaling.sizes]
+        return runs
+
+    def models(self) -> list[str]:
+        """Every model that can be evaluated: sft (when the recipe fine-tunes) and the runs."""
+        return (["sft"] if self.sft.from_ != "none" else []) + [r.name for r in self.runs()]
+
+    def evaluated(self) -> list[str]:
+        return self.evaluate.models if self.evaluate.models is not None else self.models()
+
+    def evaluation_judge(self) -> str:
+        spec = self.evaluate.judge or self.judge.spec
+        if not spec:
+            raise JpoError(f"{self.path}: nothing to evaluate with: set judge.spec or evaluate.judge")
+        return spec
+
+
+# --- parsing -----------------------------------------------------------------------------------------------------
+
+
+def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
+    """`cls` from a mapping, keys checked; nested sections built by their field's `nested` / `each` class.
+    Errors name the file and the section: `configs/x.yaml: train.runs[1]: unknown key ...`."""
+    where = f"{path}: {section}" if section else path
+    if not isinstance(values, dict):
+        raise JpoError(f"{where}: expected a mapping of keys, got {type(values).__name__}")
+    fields = {_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    check_keys(where, values, fields)
+    kwargs = {}
+    for key, value in values.items():
+        f = fields[key]
+        inner = f"{section}.{key}" if section else key
+        if "nested" in f.metadata and isinstance(value, dict):
+            value = _build(f.metadata["nested"], value, path, inner)
+        elif "each" in f.metadata:
+            if not isinstance(value, list):
+                raise JpoError(f"{path}: {inner}: expected a list")
+            value = [_build(f.metadata["each"], v, path, f"{inner}[{i}]") for i, v in enumerate(value)]
+        kwargs[f.name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise JpoError(f"{where}: {str(error).split('() ', 1)[-1]}") from None
+
+
+def _choice(where: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
+    if value not in valid:
+        raise JpoError(f"{where}: '{value}' is not one of {', '.join(map(str, valid))}")
+
+
+def _check_config(where: str, values: dict[str, Any], cls_name: str) -> None:
+    from jpo.train import config as train_config
+
+    cls = getattr(train_config, cls_name)
+    check_keys(where, values, (f.name for f in dataclasses.fields(cls) if f.init))
+
+
+def validate(recipe: Recipe) -> Recipe:
+    """Cross-references and choices, each error naming the file and the key."""
+    from jpo.data.pairs import STRATEGIES
+    from jpo.train.losses import OBJECTIVES
+
+    at = recipe.path or "recipe"
+    data, sft, pairs = recipe.data, recipe.sft, recipe.pairs
+    if not recipe.model:
+        raise JpoError(f"{at}: model: a hub name, a local folder, or {{build: {{...}}}}")
+    _choice(f"{at}: sft.from", sft.from_, SFT_FROM)
+    if sft.from_ != "none" and getattr(data, sft.from_) is None:
+        raise JpoError(f"{at}: sft.from is {sft.from_}, but the recipe has no data.{sft.from_}")
+    if pairs is not None:
+        _choice(f"{at}: pairs.from", pairs.from_, PAIRS_FROM)
+        _choice(f"{at}: pairs.strategy", pairs.strategy, STRATEGIES)
+        if pairs.from_ == "sft" and sft.from_ == "none":
+            raise JpoError(f"{at}: pairs.from is sft, but sft.from is none (there is no D_S to pair)")
+        if pairs.from_ == "conditional" and data.conditional is None:
+            raise JpoError(f"{at}: pairs.from is conditional, but the recipe has no data.conditional")
+        if (pairs.strategy == "proxy") != (pairs.from_ == "conditional"):
+            raise JpoError(f"{at}: pairs: strategy proxy pairs the conditional rows (from: conditional); the "
+                           "other strategies pair D_S instances (from: sft)")
+        if pairs.strategy != "proxy" and not recipe.judge.spec:
+            raise JpoError(f"{at}: pairs need a judge to label them: set judge.spec")
+        if data.joint is not None:
+            raise JpoError(f"{at}: give D_H either as data.joint (ready-made) or as pairs (built), not both")
+    if recipe.judge.conditional and not recipe.judge.spec:
+        raise JpoError(f"{at}: judge.conditional needs judge.spec")
+    _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
+    _check_config(f"{at}: train.common", recipe.train.common, "PreferenceConfig")
+    names = [r.name for r in recipe.train.runs]
+    if not names:
+        raise JpoError(f"{at}: train.runs: at least one run")
+    for i, run in enumerate(recipe.train.runs):
+        where = f"{at}: train.runs[{i}] ({run.name})"
+        _choice(f"{where}.objective", run.objective, list(OBJECTIVES))
+        _check_config(f"{where}.config", run.config, "PreferenceConfig")
+        for part in run.data:
+            _choice(f"{where}.data", part, list(RUN_DATA))
+        if {"joint", "mix"} & set(run.data) and pairs is None and data.joint is None:
+            raise JpoError(f"{where} uses joint data, but the recipe has no pairs section (to build D_H) or "
+                           "data.joint (ready-made)")
+        if {"conditional", "mix"} & set(run.data) and data.conditional is None:
+            raise JpoError(f"{where} uses conditional data, but the recipe has no data.conditional")
+        if len(run.sweep) > 1:
+            raise JpoError(f"{where}.sweep: one option at a time")
+    if recipe.sweep and len(recipe.sweep) != 1:
+        raise JpoError(f"{at}: sweep: one option at a time (e.g. learning_rate: [...])")
+    scaling = recipe.train.scaling
+    if scaling is not None:
+        _choice(f"{at}: train.scaling.run", scaling.run, names)
+        if next(r for r in recipe.train.runs if r.name == scaling.run).data != ["joint"]:
+            raise JpoError(f"{at}: train.scaling.run must train on D_H alone (data: [joint])")
+    all_names = [r.name for r in recipe.runs()]
+    if len(set(all_names)) != len(all_names) or "sft" in all_names:
+        raise JpoError(f"{at}: train runs must have distinct names, none of them 'sft': {all_names}")
+    for name in recipe.evaluated():
+        _choice(f"{at}: evaluate.models", name, recipe.models())
+    for pair in recipe.evaluate.paired:
+        first, _, second = (part.strip() for part in pair.partition(" - "))
+        for name in (first, second):
+            _choice(f"{at}: evaluate.paired '{pair}'", name, recipe.evaluated())
+    for name in recipe.paper.win_rate:
+        _choice(f"{at}: paper.win_rate", name, recipe.models())
+    _choice(f"{at}: generate.backend", recipe.generate.backend, ("auto", "hf", "vllm"))
+    return recipe
+
+
+def parse_recipe(values: dict[str, Any], path: str = "recipe") -> Recipe:
+    """A Recipe from a mapping (what the YAML file holds); `model: {build: {...}}` is a model built offline."""
+    if isinstance(values.get("model"), dict):
+        check_keys(f"{path}: model", values["model"], ["build"])
+        values = {**values, "model": values["model"].get("build") or {}}
+    recipe = _build(Recipe, values, path)
+    recipe.path = str(path)
+    return validate(recipe)
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    return parse_recipe(read_yaml(path, "recipe"), str(path))
+
+
+# --- the two transformations -------------------------------------------------------------------------------------
+
+
+def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) -> Recipe:
+    """The same recipe at toy size: `model` (a tiny random model of the recipe's architecture, or a tiny build),
+    a few rows of each source, one training step, one seed, one small scaling run, short generations, and every
+    judge that needs a network or a large model answered by the mock OpenAI-compatible server at `judge_url`.
+    Every run (each sweep value included) stays, so the dry run plans the real recipe's units."""
+    from jpo.feedback.registry import backend_class, parse_spec
+
+    def mock(spec: str | None) -> str | None:
+        if spec is None:
+            return None
+        backend = parse_spec(spec)[0]
+        backend_class(backend)  # the recipe's judge must exist
+        return spec if backend == "oracle" else "openai:mock"
+
+    def small(part: DataPart | None, rows: int) -> DataPart | None:
+        return part and dataclasses.replace(part, limit=min(part.limit or rows, rows))
+
+    d = recipe.data
+    judge = recipe.judge
+    if any(mock(s) == "openai:mock" for s in [judge.spec, recipe.evaluate.judge, *judge.agreement.values()]):
+        judge = dataclasses.replace(judge, base_url=judge_url, api_key_env="JPO_DRY_RUN_NO_KEY", concurrency=4)
+    judge = dataclasses.replace(judge, spec=mock(judge.spec),
+                                agreement={k: mock(v) for k, v in judge.agreement.items()})
+    train = recipe.train
+    scaling = train.scaling and dataclasses.replace(train.scaling, sizes=[4])
+    return validate(dataclasses.replace(
+        recipe, model=model, output_dir=None, dry=True,
+        data=Data(eval=small(d.eval, DRY_EVAL_ROWS), conditional=small(d.conditional, DRY_ROWS),
+                  sft=small(d.sft, DRY_ROWS), joint=small(d.joint, DRY_ROWS),
+                  validation=small(d.validation, DRY_EVAL_ROWS)),
+        sft=dataclasses.replace(recipe.sft, config={**recipe.sft.config, **DRY_TRAIN}, accelerate=None),
+        judge=judge,
+        train=dataclasses.replace(train, seeds=train.seeds[:1], common={**train.common, **DRY_TRAIN},
+                                  accelerate=None, scaling=scaling),
+        generate=dataclasses.replace(recipe.generate, max_new_tokens=8, device="cpu", backend="hf"),
+        evaluate=dataclasses.replace(recipe.evaluate, judge=mock(recipe.evaluate.judge), n_resamples=200)))
+
+
+def for_sweep(recipe: Recipe) -> Recipe:
+    """The recipe's `sweep` grid given to every preference run, scored on the validation prompts (never the test
+    prompts), one seed, no scaling runs: how a recipe's learning rates are chosen."""
+    if not recipe.sweep:
+        raise JpoError(f"{recipe.path}: --sweep needs a sweep grid in the recipe (e.g. sweep: {{learning_rate: "
+                       "[3e-5, 1e-4, 3e-4]}})")
+    if recipe.data.validation is None:
+        raise JpoError(f"{recipe.path}: --sweep scores on data.validation; the recipe has none")
+    runs = [dataclasses.replace(r, sweep=r.sweep or recipe.sweep) for r in recipe.train.runs]
+    swept = dataclasses.replace(
+        recipe, name=f"{recipe.name}-sweep", output_dir=recipe.output_dir and f"{recipe.output_dir}-sweep",
+        data=dataclasses.replace(recipe.data, eval=recipe.data.validation),
+        train=dataclasses.replace(recipe.train, seeds=recipe.train.seeds[:1], runs=runs, scaling=None),
+        evaluate=dataclasses.replace(recipe.evaluate, models=None, paired=[]),
+        paper=PaperSection())
+    return validate(swept)

@@ -1,0 +1,264 @@
+"""The one report of a run (`jpo run` and `jpo demo` alike): results.md (a table like the paper's Table 5, beside
+the paper's numbers where the recipe gives them), results.json, details.json, interplay.json and PNG plots.
+
+Win-rates pool every seed of a model: the 95% bootstrap interval resamples prompts, all seeds and temperatures of a
+prompt moving together, so it covers the variation over runs and over prompts. Paired differences compare two
+models prompt by prompt (`jpo.evaluate.paired_difference`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from jpo.data import read_jsonl
+from jpo.runner.recipe import Recipe
+from jpo.runner.units import Unit
+
+
+def summarise(label: str, data: str, scored: list[dict[str, Any]], temperatures: list[float]) -> dict[str, Any]:
+    """A results row: win-rate per temperature and over all of them (percent), bootstrap intervals resampling
+    prompts; the mean true quality where the task has one."""
+    from jpo.evaluate import win_rate
+
+    per_t, ci_t = {}, {}
+    for t in temperatures:
+        subset = [s for s in scored if s["temperature"] == t]
+        rate = win_rate([s["outcome"] for s in subset], [s["id"] for s in subset])
+        per_t[str(t)] = round(100 * rate.estimate, 2)
+        ci_t[str(t)] = [round(100 * rate.low, 2), round(100 * rate.high, 2)]
+    overall = win_rate([s["outcome"] for s in scored], [s["id"] for s in scored])
+    row = {"method": label, "data": data, "win_rate": per_t, "average": round(100 * overall.estimate, 2),
+           "ci95": [round(100 * overall.low, 2), round(100 * overall.high, 2)], "ci95_per_temperature": ci_t,
+           "outcomes": {k: sum(s["outcome"] == k for s in scored) for k in ("win", "tie", "loss", "invalid")}}
+    if scored and "quality" in scored[0]:
+        row["mean_quality"] = round(100 * sum(s["quality"] for s in scored) / len(scored), 2)
+    return row
+
+
+def _cell(value: float | None, interval: list[float] | None = None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f}" if interval is None else f"{value:.1f} [{interval[0]:.1f}, {interval[1]:.1f}]"
+
+
+def table(rows: list[dict[str, Any]], temperatures: list[float], paper: bool) -> list[str]:
+    quality = any("mean_quality" in r for r in rows)
+    head = ["Method", "Data", "Rows"] + [f"T={t:g}" for t in temperatures] + ["Average [95% CI]"]
+    head += ["Mean q"] if quality else []
+    head += ["Paper avg"] if paper else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["method"], row["data"], str(row.get("rows", ""))]
+        cells += [_cell(row["win_rate"][str(t)]) for t in temperatures]
+        cells += [_cell(row["average"], row["ci95"])]
+        cells += [_cell(row.get("mean_quality"))] if quality else []
+        cells += [_cell(row.get("paper", {}).get("average"))] if paper else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def verdict(first: dict[str, Any], second: dict[str, Any], paired: dict[str, Any] | None) -> str:
+    """One sentence on the first compared pair, whatever the numbers say, decided by the paired interval of the
+    difference on the same prompts (two unpaired intervals overlap more than the evidence warrants)."""
+    a, b = first["method"], second["method"]
+    if paired:
+        difference, (low, high) = paired["difference"], paired["ci95"]
+        evidence = f"paired 95% interval of the difference [{low:+.1f}, {high:+.1f}]"
+    else:
+        difference = first["average"] - second["average"]
+        low, high = first["ci95"][0] - second["ci95"][1], first["ci95"][1] - second["ci95"][0]
+        evidence = f"95% intervals {first['ci95']} and {second['ci95']}"
+    word = "beats" if low > 0 else "loses to" if high < 0 else "is not distinguishable from"
+    return (f"{a} {word} {b} here: {first['average']:.1f}% vs {second['average']:.1f}% average win-rate against "
+            f"gold ({difference:+.1f} points; {evidence}).")
+
+
+def feedback_lines(feedback: dict[str, Any]) -> list[str]:
+    lines = ["## Data", ""]
+    for name in ("conditional", "joint"):
+        entry = feedback.get(name)
+        if not entry:
+            continue
+        agree = "; ".join(f"{other} agrees on {a['percent']:.1f}% (kappa {a['kappa'] if a['kappa'] is None else round(a['kappa'], 2)})"
+                          for other, a in entry["agreement"].items() if a["percent"] is not None)
+        lines.append(f"- {name} comparisons: {entry['items']} items judged by `{entry['judge']}` (labels "
+                     f"{entry['labels']})" + (f"; {agree}" if agree else "") + ".")
+    lines.append(f"- D_C: {feedback['D_C']} decisive conditional preferences; D_H: {feedback['D_H']} joint "
+                 "preferences.")
+    interplay = feedback.get("interplay")
+    if interplay:
+        lines += ["", "## Interplay of conditional and joint labels (paper Figures 2-3)", "",
+                  "| Members' conditional status | Joint judgment | Share | Count |", "|---|---|---|---|"]
+        for group, title in (("both_chosen", "both chosen"), ("both_rejected", "both rejected"),
+                             ("chosen_vs_rejected", "one chosen, one rejected")):
+            for outcome, share in interplay["percent"][group].items():
+                shown = "n/a" if share is None else f"{share:.1f}%"
+                lines.append(f"| {title} | {outcome} | {shown} | {interplay[group][outcome]} |")
+        if interplay.get("skipped"):
+            lines += ["", "Left out of the interplay: " + "; ".join(f"{k}: {v}" for k, v in interplay["skipped"].items())]
+    return lines
+
+
+def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, trained: dict[tuple[str, int], Unit],
+                 evaluations: dict[tuple[str, int], Unit]) -> dict[str, Any]:
+    from jpo.evaluate import paired_difference
+
+    temperatures = list(recipe.generate.temperatures)
+    seeds = list(recipe.train.seeds)
+    runs = {r.name: r for r in recipe.runs()}
+    scored = {name: [s for seed in seeds for s in read_jsonl(evaluations[name, seed].folder / "scored.jsonl")]
+              for name in dict.fromkeys(n for n, _ in evaluations)}
+    sizes = {name: unit.result().get("rows") for (name, _), unit in trained.items()}
+    if sft is not None:
+        sizes["sft"] = sft.result().get("rows")
+    rows, scaling = [], []
+    for name, items in scored.items():
+        run = runs.get(name)
+        label, data = (run.shown, run.data_label) if run else ("SFT", "D_S")
+        row = {**summarise(label, data, items, temperatures), "name": name, "rows": sizes.get(name),
+               "seeds": len(seeds)}
+        if name in recipe.paper.win_rate:
+            row["paper"] = recipe.paper.win_rate[name]
+        (scaling if run and run.joint_size is not None else rows).append(row)
+    if scaling and recipe.train.scaling and recipe.train.scaling.run in scored:
+        full = next(r for r in rows if r["name"] == recipe.train.scaling.run)
+        scaling.append(full)
+    scaling.sort(key=lambda r: r["rows"] or 0)
+    shown = {r["name"]: r["method"] for r in rows + scaling}
+    paired = {}
+    for pair in recipe.evaluate.paired:
+        first, _, second = (p.strip() for p in pair.partition(" - "))
+        paired[f"{shown[first]} - {shown[second]}"] = paired_difference(scored[first], scored[second])
+    curves = {}
+    for (name, _), unit in trained.items():
+        state = unit.folder / "model" / "trainer_state.json"
+        if state.exists() and runs[name].joint_size is None:
+            curves.setdefault(runs[name].shown, []).append(json.loads(state.read_text())["log_history"])
+    feedback_stats = {k: v for k, v in feedback.result().items() if k != "line"}
+    timings: dict[str, float] = {}
+    for unit in [feedback, *trained.values(), *evaluations.values()]:
+        for dep in [unit, *unit.deps]:
+            try:
+                timings[dep.stage] = timings.get(dep.stage, 0.0) + dep.manifest()["seconds"]
+            except (OSError, ValueError, KeyError):
+                pass
+    result = {"rows": rows, "paired": paired, "scaling": scaling, "feedback": feedback_stats, "curves": curves,
+              "seeds": seeds, "recipe": dataclasses.asdict(recipe)}
+    write_outputs(recipe, result, out)
+    return {"models": [r["name"] for r in rows], "line": f"wrote {out / 'results.md'}"}
+
+
+def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
+    temperatures = list(recipe.generate.temperatures)
+    rows = result["rows"]
+    has_paper = any("paper" in r for r in rows)
+    lines = [f"# {recipe.name}" + (" (dry run: tiny model, tiny data, one step; numbers mean nothing)"
+                                   if recipe.dry else ""), ""]
+    if recipe.description:
+        lines += [recipe.description.strip(), ""]
+    lines += [f"Win-rate (%) against the gold references of {recipe.data.eval.source}:{recipe.data.eval.split}, "
+              f"judged by `{recipe.evaluation_judge()}` in both orders (win 1, tie 0.5, loss 0), per sampling "
+              f"temperature and over all of them; {len(result['seeds'])} preference-training seed(s) "
+              f"({', '.join(map(str, result['seeds']))}) from one SFT model, pooled; 95% bootstrap intervals resample "
+              "prompts (all seeds and temperatures of a prompt together)."
+              + (" Mean q: the generations' true quality (x100)." if any("mean_quality" in r for r in rows) else ""),
+              "", *table(rows, temperatures, has_paper), ""]
+    if recipe.paper.source:
+        lines += [f"Paper: {recipe.paper.source.strip()}." + (f" {recipe.paper.notes.strip()}" if recipe.paper.notes else ""),
+                  ""]
+    by_label = {r["method"]: r for r in rows + result["scaling"]}
+    if result["paired"]:
+        (name, first), = list(result["paired"].items())[:1]
+        a, b = name.split(" - ")
+        lines += [verdict(by_label[a], by_label[b], first), "",
+                  "Paired differences on the same prompts (win-rate points, 95% paired bootstrap interval): "
+                  + "; ".join(f"{k}: {d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+                              for k, d in result["paired"].items()) + ".", ""]
+    lines += feedback_lines(result["feedback"])
+    if result["scaling"]:
+        lines += ["", "## Data scaling: the same run on growing subsets of D_H (paper Figure 7)", "",
+                  *table(result["scaling"], temperatures, False)]
+    if recipe.paper.data:
+        lines += ["", f"Paper's data sizes: {recipe.paper.data}."]
+    settings = {"sft": recipe.sft.config, "train.common": recipe.train.common,
+                **{f"run {r.name}": r.config for r in recipe.train.runs if r.config}}
+    lines += ["", "## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", ""]
+    return "\n".join(lines)
+
+
+def _series(history: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    points = [(h["step"], h[key]) for h in history if key in h and "step" in h]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plots(result: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    rows = result["rows"]
+    figure, axis = plt.subplots(figsize=(8, 4))
+    errors = [[r["average"] - r["ci95"][0] for r in rows], [r["ci95"][1] - r["average"] for r in rows]]
+    axis.bar(range(len(rows)), [r["average"] for r in rows], yerr=errors, capsize=4, color="#4c72b0")
+    axis.set_xticks(range(len(rows)), [r["method"] for r in rows], rotation=20, ha="right")
+    axis.set_ylabel("win-rate vs gold (%)")
+    axis.axhline(50, color="gray", lw=0.8, ls="--")
+    axis.set_title("Average win-rate over temperatures, 95% bootstrap intervals")
+    figure.tight_layout()
+    written.append(out / "winrate.png")
+    figure.savefig(written[-1], dpi=120)
+    plt.close(figure)
+
+    for key, name in (("loss", "loss"), ("rewards/margins", "reward_margin")):
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for index_label, (label, runs) in enumerate(result["curves"].items()):
+            for index, history in enumerate(runs):
+                steps, values = _series(history, key)
+                if steps:
+                    axis.plot(steps, values, label=label if index == 0 else None, color=f"C{index_label}",
+                              alpha=0.9 if index == 0 else 0.4)
+        axis.set_xlabel("step")
+        axis.set_ylabel(key)
+        axis.set_title(f"Training {key} per method (all seeds)")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+        figure.tight_layout()
+        written.append(out / f"training_{name}.png")
+        figure.savefig(written[-1], dpi=120)
+        plt.close(figure)
+
+    if result["scaling"]:
+        figure, axis = plt.subplots(figsize=(6, 4))
+        points = result["scaling"]
+        axis.errorbar([r["rows"] for r in points], [r["average"] for r in points],
+                      yerr=[[r["average"] - r["ci95"][0] for r in points], [r["ci95"][1] - r["average"] for r in points]],
+                      marker="o", capsize=4)
+        axis.set_xlabel("joint comparisons (D_H rows trained on)")
+        axis.set_ylabel("average win-rate vs gold (%)")
+        axis.set_title("Data scaling on D_H")
+        figure.tight_layout()
+        written.append(out / "scaling.png")
+        figure.savefig(written[-1], dpi=120)
+        plt.close(figure)
+    return written
+
+
+def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(recipe, result)
+    (out / "results.md").write_text(text, encoding="utf-8")
+    public = [{k: row[k] for k in ("method", "name", "data", "win_rate", "average", "ci95", "ci95_per_temperature",
+                                   "outcomes", "mean_quality", "rows", "seeds", "paper") if k in row}
+              for row in result["rows"]]
+    (out / "results.json").write_text(json.dumps(public, indent=1), encoding="utf-8")
+    if "interplay" in result["feedback"]:
+        (out / "interplay.json").write_text(json.dumps(result["feedback"]["interplay"], indent=1), encoding="utf-8")
+    extra = {k: result[k] for k in ("paired", "scaling", "feedback", "seeds", "recipe")}
+    (out / "details.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
+    print(text)
+    return [out / "results.md", out / "results.json", *plots(result, out)]

@@ -1,0 +1,280 @@
+"""The bodies of the runner's stages after `data`: each reads the files of the units it depends on and writes its
+own, through the library's functions (`jpo.feedback`, `jpo.train`, `jpo.evaluate`), never through command lines.
+Training under `accelerate launch` is the one exception: it needs processes of its own, so it runs
+`jpo train --config FILE` (the same config file the manifest records for an in-process run).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from jpo.data import items_to_preferences, read_jsonl, write_jsonl
+from jpo.errors import JpoError
+from jpo.runner.recipe import Accelerate, BuildModel, Recipe, Run
+
+# --- model -------------------------------------------------------------------------------------------------------
+
+
+def build_model(build: BuildModel, data_dir: Path, out: Path) -> dict[str, Any]:
+    """The demo's model: a tokenizer trained on every text of the run's data, and a random Llama."""
+    from jpo.runner.tiny import save_base_model
+
+    texts: list[str] = []
+    for name in ("pool", "sft", "joint", "items"):
+        path = data_dir / f"{name}.jsonl"
+        if path.exists():
+            texts += [str(row[k]) for row in read_jsonl(path) for k in
+                      ("prompt", "response", "prompt_a", "response_a", "prompt_b", "response_b", "prompt_chosen",
+                       "chosen", "prompt_rejected", "rejected") if k in row]
+    texts += [str(row["prompt"]) for row in read_jsonl(data_dir / "eval.jsonl")]
+    params = save_base_model(texts, out / "model", vocab_size=build.vocab_size, hidden_size=build.hidden_size,
+                             layers=build.num_layers, heads=build.num_heads, intermediate_size=build.intermediate_size,
+                             max_positions=build.max_positions)
+    return {"parameters": params,
+            "line": f"tiny Llama: {params / 1e6:.2f}M parameters, BPE tokenizer ({build.vocab_size} max)"}
+
+
+# --- feedback ----------------------------------------------------------------------------------------------------
+
+
+def _judge(items: list[dict[str, Any]], spec: str, recipe: Recipe, store, description: str):
+    from jpo.feedback import make_judge
+    from jpo.feedback.runner import judge_items, labeled_rows
+
+    run = judge_items(items, make_judge(spec, recipe.judge.options()), store=store, progress=False,
+                      description=description)
+    return labeled_rows(items, run), run
+
+
+def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any]:
+    """D_C and D_H as training rows (D_C.jsonl, D_H.jsonl). The pool is judged when `judge.conditional` is set or
+    it has no labels; joint items are judged; the `judge.agreement` judges label the same items, for agreement
+    only. Ties and invalid verdicts are counted, never training rows."""
+    from jpo.analysis.agreement import agreement
+    from jpo.analysis.interplay import interplay
+    from jpo.feedback.store import VerdictStore
+
+    pool = read_jsonl(data_dir / "pool.jsonl") if (data_dir / "pool.jsonl").exists() else []
+    todo = {}
+    if pool and (recipe.judge.conditional or any("label" not in item for item in pool)):
+        if not recipe.judge.spec:
+            raise JpoError(f"{recipe.path}: the conditional data has no labels: set judge.spec and "
+                           "judge.conditional: true")
+        todo["conditional"] = pool
+    if (data_dir / "items.jsonl").exists():
+        todo["joint"] = read_jsonl(data_dir / "items.jsonl")
+    labelled: dict[str, list[dict[str, Any]]] = {}
+    stats: dict[str, Any] = {}
+    with VerdictStore(out / "verdicts.sqlite") as store:
+        for name, items in todo.items():
+            rows, run = _judge(items, recipe.judge.spec, recipe, store, f"judge {name}")
+            write_jsonl(out / f"{name}_labeled.jsonl", rows)
+            labelled[name] = rows
+            stats[name] = {"items": len(items), "labels": run.counts, "judge": run.judge_id, "cost": run.cost,
+                           "agreement": {}}
+            for other, spec in recipe.judge.agreement.items():
+                second, _ = _judge(items, spec, recipe, store, f"{other} {name}")
+                agree = agreement([r["label"] for r in rows], [r["label"] for r in second])
+                stats[name]["agreement"][other] = {"percent": agree.percent, "kappa": agree.kappa, "n": agree.n}
+    d_c, counts_c = items_to_preferences(labelled.get("conditional", pool))
+    if "joint" in labelled:
+        d_h, _ = items_to_preferences(labelled["joint"])
+    else:
+        d_h = read_jsonl(data_dir / "joint.jsonl") if (data_dir / "joint.jsonl").exists() else []
+    write_jsonl(out / "D_C.jsonl", d_c)
+    write_jsonl(out / "D_H.jsonl", d_h)
+    stats["conditional_labels"] = counts_c
+    stats["D_C"], stats["D_H"] = len(d_c), len(d_h)
+    if "conditional" in labelled and "joint" in labelled:
+        stats["interplay"] = interplay(labelled["conditional"], labelled["joint"]).to_dict()
+    if labelled:  # `jpo analyze` on the judge's labels: agreement, position bias, tie rates, charts
+        from jpo.analysis.labels import load_labels
+        from jpo.analysis.report import analyze, write_report
+
+        sources = [load_labels(out / f"{name}_labeled.jsonl", name) for name in labelled]
+        write_report(analyze(sources), out / "analysis")
+    agree = "; ".join(f"{other} agrees {entry['percent']:.1f}% ({name})" for name in ("conditional", "joint")
+                      for other, entry in stats.get(name, {}).get("agreement", {}).items()
+                      if entry["percent"] is not None)
+    stats["line"] = f"D_C {len(d_c)} of {len(pool)} conditional comparisons, D_H {len(d_h)}" + \
+        (f"; {agree}" if agree else "")
+    (out / "feedback.json").write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
+    return stats
+
+
+# --- training ----------------------------------------------------------------------------------------------------
+
+
+def training_rows(run: Run, feedback_dir: Path, seed: int) -> list[dict[str, Any]]:
+    """The rows a run trains on: D_C, D_H (or a seeded subset of it), their union, or the 50:50 mix of |D_C| rows,
+    each row tagged with its origin."""
+    from jpo.data.pairs import mix
+
+    d_c, d_h = read_jsonl(feedback_dir / "D_C.jsonl"), read_jsonl(feedback_dir / "D_H.jsonl")
+    if run.joint_size is not None:
+        d_h = random.Random(seed).sample(d_h, min(run.joint_size, len(d_h)))
+    if run.data == ["mix"]:
+        return mix(d_c, d_h, total=len(d_c), joint_fraction=0.5, seed=seed)[0]
+    parts = {"conditional": d_c, "joint": d_h}
+    if set(run.data) == {"conditional", "joint"}:
+        return mix(d_c, d_h, seed=seed)[0]
+    if len(run.data) != 1 or run.data[0] not in parts:
+        raise JpoError(f"train run {run.name}: data {run.data}: use conditional, joint, both, or mix alone")
+    return parts[run.data[0]]
+
+
+def templated(rows: list[dict[str, Any]], template: str | None, kind: str) -> list[dict[str, Any]]:
+    """Rows with the model's prompt template applied (judges saw the bare instructions)."""
+    from jpo.data.sources import apply_template
+
+    return apply_template(rows, template, kind)
+
+
+def launch(unit, command: str, config: dict[str, Any], accelerate: Accelerate | None):
+    """Train in this process, or under `accelerate launch` when the section names an accelerate config. The
+    config is written beside the model either way, and the manifest records the equivalent command."""
+    import yaml
+
+    path = unit.folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    resume = any(Path(config["output_dir"]).glob("checkpoint-*"))
+    argv = ["--config", str(path)] + (["--resume_from_checkpoint", "true"] if resume else [])
+    if accelerate:
+        launch_argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate.config_file]
+        if accelerate.num_processes:
+            launch_argv += ["--num_processes", str(accelerate.num_processes)]
+        full = [*launch_argv, "-m", "jpo", command, *argv]
+        unit.commands.append(shlex.join(full))
+        completed = subprocess.run(full, check=False)
+        if completed.returncode:
+            raise JpoError(f"{unit.label}: training exited with status {completed.returncode}")
+        return None
+    unit.commands.append(shlex.join(["jpo", command, *argv]))
+    from jpo.train import train_preferences, train_sft
+
+    train = train_sft if command == "sft" else train_preferences
+    return train(config, resume_from_checkpoint=True if resume else None)
+
+
+def train_config(recipe: Recipe, common: dict[str, Any], model: str, data_file: Path, output_dir: Path,
+                 seed: int, run_dir: Path) -> dict[str, Any]:
+    config = {"seed": seed, "data_seed": seed, "report_to": "none", **common,
+              "model_name_or_path": model, "dataset": [str(data_file)], "output_dir": str(output_dir)}
+    if config.get("precompute_ref_log_probs") and not config.get("ref_cache_dir"):
+        config["ref_cache_dir"] = str(run_dir / "cache" / "ref_logps")
+    return config
+
+
+def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Path) -> dict[str, Any]:
+    rows = read_jsonl(data_dir / "sft.jsonl")
+    data_file = unit.folder / "data.jsonl"
+    write_jsonl(data_file, templated(rows, recipe.prompt_template, "sft"))
+    model_dir = unit.folder / "model"
+    config = train_config(recipe, recipe.sft.config, base, data_file, model_dir, recipe.seed, run_dir)
+    launch(unit, "sft", config, recipe.sft.accelerate)
+    return {**card(unit, recipe, model_dir, "sft", config, data_dir), "rows": len(rows),
+            "line": f"SFT on {len(rows)} D_S rows ({recipe.sft.from_})"}
+
+
+def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Path, feedback_dir: Path,
+              run_dir: Path) -> dict[str, Any]:
+    rows = training_rows(run, feedback_dir, seed)
+    data_file = unit.folder / "data.jsonl"
+    write_jsonl(data_file, templated(rows, recipe.prompt_template, "preference"))
+    model_dir = unit.folder / "model"
+    common = {**recipe.train.common, **run.config, "objective": run.objective}
+    config = train_config(recipe, common, base, data_file, model_dir, seed, run_dir)
+    launch(unit, "train", config, recipe.train.accelerate)
+    return {**card(unit, recipe, model_dir, run.objective, config, data_dir, feedback_dir), "rows": len(rows),
+            "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}"}
+
+
+def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str, Any],
+         *folders: Path) -> dict[str, Any]:
+    """The model card beside the checkpoint, and what the manifest records about the training."""
+    from jpo.model_card import write_model_card
+
+    state = model_dir / "trainer_state.json"
+    history = json.loads(state.read_text())["log_history"] if state.exists() else []
+    reports: dict[str, Any] = {}
+    for dep in unit.deps:
+        if dep.stage in ("data", "feedback") and dep.folder in folders and dep.manifest_path.exists():
+            reports.update({k: v for k, v in dep.result().items() if k != "line"})
+    write_model_card(model_dir, recipe=recipe, objective=objective, config=config,
+                     data_files=config["dataset"], data_reports=reports, log_history=history)
+    losses = [e["loss"] for e in history if "loss" in e]
+    return {"model": str(model_dir), "steps": len(losses), "final_loss": losses[-1] if losses else None}
+
+
+# --- generation and evaluation -----------------------------------------------------------------------------------
+
+
+def generate_for(unit, recipe: Recipe, model_dir: Path, prompts_file: Path, seed: int, name: str) -> dict[str, Any]:
+    from jpo.evaluate.generate import generate_from, to_alpaca_eval
+
+    section = recipe.generate
+    prompts = templated(read_jsonl(prompts_file), recipe.prompt_template, "prompts")
+    rows, backend = generate_from(str(model_dir), prompts, section.temperatures, [seed],
+                                  max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
+                                  top_p=section.top_p, backend=section.backend, device=section.device,
+                                  dtype=section.dtype, generator=name, progress=False)
+    write_jsonl(unit.folder / "generations.jsonl", rows)
+    unit.commands.append(shlex.join(
+        ["jpo", "generate", "--model", str(model_dir), "--prompts", str(prompts_file), "--output",
+         str(unit.folder / "generations.jsonl"), "--temperatures", ",".join(f"{t:g}" for t in section.temperatures),
+         "--seeds", str(seed), "--max_new_tokens", str(section.max_new_tokens), "--backend", section.backend]))
+    if section.alpaca_eval:  # AlpacaEval's model_outputs.json, with the *bare* instructions
+        bare = {str(r["id"]): r for r in read_jsonl(prompts_file)}
+        records = to_alpaca_eval([{**r, "prompt": bare[str(r["id"])]["prompt"],
+                                   "dataset": bare[str(r["id"])].get("dataset", "jpo")} for r in rows])
+        (unit.folder / "model_outputs.json").write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n",
+                                                        encoding="utf-8")
+    return {"generations": len(rows), "backend": backend, "line": f"{len(rows)} generations ({backend})"}
+
+
+def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: Path,
+                 model_dir: Path) -> dict[str, Any]:
+    """Each generation judged against its prompt's gold reference (both orders): winrate.json, and scored.jsonl
+    with one outcome per generation (what the report pools over seeds and compares paired)."""
+    from jpo.evaluate import outcome_of_label
+    from jpo.evaluate.against_gold import evaluate_generations
+    from jpo.feedback import make_judge
+    from jpo.feedback.store import VerdictStore
+    from jpo.model_card import add_evaluation
+
+    generations, references = read_jsonl(generations_file), read_jsonl(references_file)
+    judge = make_judge(recipe.evaluation_judge(), recipe.judge.options())
+    with VerdictStore(unit.folder / "verdicts.sqlite") as store:
+        result = evaluate_generations(generations, references, judge, store=store, progress=False,
+                                      n_resamples=recipe.evaluate.n_resamples)
+    summary = result.as_dict()
+    (unit.folder / "winrate.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (unit.folder / "winrate.md").write_text(result.markdown() + "\n", encoding="utf-8")
+    quality = synthetic_quality(recipe)
+    scored = []
+    for row in result.rows:
+        entry = {"id": row["prompt_id"], "temperature": row["temperature"], "seed": row["seed"],
+                 "outcome": outcome_of_label(row["label"])}
+        if quality:
+            entry["quality"] = quality(row["prompt_a"], row["response_a"])
+        scored.append(entry)
+    write_jsonl(unit.folder / "scored.jsonl", scored)
+    if (model_dir / "README.md").exists():
+        add_evaluation(model_dir, summary)
+    average = summary["average"]
+    return {"average": average, "line": f"win-rate {100 * average['estimate']:.1f}% vs gold (n {average['n']})"}
+
+
+def synthetic_quality(recipe: Recipe):
+    """The synthetic task's true quality score, a finer view than the win-rate; None for other sources."""
+    if recipe.data.eval.source != "synthetic":
+        return None
+    from jpo.tasks import quality
+
+    return quality
