@@ -287,7 +287,7 @@ class Pipeline:
         """The training file with the model's prompt template applied (the judge saw the bare instructions)."""
         from jpo.data import read_jsonl, write_jsonl
         from jpo.data.load import load_preferences, load_sft
-        from jpo.data.sources import apply_template
+        from jpo.modeling import apply_template
 
         if not self.template:
             return str(source)
