@@ -68,3 +68,18 @@ def test_shared_prefix_gradients_equal_separate_forwards(tiny_model_path, pairs)
         (logps.prompt + logps.response).sum().backward()
         grads[share] = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert (grads[True] - grads[False]).abs().max() <= 1e-6 * grads[False].abs().max()
+
+
+def test_sharing_is_chosen_only_where_it_costs_less():
+    """Long prompt, short answers: one row of 64 + 8 + 8 beats two rows of 72. Short prompt, long answers: one row of
+    4 + 60 + 60 costs more attention than two rows of 64 where the linear layers are cheap (a small model)."""
+    def item(prompt: int, answer: int) -> dict:
+        ids = list(range(1, prompt + answer + 1))
+        return {"same_prompt": True, "chosen_ids": ids, "chosen_prompt_len": prompt, "rejected_ids": ids,
+                "rejected_prompt_len": prompt, "length": len(ids)}
+
+    collator = PairCollator(0, count_prompt=False, share_prefix=True, token_cost=100.0)
+    assert collator([item(64, 8)] * 2)["attention_mask"].dim() == 4
+    assert collator([item(4, 60)] * 2)["attention_mask"].dim() == 2
+    big_model = PairCollator(0, count_prompt=False, share_prefix=True, token_cost=10_000.0)
+    assert big_model([item(4, 60)] * 2)["attention_mask"].dim() == 4  # token savings dominate

@@ -245,3 +245,23 @@ def test_kto_logs_the_clamped_kl_estimate_of_each_step(tiny_model_path, authors_
     assert len(logged) == len(raw) == QUICK["max_steps"]
     assert logged == pytest.approx([max(r, 0.0) for r in raw], abs=1e-4)
     assert max(logged) > 0
+
+
+def test_trainer_evaluates_with_precomputed_reference_columns(tiny_model_path, authors_rows, tmp_path):
+    """Raw TRL-format datasets in, reference log-probs as dataset columns, evaluation metrics under eval_."""
+    import datasets
+
+    from jpo import JPOConfig, JPOTrainer
+
+    trl_rows = [{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]}
+                for r in authors_rows[:24]]
+    args = JPOConfig(**dict(QUICK, max_steps=1, output_dir=str(tmp_path), precompute_ref_log_probs=True,
+                            ref_cache_dir=str(tmp_path / "cache")))
+    trainer = JPOTrainer(str(tiny_model_path), args=args, train_dataset=datasets.Dataset.from_list(trl_rows[8:]),
+                         eval_dataset=datasets.Dataset.from_list(trl_rows[:8]))
+    assert {"ref_chosen_response", "ref_rejected_response"} <= set(trainer.train_dataset.column_names)
+    assert {"ref_chosen_response", "ref_rejected_response"} <= set(trainer.eval_dataset.column_names)
+    assert trainer.ref_model is None
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] == pytest.approx(math.log(2), abs=1e-6)  # untrained policy = reference
+    assert metrics["eval_rewards/margins"] == 0.0 and "eval_logps/chosen" in metrics

@@ -98,6 +98,8 @@ def _encode_pair(row: dict, index: int, convert, encoder: Encoder) -> dict[str, 
         (rejected,), t2 = encoder.encode(row["prompt_rejected"], [row["rejected"]])
         truncated = t1 or t2
     fits = chosen is not None and rejected is not None
+    # Equal as tokens, not only as text: keep_end truncation may cut the two prompts differently.
+    same = same and fits and chosen.input_ids[:chosen.prompt_len] == rejected.input_ids[:rejected.prompt_len]
     return {"same_prompt": same, "fits": fits, "truncated": truncated,
             "chosen_ids": chosen.input_ids if fits else [], "chosen_prompt_len": chosen.prompt_len if fits else 0,
             "rejected_ids": rejected.input_ids if fits else [],
@@ -105,18 +107,24 @@ def _encode_pair(row: dict, index: int, convert, encoder: Encoder) -> dict[str, 
             "length": max(len(chosen.input_ids), len(rejected.input_ids)) if fits else 0}
 
 
+def _encode(data: Any, encoder: Encoder, function: Callable, kinds: tuple[str, ...], columns: tuple[str, ...],
+            num_proc: int | None, name: str, batched: bool = False):
+    """(tokenized dataset, report); a dataset that already has the token columns passes through."""
+    dataset = as_dataset(data)
+    if columns[1] in (dataset.column_names or []):
+        return dataset, EncodeReport(rows=len(dataset))
+    convert = _converter(dataset, kinds, name)
+    mapped = dataset.map(function, batched=batched, with_indices=True, remove_columns=dataset.column_names,
+                         fn_kwargs={"convert": convert, "encoder": encoder},
+                         **_map_kwargs(dataset, num_proc, f"tokenizing {name} data"))
+    report = EncodeReport()
+    return _finish(mapped, columns, report, num_proc), report
+
+
 def encode_pairs(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
     """Preference rows -> (dataset with `PAIR_COLUMNS`, report). Equal prompts share one prompt boundary, exactly as
     TRL tokenizes them."""
-    dataset = as_dataset(data)
-    if "chosen_ids" in (dataset.column_names or []):
-        return dataset, EncodeReport(rows=len(dataset))
-    convert = _converter(dataset, ("preference",), name)
-    mapped = dataset.map(_encode_pair, with_indices=True, remove_columns=dataset.column_names,
-                         fn_kwargs={"convert": convert, "encoder": encoder},
-                         **_map_kwargs(dataset, num_proc, f"tokenizing {name} pairs"))
-    report = EncodeReport()
-    return _finish(mapped, PAIR_COLUMNS, report, num_proc), report
+    return _encode(data, encoder, _encode_pair, ("preference",), PAIR_COLUMNS, num_proc, name)
 
 
 def _encode_single(prompt: Any, response: Any, encoder: Encoder) -> dict[str, Any]:
@@ -143,15 +151,8 @@ def _encode_unpaired(rows: dict[str, list], indices: list[int], convert, encoder
 
 def encode_unpaired(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
     """KTO rows ``{prompt, completion, label}`` (or preference rows, unpaired) -> (dataset, report)."""
-    dataset = as_dataset(data)
-    if "ids" in (dataset.column_names or []):
-        return dataset, EncodeReport(rows=len(dataset))
-    convert = _converter(dataset, ("unpaired", "preference"), name)
-    mapped = dataset.map(_encode_unpaired, batched=True, with_indices=True, remove_columns=dataset.column_names,
-                         fn_kwargs={"convert": convert, "encoder": encoder},
-                         **_map_kwargs(dataset, num_proc, f"tokenizing {name} rows"))
-    report = EncodeReport()
-    return _finish(mapped, UNPAIRED_COLUMNS, report, num_proc), report
+    return _encode(data, encoder, _encode_unpaired, ("unpaired", "preference"), UNPAIRED_COLUMNS, num_proc, name,
+                   batched=True)
 
 
 def _encode_sft(row: dict, index: int, convert, encoder: Encoder) -> dict[str, Any]:
@@ -161,15 +162,7 @@ def _encode_sft(row: dict, index: int, convert, encoder: Encoder) -> dict[str, A
 
 def encode_sft(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
     """Instruction-response rows in any SFT layout -> (dataset with `SFT_COLUMNS`, report)."""
-    dataset = as_dataset(data)
-    if "ids" in (dataset.column_names or []):
-        return dataset, EncodeReport(rows=len(dataset))
-    convert = _converter(dataset, ("sft",), name)
-    mapped = dataset.map(_encode_sft, with_indices=True, remove_columns=dataset.column_names,
-                         fn_kwargs={"convert": convert, "encoder": encoder},
-                         **_map_kwargs(dataset, num_proc, f"tokenizing {name} rows"))
-    report = EncodeReport()
-    return _finish(mapped, SFT_COLUMNS, report, num_proc), report
+    return _encode(data, encoder, _encode_sft, ("sft",), SFT_COLUMNS, num_proc, name)
 
 
 def _padded_batch(seqs: list[tuple[list[int], int, bool]], pad_token_id: int, first_seq: int = 0) -> dict:
@@ -240,6 +233,14 @@ def _shared_rows(items: list[dict], shared: list[int], plain: list[int], count_s
             "target_seq": torch.tensor(seq, dtype=torch.long), "target_part": torch.tensor(part, dtype=torch.long)}
 
 
+def layer_token_cost(config) -> float | None:
+    """Multiply-adds per token of a decoder layer's projections and MLP, over those of one attention position
+    (2 * hidden + 1.5 * intermediate for a gated MLP); None where the config does not say."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden, inner = getattr(config, "hidden_size", None), getattr(config, "intermediate_size", None)
+    return None if hidden is None or inner is None else 2.0 * hidden + 1.5 * inner
+
+
 @dataclass
 class PairCollator:
     """Batches of preference pairs.
@@ -254,16 +255,32 @@ class PairCollator:
 
     `count_prompt` says whether prompt tokens are targets (joint scope); `skip_equal_prompts` leaves them out for
     pairs whose prompts are equal, where they cancel.
+
+    Sharing saves the second pass over each prompt but makes rows longer, and attention grows with the square of
+    the row length: with short prompts and long responses it can cost more than it saves. With `token_cost` (the
+    model's per-token cost of its linear layers in units of one attention position: see `layer_token_cost`) a
+    batch is shared only where rows x width x (token_cost + width) is smaller than without sharing.
     """
 
     pad_token_id: int
     count_prompt: bool
     skip_equal_prompts: bool = True
     share_prefix: bool = False
+    token_cost: float | None = None
+
+    def _worth_sharing(self, items: list[dict[str, Any]], same: list[bool]) -> bool:
+        if self.token_cost is None:
+            return True
+        plain_width = max(len(it[f"{side}_ids"]) for it in items for side in ("chosen", "rejected"))
+        shared_width = max(len(it["chosen_ids"]) + len(it["rejected_ids"]) - it["rejected_prompt_len"] if s
+                           else plain_width for it, s in zip(items, same, strict=True))
+        shared_rows = len(items) + sum(not s for s in same)
+        return (shared_rows * shared_width * (self.token_cost + shared_width)
+                < 2 * len(items) * plain_width * (self.token_cost + plain_width))
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         same = [bool(it["same_prompt"]) for it in items]
-        if self.share_prefix and any(same):
+        if self.share_prefix and any(same) and self._worth_sharing(items, same):
             shared = [i for i, s in enumerate(same) if s]
             plain = [i for i, s in enumerate(same) if not s]
             batch = _shared_rows(items, shared, plain, self.count_prompt and not self.skip_equal_prompts,

@@ -22,7 +22,14 @@ from jpo.errors import JpoError
 from jpo.modeling import load_tokenizer
 from jpo.train import reference
 from jpo.train.config import JPOConfig
-from jpo.train.data import REF_COLUMNS, PairCollator, UnpairedCollator, encode_pairs, encode_unpaired
+from jpo.train.data import (
+    REF_COLUMNS,
+    PairCollator,
+    UnpairedCollator,
+    encode_pairs,
+    encode_unpaired,
+    layer_token_cost,
+)
 from jpo.train.logprobs import batch_logps
 from jpo.train.losses import SequenceLogps, kto_kl, kto_loss, preference_loss
 from jpo.train.policy import disable_dropout, is_peft, load_policy
@@ -119,12 +126,13 @@ class JPOTrainer(Trainer):
         if self.kto:
             return UnpairedCollator(pad_id, self.encoder)
         share = args.share_prefix and supports_block_mask(model)
+        base = model.get_base_model() if is_peft(model) else model
         if args.share_prefix and not share:
-            base = model.get_base_model() if is_peft(model) else model
             logger.warning("prefix sharing off: attention implementation %r takes no 4D mask; each pair runs as two "
                            "sequences", getattr(base.config, "_attn_implementation", None))
         return PairCollator(pad_id, count_prompt=self.objective.scope == "joint",
-                            skip_equal_prompts=args.skip_equal_prompt_terms, share_prefix=share)
+                            skip_equal_prompts=args.skip_equal_prompt_terms, share_prefix=share,
+                            token_cost=layer_token_cost(base.config))
 
     # --- log-probs -------------------------------------------------------------------------------------------------
     def _logps(self, model, inputs: dict, count: int, prefix: str = "") -> SequenceLogps:
