@@ -203,7 +203,8 @@ def main() -> None:
               f"peak memory TRL +{trl['mem']:.0f} MiB, jpo +{ours['mem']:.0f} MiB ({ours['mem'] / trl['mem']:.2f}x)")
         ratios = [t["wall"] / o["wall"] for t, o in zip(results[f"trl_dpo_{data}"], results[f"jpo_dpo_{data}"],
                                                           strict=True)]
-        print(f"      per-round whole-process ratios: {', '.join(f'{x:.2f}' for x in ratios)}")
+        print(f"      per-round whole-process ratios: {', '.join(f'{x:.2f}' for x in ratios)} "
+              f"(median {statistics.median(ratios):.2f}x)")
     joint, dc = med["jpo_jpo_dc_dh"], med["jpo_dpo_hh"]
     per_pair = (joint["train"] / pairs["jpo_jpo_dc_dh"]) / (dc["train"] / pairs["jpo_dpo_hh"])
     print(f"\n2. JPO on D_C ∪ D_H ({pairs['jpo_jpo_dc_dh']} pairs, half with different prompts): "
