@@ -8,7 +8,8 @@ import json
 import pytest
 
 from jpo.cli import main
-from jpo.data import load_preferences
+from jpo.data import FORMATS, Table, load_preferences
+from jpo.data.load import convert_row, detect, formats_of, unused_columns
 from jpo.errors import DataError
 
 GOOD = {"prompt": "Sky?", "chosen": "Blue.", "rejected": "Green."}
@@ -133,3 +134,68 @@ def test_every_shared_data_file_validates_with_its_row_count(shared_data, capsys
     lines = capsys.readouterr().out.splitlines()
     for line, count in zip(lines, expected.values(), strict=True):
         assert f" {count} rows" in line or f" {count} entries" in line, line
+
+
+def test_validate_names_a_column_the_format_does_not_read(tmp_path, capsys):
+    """`prompt,chosen` reads as prompts; the lone `chosen` is most likely a preference file that lost `rejected`."""
+    path = tmp_path / "lost.csv"
+    path.write_text("prompt,chosen\nSky?,Blue.\n")
+    assert main(["data", "validate", str(path)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{path}: prompts (prompts") and ", 1 rows" in line
+    assert line.endswith("not read as prompts (passed through): chosen (trl-preference would also need rejected)")
+
+
+def _messages(*roles: str) -> list[dict[str, str]]:
+    return [{"role": role, "content": f"{role} text"} for role in roles]
+
+
+# One valid row per format with every column the format reads, optional ones included.
+SAMPLES = {
+    "joint": {"prompt_chosen": "P", "chosen": "a", "prompt_rejected": "Q", "rejected": "b"},
+    "jpo-authors": {"i_chosen": "P", "r_chosen": "a", "i_reject": "Q", "r_reject": "b"},
+    "sharegpt-preference": {"conversations": [{"from": "human", "value": "P"}], "chosen": {"from": "gpt", "value": "a"},
+                            "rejected": {"from": "gpt", "value": "b"}},
+    "trl-preference": {"prompt": "P", "chosen": "a", "rejected": "b"},
+    "trl-implicit-preference": {"chosen": "The sky is blue.", "rejected": "The sky is green."},
+    "tldr-comparisons": {"info": {"id": "t3", "post": "P"}, "summaries": [{"text": "a"}, {"text": "b"}], "choice": 1,
+                         "worker": "w"},
+    "trl-unpaired": {"prompt": "P", "completion": "a", "label": True},
+    "llama-factory-kto": {"messages": _messages("user", "assistant"), "label": False},
+    "items": {"id": "1", "prompt_a": "P", "response_a": "a", "prompt_b": "Q", "response_b": "b", "label": "a"},
+    "conditional-items": {"id": "1", "prompt": "P", "response_a": "a", "response_b": "b", "label": "tie"},
+    "sft": {"prompt": "P", "response": "a"},
+    "trl-prompt-completion": {"prompt": "P", "completion": "a"},
+    "jpo-authors-sft": {"instruction": "P", "input": "x", "response": "a"},
+    "jpo-authors-gold": {"instruction": "P", "input": "x", "gold_response": "a"},
+    "alpaca": {"instruction": "P", "input": "x", "output": "a"},
+    "tldr-posts": {"post": "P", "summary": "a"},
+    "trl-messages": {"messages": _messages("user", "assistant")},
+    "sharegpt": {"conversations": [{"from": "human", "value": "P"}, {"from": "gpt", "value": "a"}]},
+    "prompts": {"id": "1", "prompt": "P", "reference": "a"},
+    "instructions": {"instruction_id": "1", "instruction": "P"},
+    "mt-bench-questions": {"question_id": 1, "turns": ["P"], "reference": ["a"]},
+    "generations": {"id": "1", "prompt": "P", "response": "a"},
+    "jpo-authors-outputs": {"id": "1", "instruction": "P", "outputs": "a"},
+    "references": {"id": "1", "reference": "a"},
+    "mt-bench-references": {"question_id": 1, "choices": [{"turns": ["a"]}]},
+    "mt-bench-judge-prompts": {"name": "pair", "system_prompt": "S", "prompt_template": "T"},
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_every_format_declares_the_columns_it_reads(fmt):
+    """A column beside those the format reads is reported as unread, and only that one: so `reads` is complete."""
+    table = Table("x.jsonl", [{**SAMPLES[fmt.name], "zzz": 1}])
+    assert detect(table, formats_of([fmt.kind])) is fmt
+    convert_row(table, 0, fmt)  # a valid row
+    assert unused_columns(table, fmt) == ("zzz",)
+
+
+def test_pairs_error_names_the_file(tmp_path, capsys):
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(jsonl({"prompt": "Same?", "response": "a"}, {"prompt": "Same?", "response": "b"}))
+    assert main(["pairs", "--input", str(path), "--output", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{path}: 1 distinct instructions cannot give 1 distinct partner(s) each" in err

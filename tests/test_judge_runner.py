@@ -8,7 +8,7 @@ import pytest
 
 from jpo.errors import JpoError
 from jpo.feedback import JudgeOptions, Question, SyncJudge, Verdict, make_judge, register_backend
-from jpo.feedback.registry import BACKENDS
+from jpo.feedback.registry import BACKENDS, backend_class
 from jpo.feedback.runner import combine, judge_items, labeled_rows
 from jpo.feedback.store import VerdictStore
 
@@ -114,7 +114,9 @@ def test_registry_specs() -> None:
         assert isinstance(make_judge("scripted-test"), ScriptedJudge)
     finally:
         BACKENDS.pop("scripted-test")
-    assert BACKENDS["oracle"] == "jpo.feedback.oracle:OracleJudge"
+    from jpo.tasks.oracle import OracleJudge
+
+    assert "oracle" not in BACKENDS and backend_class("oracle") is OracleJudge  # found through its entry point
     with pytest.raises(JpoError, match="unknown judge 'nope'"):
         make_judge("nope:x")
     with pytest.raises(JpoError, match="needs a model name"):

@@ -1,12 +1,21 @@
-"""The oracle judge: exact and noisy answers, ties, and the shared order-swap rule applied to it."""
+"""The oracle judge: exact and noisy answers, ties, and the shared order-swap rule applied to it; registered by the
+task through its entry point, reachable from the CLI and make_judge by name."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from jpo.errors import JpoError
 from jpo.feedback import JudgeOptions, Question, make_judge
 from jpo.feedback.runner import judge_items
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 SORT = "Sort these words alphabetically: pear apple kiwi"
 REVERSE = "Reverse the order of these words: red blue green"
@@ -74,3 +83,31 @@ def test_unscorable_text_is_invalid_not_a_guess():
 def test_bad_specs_are_one_line_errors(spec):
     with pytest.raises(JpoError):
         make_judge(spec)
+
+
+def _python(code_or_args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run([sys.executable, *code_or_args], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tmp_path)
+
+
+def test_the_cli_knows_the_oracle_without_importing_anything(tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "x", "prompt": SORT, "response_a": "pear apple kiwi",
+                                 "response_b": "apple kiwi pear"}) + "\n")
+    done = _python(["-m", "jpo", "judge", "--input", str(items), "--output", str(tmp_path / "out.jsonl"),
+                    "--judge", "oracle:temperature=0.2,seed=1,margin=0", "--no_progress"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out.jsonl").read_text())["label"] == "b"
+
+
+def test_the_judges_package_does_not_import_the_task(tmp_path):
+    import pkgutil
+
+    import jpo.feedback
+
+    modules = [f"jpo.feedback.{m.name}" for m in pkgutil.iter_modules(jpo.feedback.__path__)]
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\nprint('jpo.tasks' in sys.modules)"
+    done = _python(["-c", code], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

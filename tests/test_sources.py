@@ -161,3 +161,40 @@ def test_jpo_pairs_from_a_named_source(tmp_path, shared_data, monkeypatch, capsy
     items = read_jsonl(out)
     assert len(items) == 500 and all(i["prompt_a"] != i["prompt_b"] for i in items)
     assert "500 read, 500 kept" in capsys.readouterr().out
+
+
+def test_every_row_a_source_reads_is_kept_merged_or_counted(shared_data):
+    cases = [("hh-helpful", "test", kind, shared_data("hh-rlhf", "harmless-base", "test.jsonl.gz"), None)
+             for kind in ("preference", "sft", "prompts")]
+    cases += [("ultrafeedback", split, kind, shared_data("ultrafeedback_sample"), None)
+              for split in ("train", "test") for kind in ("preference", "sft", "prompts")]
+    cases += [("jpo-authors", "validation", kind, shared_data("jpo-authors"), "anthropic_helpful")
+              for kind in ("preference", "sft")]
+    cases += [("tldr", "test", "prompts", shared_data("jpo-authors"), None),
+              ("alpaca-eval", "eval", "prompts", shared_data("alpaca_eval"), None)]
+    for name, split, kind, path, task in cases:
+        report = load_source(name, split, kind=kind, path=path, task=task).report
+        assert report.kept + report.duplicates + sum(report.left_out.values()) == report.read, report.summary()
+
+
+def test_hh_reads_the_authors_processed_preferences_too(shared_data):
+    path = shared_data("jpo-authors", "anthropic_helpful", "val_conditional_pref.jsonl")
+    loaded = load_source("hh-helpful", "validation", kind="preference", path=path)
+    assert len(loaded) == 363 and not loaded.report.left_out
+
+
+def test_a_file_in_a_layout_the_source_does_not_read_is_an_error(shared_data):
+    path = shared_data("jpo-authors", "anthropic_helpful", "val_sft.jsonl")
+    with pytest.raises(DataError, match=r"val_sft.jsonl:1: unrecognised columns \['instruction', 'response'\]; "
+                                        r"expected one of \[jpo-authors: "):
+        load_source("jpo-authors", "train", kind="preference", path=path)
+
+
+def test_rows_the_format_rejects_are_counted_under_its_message(tmp_path):
+    rows = [{"post": "A post.", "summary": " A summary. "}, {"post": " ", "summary": "s"}, {"post": "B", "summary": None}]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_source("tldr", "train", kind="sft", path=path)
+    assert loaded.rows == [{"prompt": src.tldr_instruction("A post."), "response": "A summary."}]
+    assert loaded.report.left_out == {"post: empty text": 1,
+                                      "summary: expected text (a string or a list of chat messages), got null": 1}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from jpo.data.formats import FORMATS
 from jpo.data.io import read_table
-from jpo.data.load import inspect
+from jpo.data.load import Loaded, inspect
 from jpo.errors import JpoError
 
 
@@ -30,7 +31,21 @@ def validate(source: str) -> str:
     loaded = inspect(table)
     fmt = loaded.format
     note = f"; {loaded.empty_responses} with an empty response" if loaded.empty_responses else ""
-    return f"{table.path}: {fmt.name} ({fmt.kind}: {fmt.description}), {len(loaded)} rows{note}"
+    return f"{table.path}: {fmt.name} ({fmt.kind}: {fmt.description}), {len(loaded)} rows{note}{_unused_note(loaded)}"
+
+
+def _unused_note(loaded: Loaded) -> str:
+    """Name the columns the detected format does not read. A column that another format needs usually means the
+    file lost a column (`prompt,chosen` is a preference file without `rejected`), so that format is named too."""
+    if not loaded.unused:
+        return ""
+    note = f"; not read as {loaded.format.name} (passed through): {', '.join(loaded.unused)}"
+    present = loaded.format.columns | set(loaded.unused)
+    near = [f for f in FORMATS if f is not loaded.format and f.columns & set(loaded.unused)]
+    if near:
+        best = min(near, key=lambda f: (len(f.columns - present), -len(f.columns & present), f.name))
+        note += f" ({best.name} would also need {', '.join(sorted(best.columns - present))})"
+    return note
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,9 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 Text = str | list[dict[str, str]]
-Fail = Callable[[str, str], Exception]  # (message, field) -> a located DataError
+Fail = Callable[[str, str | None], Exception]  # (message, field) -> a located DataError
 
 KINDS = ("preference", "sft", "items", "prompts", "unpaired", "generations", "references")
+# Each kind's own columns (optional ones included), as listed above.
+COLUMNS = {"preference": ("prompt_chosen", "chosen", "prompt_rejected", "rejected"),
+           "sft": ("prompt", "response"),
+           "items": ("id", "prompt_a", "response_a", "prompt_b", "response_b", "label"),
+           "prompts": ("id", "prompt", "reference"), "unpaired": ("prompt", "completion", "label"),
+           "generations": ("id", "prompt", "response"), "references": ("id", "reference")}
 LABELS = ("a", "b", "tie", "invalid")
 # An empty response is a real answer (models do say nothing, and real datasets hold such rows): it may be preferred
 # or rejected, so it is allowed and counted; an empty prompt is an error.
@@ -128,16 +134,22 @@ def _sharegpt(messages: Any, field: str, fail: Fail, allow_empty: bool = False) 
 
 @dataclass(frozen=True)
 class Format:
-    """A column layout: the columns that identify it, and how a row becomes a row of its kind."""
+    """A column layout: the columns that identify it, those it also reads when present, and how a row becomes a row
+    of its kind. Every other column is passed through unread, and `jpo data validate` names it."""
 
     name: str
     kind: str
     columns: frozenset[str]
     convert: Callable[[dict[str, Any], Fail], dict[str, Any]]
     description: str
+    optional: frozenset[str] = frozenset()
 
     def matches(self, keys: set[str]) -> bool:
         return self.columns <= keys
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return self.columns | self.optional
 
 
 def _rest(row: dict[str, Any], consumed: frozenset[str] | set[str]) -> dict[str, Any]:
@@ -145,8 +157,7 @@ def _rest(row: dict[str, Any], consumed: frozenset[str] | set[str]) -> dict[str,
 
 
 def _joint(row: dict, fail: Fail) -> dict:
-    out = {f: check_text(row[f], f, fail, allow_empty=f in RESPONSES)
-           for f in ("prompt_chosen", "chosen", "prompt_rejected", "rejected")}
+    out = {f: check_text(row[f], f, fail, allow_empty=f in RESPONSES) for f in COLUMNS["preference"]}
     return {**out, **_rest(row, out.keys())}
 
 
@@ -306,12 +317,30 @@ def _generations(prompt_field: str, response_field: str, id_field: str) -> Calla
     return convert
 
 
+def _tldr_comparison(row: dict, fail: Fail) -> dict:
+    """OpenAI's summarize_from_feedback comparisons: a post (in `info`), two summaries, the labeller's choice."""
+    info = row["info"] if isinstance(row["info"], dict) else {}
+    if not isinstance(info.get("post"), str):  # the comparisons also hold CNN/DM articles, under `article`
+        raise fail("CNN/DM article, not a TL;DR post", None)
+    post = check_text(info["post"], "info", fail)
+    summaries, choice = row["summaries"], row["choice"]
+    if (choice not in (0, 1) or isinstance(choice, bool) or not isinstance(summaries, list) or len(summaries) != 2
+            or not all(isinstance(s, dict) for s in summaries)):
+        raise fail("no valid choice between two summaries", "choice")
+    chosen = check_text(summaries[choice].get("text"), "summaries", fail, allow_empty=True)
+    rejected = check_text(summaries[1 - choice].get("text"), "summaries", fail, allow_empty=True)
+    extra = {"id": None if info.get("id") is None else str(info["id"]), "subreddit": info.get("subreddit"),
+             "worker": row.get("worker")}
+    return {"prompt_chosen": post, "chosen": chosen, "prompt_rejected": post, "rejected": rejected,
+            **{k: v for k, v in extra.items() if v is not None}, **_rest(row, {"info", "summaries", "choice", "worker"})}
+
+
 def _identity(row: dict, fail: Fail) -> dict:
     return row
 
 
-def _f(name: str, kind: str, columns: str, convert: Callable, description: str) -> Format:
-    return Format(name, kind, frozenset(columns.split()), convert, description)
+def _f(name: str, kind: str, columns: str, convert: Callable, description: str, optional: str = "") -> Format:
+    return Format(name, kind, frozenset(columns.split()), convert, description, frozenset(optional.split()))
 
 
 FORMATS: tuple[Format, ...] = (
@@ -325,37 +354,45 @@ FORMATS: tuple[Format, ...] = (
        "TRL preferences (standard or conversational)"),
     _f("trl-implicit-preference", "preference", "chosen rejected", _implicit_preference,
        "TRL implicit-prompt preferences / Anthropic HH transcripts"),
+    _f("tldr-comparisons", "preference", "info summaries choice", _tldr_comparison,
+       "OpenAI summarize_from_feedback comparisons (bare posts)", "worker"),
     # unpaired (KTO)
     _f("trl-unpaired", "unpaired", "prompt completion label", _unpaired("prompt"), "TRL unpaired preferences (KTO)"),
     _f("llama-factory-kto", "unpaired", "messages label", _unpaired(None), "LLaMA-Factory KTO messages with labels"),
     # items
-    _f("items", "items", "prompt_a response_a prompt_b response_b", _items, "jpo comparison items"),
+    _f("items", "items", "prompt_a response_a prompt_b response_b", _items, "jpo comparison items", "id label"),
     _f("conditional-items", "items", "prompt response_a response_b", _conditional_items,
-       "jpo conditional comparison items"),
+       "jpo conditional comparison items", "id label"),
     # sft
     _f("sft", "sft", "prompt response", _sft("prompt", "response"), "jpo instruction-response"),
     _f("trl-prompt-completion", "sft", "prompt completion", _sft("prompt", "completion"), "TRL prompt-completion"),
     _f("jpo-authors-sft", "sft", "instruction response", _sft("instruction", "response"),
-       "the JPO authors' instruction-response"),
+       "the JPO authors' instruction-response", "input"),
     _f("jpo-authors-gold", "sft", "instruction gold_response", _sft("instruction", "gold_response"),
-       "the JPO authors' test prompts with gold responses"),
-    _f("alpaca", "sft", "instruction output", _sft("instruction", "output"), "Alpaca / AlpacaEval"),
+       "the JPO authors' test prompts with gold responses", "input"),
+    _f("alpaca", "sft", "instruction output", _sft("instruction", "output"), "Alpaca / AlpacaEval", "input"),
+    _f("tldr-posts", "sft", "post summary", _sft("post", "summary"),
+       "Reddit TL;DR posts with summaries (bare posts)"),
     _f("trl-messages", "sft", "messages", _messages_sft, "TRL conversational language modeling"),
     _f("sharegpt", "sft", "conversations", _sharegpt_sft, "LLaMA-Factory sharegpt conversations"),
     # prompts
-    _f("prompts", "prompts", "prompt", _prompts("prompt", "reference", "id"), "jpo prompts"),
-    _f("instructions", "prompts", "instruction", _prompts("instruction", None, "instruction_id"), "instructions"),
-    _f("mt-bench-questions", "prompts", "question_id turns", _mt_bench_question, "MT-Bench questions (first turn)"),
+    _f("prompts", "prompts", "prompt", _prompts("prompt", "reference", "id"), "jpo prompts", "reference id"),
+    _f("instructions", "prompts", "instruction", _prompts("instruction", None, "instruction_id"), "instructions",
+       "instruction_id"),
+    _f("mt-bench-questions", "prompts", "question_id turns", _mt_bench_question, "MT-Bench questions (first turn)",
+       "reference"),
     # generations and references
     _f("generations", "generations", "id prompt response", _generations("prompt", "response", "id"),
        "jpo generations"),
     _f("jpo-authors-outputs", "generations", "instruction outputs", _generations("instruction", "outputs", "id"),
-       "the JPO authors' model outputs"),
+       "the JPO authors' model outputs", "id"),
     _f("references", "references", "id reference", _identity, "jpo references"),
     _f("mt-bench-references", "references", "question_id choices", _mt_bench_reference, "MT-Bench reference answers"),
     _f("mt-bench-judge-prompts", "judge-prompts", "name system_prompt prompt_template", _identity,
        "MT-Bench judge prompts"),
 )
+
+FORMATS_BY_NAME = {f.name: f for f in FORMATS}
 
 # Reading a row of one kind as another: a gold prompt-response row is an evaluation prompt with its reference, an
 # AlpacaEval output row is a generation, a preference row is an item (chosen as a) and two unpaired rows.

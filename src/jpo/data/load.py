@@ -2,15 +2,17 @@
 
 Detection looks at the columns of the first row and takes the most specific matching layout (the one that
 explains the most columns); every later row must have that layout's columns too, or the error names its line.
+Named sources (`jpo.data.sources`) read their files through the same detection, conversion and kind changes.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jpo.data.formats import ALSO_READ_AS, FORMATS, KINDS, RESPONSES, Format, item_id, text_of
+from jpo.data.formats import ALSO_READ_AS, COLUMNS, FORMATS, KINDS, RESPONSES, Format, item_id, text_of
 from jpo.data.io import Table, read_table
 from jpo.errors import DataError
 
@@ -23,6 +25,7 @@ class Loaded:
     format: Format
     kind: str
     rows: list[dict[str, Any]]
+    unused: tuple[str, ...] = ()  # columns of the source that the format does not read (passed through)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -33,33 +36,41 @@ class Loaded:
         return sum(any(f in row and not text_of(row[f]).strip() for f in RESPONSES) for row in self.rows)
 
 
-def detect(table: Table, kinds: tuple[str, ...] | None = None) -> Format:
-    """The most specific format among `kinds` whose columns the first row has."""
+def formats_of(kinds: Iterable[str]) -> tuple[Format, ...]:
+    wanted = set(kinds)
+    return tuple(f for f in FORMATS if f.kind in wanted)
+
+
+def detect(table: Table, formats: Iterable[Format] = FORMATS) -> Format:
+    """The most specific of `formats` whose columns the first row has."""
     if not table.rows:
         if "object" in table.meta:
             raise DataError("a JSON object where rows (an array or JSON Lines) are expected", path=table.path)
         raise DataError("no rows", path=table.path)
     keys = set(table.rows[0])
-    candidates = [f for f in FORMATS if (kinds is None or f.kind in kinds) and f.matches(keys)]
+    formats = tuple(formats)
+    candidates = [f for f in formats if f.matches(keys)]
     if not candidates:
-        wanted = kinds or KINDS
-        known = "; ".join(f"{f.name}: {', '.join(sorted(f.columns))}" for f in FORMATS if f.kind in wanted)
+        known = "; ".join(f"{f.name}: {', '.join(sorted(f.columns))}" for f in formats)
         raise table.error(0, f"unrecognised columns {sorted(keys)}; expected one of [{known}]")
     return max(candidates, key=lambda f: len(f.columns))
 
 
-def convert_rows(table: Table, fmt: Format) -> list[dict[str, Any]]:
-    rows = []
-    for index, row in enumerate(table.rows):
-        for column in sorted(fmt.columns):
-            if column not in row:
-                raise table.error(index, f"missing column (the file's format is {fmt.name})", column)
+def convert_row(table: Table, index: int, fmt: Format) -> dict[str, Any]:
+    """Row `index` of `table` in its kind's columns; a DataError names the line and field of what is wrong."""
+    row = table.rows[index]
+    for column in sorted(fmt.columns):
+        if column not in row:
+            raise table.error(index, f"missing column (the file's format is {fmt.name})", column)
 
-        def fail(message: str, field: str, index: int = index) -> DataError:
-            return table.error(index, message, field)
+    def fail(message: str, field: str | None) -> DataError:
+        return table.error(index, message, field)
 
-        rows.append(fmt.convert(row, fail))
-    return rows
+    return fmt.convert(row, fail)
+
+
+def unused_columns(table: Table, fmt: Format) -> tuple[str, ...]:
+    return tuple(sorted({column for row in table.rows for column in row} - fmt.reads))
 
 
 def _unique_ids(rows: list[dict[str, Any]], table: Table, *, explicit: bool) -> None:
@@ -90,9 +101,18 @@ def _source_id(row: dict[str, Any]) -> str:
     return item_id(row["prompt"])
 
 
-def _as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dict[str, Any]]:
+def _chosen_side(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"prompt": r["prompt_chosen"], "response": r["chosen"],
+             **{k: v for k, v in r.items() if k not in COLUMNS["preference"]}} for r in rows]
+
+
+def as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dict[str, Any]]:
+    """Rows of `source_kind` as rows of `kind`: see ALSO_READ_AS; named sources also take a preference's chosen side
+    as a demonstration (sft) or as the reference of its prompt (prompts)."""
     if source_kind == kind:
         return rows
+    if (source_kind, kind) in (("preference", "sft"), ("preference", "prompts")):
+        return as_kind(_chosen_side(rows), "sft", kind)
     if (source_kind, kind) == ("sft", "prompts"):
         return [{"id": _source_id(r), "prompt": r["prompt"], "reference": r["response"],
                  **{k: v for k, v in r.items() if k not in ("prompt", "response", *ID_COLUMNS)}} for r in rows]
@@ -110,19 +130,22 @@ def load(source: str | os.PathLike, kind: str) -> Loaded:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     table = read_table(source)
-    fmt = detect(table, (kind, *ALSO_READ_AS.get(kind, ())))
-    rows = _as_kind(convert_rows(table, fmt), fmt.kind, kind)
+    fmt = detect(table, formats_of((kind, *ALSO_READ_AS.get(kind, ()))))
+    rows = as_kind(_convert_all(table, fmt), fmt.kind, kind)
     if kind in ("items", "prompts", "references"):  # generations repeat prompts across temperatures and seeds
         _unique_ids(rows, table, explicit=any(column in table.rows[0] for column in ID_COLUMNS))
-    return Loaded(table.path, fmt, kind, rows)
+    return Loaded(table.path, fmt, kind, rows, unused_columns(table, fmt))
+
+
+def _convert_all(table: Table, fmt: Format) -> list[dict[str, Any]]:
+    return [convert_row(table, index, fmt) for index in range(len(table.rows))]
 
 
 def inspect(source: str | os.PathLike | Table) -> Loaded:
     """Load a source as whatever kind its columns say (for `jpo data validate`)."""
     table = source if isinstance(source, Table) else read_table(source)
     fmt = detect(table)
-    rows = convert_rows(table, fmt)
-    return Loaded(table.path, fmt, fmt.kind, rows)
+    return Loaded(table.path, fmt, fmt.kind, _convert_all(table, fmt), unused_columns(table, fmt))
 
 
 def load_preferences(source: str | os.PathLike) -> list[dict[str, Any]]:
@@ -161,8 +184,8 @@ def preferences_to_items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Preference rows as comparison items, chosen as `a`; the source's own preference is kept as `preference`."""
     items = []
     for row in rows:
-        texts = (row["prompt_chosen"], row["chosen"], row["prompt_rejected"], row["rejected"])
-        rest = {k: v for k, v in row.items() if k not in ("prompt_chosen", "chosen", "prompt_rejected", "rejected")}
+        texts = tuple(row[column] for column in COLUMNS["preference"])
+        rest = {k: v for k, v in row.items() if k not in COLUMNS["preference"]}
         items.append({"id": str(rest.pop("id", item_id(*texts))), "prompt_a": texts[0], "response_a": texts[1],
                       "prompt_b": texts[2], "response_b": texts[3], "preference": "a", **rest})
     return items

@@ -7,10 +7,15 @@ location (dataset name, config, data_dir, split names) and reads it with `datase
 stands in for the hub with `path=` (a file, or a folder holding one file per split) or the environment variable
 ``JPO_SOURCE_<NAME>`` (``JPO_SOURCE_HH_HELPFUL=/data/hh``), which is how the tests and offline users run.
 
-Instructions are deduplicated (first occurrence kept; repeats counted), and rows a source cannot use are counted
-by reason, never dropped silently. Prompts are the *task instruction* the judge sees (for TL;DR: the paper's
-summary instruction around the post); the authors' model template (``### Instructions: ... ### Response:``) is
-applied later, by whoever tokenizes (`jpo.modeling.apply_template`), so judges never see it.
+A source is data, not code: per kind, its location, the formats (`jpo.data.formats`) its files come in, a filter
+that names the reason for every row it leaves out, and the finishing touches that make the rows the paper's (plain
+text, the TL;DR instruction). Rows go through the same detection and conversion as `jpo.data.load`; where a file
+reader would stop at a bad row, a source counts the row under the conversion's message and goes on, because the
+published datasets hold rows the paper leaves out (CNN/DM articles among the TL;DR comparisons, multi-turn HH
+dialogues). Instructions are deduplicated (first occurrence kept; repeats counted), never dropped silently. Prompts
+are the *task instruction* the judge sees (for TL;DR: the paper's summary instruction around the post); the
+authors' model template (``### Instructions: ... ### Response:``) is applied later, by whoever tokenizes
+(`jpo.modeling.apply_template`), so judges never see it.
 """
 
 from __future__ import annotations
@@ -23,18 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jpo.data.formats import item_id, parse_hh, text_of
+from jpo.data.formats import COLUMNS, FORMATS_BY_NAME, text_of
 from jpo.data.io import SUFFIXES, Table, read_hub, read_table
-from jpo.data.load import convert_rows, detect
+from jpo.data.load import as_kind, convert_row, detect
 from jpo.errors import DataError, JpoError
 
 # The paper's TL;DR task instruction and the authors' model template, exactly as in their released generations
 # (`outputs/tldr_0.001.json`): note the space before the newline after "accordingly.", and no space after
-# "### Response:" (the authors' outputs all begin with one, which `jpo.modeling.apply_template` restores on responses).
+# "### Response:" (the authors' outputs all begin with one, which `jpo.modeling.apply_template` restores on
+# responses).
 TLDR_INSTRUCTION = "You are given a social media post, summarize it accordingly. \nPost: {post}"
 AUTHORS_TEMPLATE = "### Instructions: {prompt}\n\n### Response:"
 
-KINDS = ("sft", "preference", "prompts")
+PROMPT_FIELDS = ("prompt", "prompt_chosen", "prompt_rejected")
+RESPONSE_FIELDS = ("response", "chosen", "rejected")
 
 
 @dataclass
@@ -82,17 +89,22 @@ class Hub:
     splits: dict[str, str] = field(default_factory=dict)  # our split name -> the hub's
 
 
-# A converter gets one raw row and a counter of reasons; it returns canonical rows (0 or more).
-Convert = Callable[[dict[str, Any], Counter], list[dict[str, Any]]]
+Drop = Callable[[dict[str, Any]], str | None]  # a converted row -> why it is left out, or None to keep it
+Finish = Callable[[dict[str, Any], str | None], dict[str, Any]]  # (kept row, task) -> the source's row
 
 
 @dataclass(frozen=True)
 class Part:
-    kind: str
+    """One kind of a source's rows: where they live, the formats their files come in, what is left out and why, how
+    a kept row is finished, and which extra columns it keeps (None: all the format passes through)."""
+
     hub: Hub
-    convert: Convert
+    formats: tuple[str, ...]
+    drop: Drop | None = None
+    finish: Finish | None = None
+    extras: tuple[str, ...] | None = None
     # file names to look for in a local folder, before the generic `{split}.jsonl` etc.: split -> name, where `*`
-    # stands for any split and `{task}` for the jpo-authors task
+    # stands for any split and `{task}` for the source's task
     local: dict[str, str] = field(default_factory=dict)
 
 
@@ -102,9 +114,10 @@ class Source:
     description: str
     parts: dict[str, Part]
     default_kind: str
+    tasks: tuple[str, ...] = ()  # a source holding several tasks' data: the choices of `task=` (first: default)
 
 
-# --- converters --------------------------------------------------------------------------------------------------
+# --- filters and finishing touches -------------------------------------------------------------------------------
 
 
 def tldr_instruction(post: str) -> str:
@@ -116,203 +129,86 @@ def tldr_instruction(post: str) -> str:
 _TRL_TLDR = re.compile(r"POST:\s*(.*?)\s*TL;DR:\s*$", re.S)
 
 
-def _post_of(row: dict[str, Any]) -> str | None:
-    """The post of a TL;DR row in any of its published layouts (None for CNN/DM articles in the comparisons)."""
-    if isinstance(row.get("info"), dict):
-        return row["info"].get("post")
-    for column in ("post", "instruction"):
-        if isinstance(row.get(column), str):
-            return row[column]
-    if isinstance(row.get("prompt"), str):  # trl-lib/tldr: "SUBREDDIT: r/... TITLE: ... POST: ... TL;DR:"
-        found = _TRL_TLDR.search(row["prompt"])
-        return found.group(1) if found else row["prompt"]
-    return None
-
-
-def _tldr_sft(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    post = _post_of(row)
-    summary = next((row[c] for c in ("summary", "response", "gold_response", "completion", "label")
-                    if isinstance(row.get(c), str)), None)
-    if not post or summary is None:
-        why["no post or summary"] += 1
-        return []
-    extra = {k: row[k] for k in ("id", "subreddit", "title") if k in row}
-    if "instruction_id" in row:
-        extra["id"] = row["instruction_id"]
-    return [{"prompt": tldr_instruction(post), "response": summary.strip(), **extra}]
-
-
-def _tldr_prompts(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    out = []
-    for sft in _tldr_sft(row, why):
-        prompt, reference = sft.pop("prompt"), sft.pop("response")
-        out.append({"id": str(sft.pop("id", item_id(prompt))), "prompt": prompt, "reference": reference, **sft})
+def _with_instruction(row: dict[str, Any], task: str | None = "tldr") -> dict[str, Any]:
+    """The authors store bare posts, TRL whole `SUBREDDIT: ... POST: ... TL;DR:` prompts; the paper's task
+    instruction around the post is what the judge and the model see."""
+    if task != "tldr":
+        return row
+    out = dict(row)
+    for column in PROMPT_FIELDS:
+        if isinstance(out.get(column), str):
+            found = _TRL_TLDR.search(out[column])
+            out[column] = tldr_instruction(found.group(1) if found else out[column])
     return out
 
 
-def _tldr_preference(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    if "summaries" in row:  # openai/summarize_from_feedback comparisons
-        post = _post_of(row)
-        if not post:
-            why["CNN/DM article, not a TL;DR post"] += 1
-            return []
-        summaries, choice = row["summaries"], row.get("choice")
-        if choice not in (0, 1) or len(summaries) != 2:
-            why["no valid choice between two summaries"] += 1
-            return []
-        chosen, rejected = summaries[choice]["text"], summaries[1 - choice]["text"]
-        info = row["info"]
-        extra = {"id": str(info.get("id")), "subreddit": info.get("subreddit"), "worker": row.get("worker")}
-    elif "i_chosen" in row:  # the authors' layout, bare posts
-        return _wrap_tldr(_authors_rows(row, why, "preference"))
-    else:  # trl-lib/tldr-preference: {prompt, chosen, rejected}
-        post, chosen, rejected, extra = _post_of(row), row.get("chosen"), row.get("rejected"), {}
-        if not post or not isinstance(chosen, str) or not isinstance(rejected, str):
-            why["no post, chosen or rejected"] += 1
-            return []
-    prompt = tldr_instruction(post)
-    return [{"prompt_chosen": prompt, "chosen": chosen.strip(), "prompt_rejected": prompt,
-             "rejected": rejected.strip(), **{k: v for k, v in extra.items() if v is not None}}]
+def _tldr(row: dict[str, Any], task: str | None) -> dict[str, Any]:
+    """TL;DR rows: the instruction around the post, summaries stripped, the post's id as `id` in every layout."""
+    out = _with_instruction(row)
+    for column in RESPONSE_FIELDS:
+        if isinstance(out.get(column), str):
+            out[column] = out[column].strip()
+    if "instruction_id" in out:
+        out["id"] = out.pop("instruction_id")
+    return out
 
 
-def _hh_single_turn(row: dict[str, Any], why: Counter) -> tuple[str, str, str] | None:
-    """(instruction, chosen, rejected) of a one-exchange HH transcript; longer dialogues are counted and skipped
-    (the paper keeps single-turn dialogues)."""
-
-    def fail(message: str, field: str) -> DataError:
-        return DataError(message, field=field)
-
-    try:
-        chosen, rejected = parse_hh(row["chosen"], "chosen", fail), parse_hh(row["rejected"], "rejected", fail)
-    except (DataError, KeyError, TypeError):
-        why["not an HH transcript"] += 1
-        return None
-    roles = [m["role"] for m in chosen]
-    if roles != ["user", "assistant"] or [m["role"] for m in rejected] != roles:
-        why["multi-turn dialogue"] += 1
-        return None
-    if chosen[0]["content"] != rejected[0]["content"]:
-        why["chosen and rejected start differently"] += 1
-        return None
-    return chosen[0]["content"].strip(), chosen[1]["content"].strip(), rejected[1]["content"].strip()
+def _plain_text(row: dict[str, Any], strip: bool) -> dict[str, Any]:
+    """Single-turn chat rows as plain text: the (last) user turn as the prompt, the assistant turn as the response."""
+    out = dict(row)
+    for columns, role in ((PROMPT_FIELDS, "user"), (RESPONSE_FIELDS, "assistant")):
+        for column in columns:
+            value = out.get(column)
+            if isinstance(value, list):
+                value = next((m["content"] for m in reversed(value) if m["role"] == role), text_of(value))
+            if isinstance(value, str):
+                out[column] = value.strip() if strip else value
+    return out
 
 
-def _hh_preference(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    if "instruction" in row:  # the authors' processed files
-        return _authors_rows(row, why, "preference")
-    found = _hh_single_turn(row, why)
-    if found is None:
-        return []
-    prompt, chosen, rejected = found
-    return [{"prompt_chosen": prompt, "chosen": chosen, "prompt_rejected": prompt, "rejected": rejected}]
+def _hh(row: dict[str, Any], task: str | None) -> dict[str, Any]:
+    return _plain_text(row, strip=True)
 
 
-def _hh_sft(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    """The chosen response as the demonstration (the authors' `val_sft` is exactly HH's chosen side)."""
-    if "instruction" in row:
-        return _authors_rows(row, why, "sft")
-    found = _hh_single_turn(row, why)
-    return [] if found is None else [{"prompt": found[0], "response": found[1]}]
+def _ultrafeedback(row: dict[str, Any], task: str | None) -> dict[str, Any]:
+    return _plain_text(row, strip=False)
 
 
-def _hh_prompts(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    if "instruction" in row:
-        return _authors_rows(row, why, "prompts")
-    return [{"id": item_id(r["prompt"]), "prompt": r["prompt"], "reference": r["response"]}
-            for r in _hh_sft(row, why)]
-
-
-def _messages_text(value: Any, role: str) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        turns = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == role]
-        return turns[-1] if turns else None
+def _multi_turn(row: dict[str, Any]) -> str | None:
+    """The paper keeps single-turn dialogues: one user turn and one assistant turn per side."""
+    if any(isinstance(row.get(c), list) and len(row[c]) != 1 for c in PROMPT_FIELDS + RESPONSE_FIELDS):
+        return "multi-turn dialogue"
     return None
 
 
-def _ultrafeedback_preference(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    prompt = _messages_text(row.get("prompt"), "user") or _messages_text(row.get("chosen"), "user")
-    chosen = _messages_text(row.get("chosen"), "assistant")
-    rejected = _messages_text(row.get("rejected"), "assistant")
-    if not prompt or chosen is None or rejected is None:
-        why["no prompt, chosen or rejected"] += 1
-        return []
-    scores = row.get("metadata") if isinstance(row.get("metadata"), dict) else row
+def _undecided(row: dict[str, Any]) -> str | None:
+    """UltraFeedback pairs whose ratings tie, or whose responses are the same text, state no preference."""
+    scores = row["metadata"] if isinstance(row.get("metadata"), dict) else row
     if scores.get("score_chosen") is not None and scores.get("score_chosen") == scores.get("score_rejected"):
-        why["tied scores"] += 1
-        return []
-    if chosen.strip() == rejected.strip():
-        why["identical responses"] += 1
-        return []
-    extra = {k: row[k] for k in ("source_index", "source") if k in row}
-    return [{"prompt_chosen": prompt, "chosen": chosen, "prompt_rejected": prompt, "rejected": rejected, **extra}]
+        return "tied scores"
+    if text_of(row["chosen"]).strip() == text_of(row["rejected"]).strip():
+        return "identical responses"
+    return None
 
 
-def _ultrafeedback_sft(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    return [{"prompt": r["prompt_chosen"], "response": r["chosen"]} for r in _ultrafeedback_preference(row, why)]
-
-
-def _ultrafeedback_prompts(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    """Test prompts with the chosen response as reference (a tie in scores does not matter here)."""
-    prompt = _messages_text(row.get("prompt"), "user") or _messages_text(row.get("chosen"), "user")
-    if not prompt:
-        why["no prompt"] += 1
-        return []
-    reference = _messages_text(row.get("chosen"), "assistant")
-    return [{"id": item_id(prompt), "prompt": prompt, **({"reference": reference} if reference is not None else {})}]
-
-
-def _alpaca_eval_prompts(row: dict[str, Any], why: Counter) -> list[dict[str, Any]]:
-    instruction = row.get("instruction")
-    if not isinstance(instruction, str) or not instruction.strip():
-        why["no instruction"] += 1
-        return []
-    out = {"id": item_id(instruction), "prompt": instruction, "dataset": row.get("dataset")}
-    if isinstance(row.get("output"), str):
-        out["reference"] = row["output"]
-        out["reference_generator"] = row.get("generator")
-    return [{k: v for k, v in out.items() if v is not None}]
-
-
-def _authors_rows(row: dict[str, Any], why: Counter, kind: str) -> list[dict[str, Any]]:
-    """The authors' released files through the data layer's own formats (`jpo-authors`, `jpo-authors-sft`, ...)."""
-    table = Table("jpo-authors", [row])
-    try:
-        fmt = detect(table)
-        converted = convert_rows(table, fmt)[0]
-    except DataError:
-        why[f"not a {kind} row of the authors' layout"] += 1
-        return []
-    if kind == "preference" and fmt.kind == "preference":
-        return [converted]
-    if fmt.kind == "sft" and kind == "sft":
-        return [converted]
-    if fmt.kind == "sft" and kind == "prompts":
-        rid = converted.pop("instruction_id", None) or converted.pop("id", None)
-        prompt, reference = converted.pop("prompt"), converted.pop("response")
-        return [{"id": str(rid or item_id(prompt)), "prompt": prompt, "reference": reference, **converted}]
-    why[f"a {fmt.kind} row where {kind} rows are expected"] += 1
-    return []
-
-
-def _authors(kind: str) -> Convert:
-    return lambda row, why: _authors_rows(row, why, kind)
-
-
-def _wrap_tldr(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The authors store bare posts; the task instruction is what the judge and the model see."""
-    for out in rows:
-        for column in ("prompt", "prompt_chosen", "prompt_rejected"):
-            if isinstance(out.get(column), str):
-                out[column] = tldr_instruction(out[column])
-    return rows
+def _alpaca_eval(row: dict[str, Any], task: str | None) -> dict[str, Any]:
+    out = dict(row)
+    if "generator" in out:
+        out["reference_generator"] = out.pop("generator")
+    return out
 
 
 # --- the catalogue -----------------------------------------------------------------------------------------------
 
 _TLDR_SFT_HUB = Hub("vwxyzjn/summarize_from_feedback_tldr_3_filtered")
+_TLDR_SFT_FORMATS = ("tldr-posts", "jpo-authors-gold", "jpo-authors-sft", "trl-prompt-completion")
+_TLDR_EXTRAS = ("id", "subreddit", "title", "worker")
 _AUTHORS_REPO = "jointpreferences/sft_and_pref_data"
+_AUTHORS_SFT = ("jpo-authors-sft", "jpo-authors-gold")
+_HH_HUB = Hub("Anthropic/hh-rlhf", data_dir="helpful-base")
+_HH_SFT = ("trl-implicit-preference", *_AUTHORS_SFT)
+_ULTRAFEEDBACK_HUB = Hub("trl-lib/ultrafeedback_binarized")
+_ULTRAFEEDBACK = ("trl-preference", "trl-implicit-preference")
 
 
 def _authors_hub(kind: str) -> Hub:
@@ -325,51 +221,56 @@ def _authors_hub(kind: str) -> Hub:
     return Hub(_AUTHORS_REPO, data_files={split: f"data/{{task}}/{name}" for split, name in files.items()})
 
 
+def _authors_part(kind: str, formats: tuple[str, ...]) -> Part:
+    hub = _authors_hub(kind)
+    local = {split: name.removeprefix("data/") for split, name in (hub.data_files or {}).items()}
+    return Part(hub, formats, finish=_with_instruction, local=local)
+
+
 SOURCES: dict[str, Source] = {
     "tldr": Source(
         "tldr", "Reddit TL;DR: OpenAI's human comparisons (preference), the filtered TL;DR SFT set (sft), its test "
         "posts with gold summaries (prompts); prompts carry the paper's summary instruction",
-        {"sft": Part("sft", _TLDR_SFT_HUB, _tldr_sft),
-         "prompts": Part("prompts", _TLDR_SFT_HUB, _tldr_prompts, {"test": "tldr/test.json"}),
-         "preference": Part("preference", Hub("openai/summarize_from_feedback", config="comparisons"),
-                            _tldr_preference)},
+        {"sft": Part(_TLDR_SFT_HUB, _TLDR_SFT_FORMATS, finish=_tldr, extras=_TLDR_EXTRAS),
+         "prompts": Part(_TLDR_SFT_HUB, _TLDR_SFT_FORMATS, finish=_tldr, extras=_TLDR_EXTRAS,
+                         local={"test": "tldr/test.json"}),
+         "preference": Part(Hub("openai/summarize_from_feedback", config="comparisons"),
+                            ("tldr-comparisons", "jpo-authors", "trl-preference"), finish=_tldr, extras=_TLDR_EXTRAS)},
         "sft"),
     "hh-helpful": Source(
         "hh-helpful", "Anthropic HH helpful-base, single-turn dialogues only, instruction and responses split from "
         "the transcripts (preference: HH's chosen/rejected; sft: the chosen side; prompts: test with chosen as gold)",
-        {kind: Part(kind, Hub("Anthropic/hh-rlhf", data_dir="helpful-base"), convert)
-         for kind, convert in (("preference", _hh_preference), ("sft", _hh_sft), ("prompts", _hh_prompts))},
+        {"preference": Part(_HH_HUB, ("trl-implicit-preference", "jpo-authors"), drop=_multi_turn, finish=_hh),
+         "sft": Part(_HH_HUB, _HH_SFT, drop=_multi_turn, finish=_hh),
+         "prompts": Part(_HH_HUB, _HH_SFT, drop=_multi_turn, finish=_hh)},
         "preference"),
     "ultrafeedback": Source(
         "ultrafeedback", "UltraFeedback binarized (trl-lib/ultrafeedback_binarized; the paper's appendix E): "
-        "preference pairs, their chosen side as sft, test prompts",
-        {kind: Part(kind, Hub("trl-lib/ultrafeedback_binarized"), convert)
-         for kind, convert in (("preference", _ultrafeedback_preference), ("sft", _ultrafeedback_sft),
-                               ("prompts", _ultrafeedback_prompts))},
+        "preference pairs, their chosen side as sft, test prompts (chosen as reference, ties included)",
+        {"preference": Part(_ULTRAFEEDBACK_HUB, _ULTRAFEEDBACK, drop=_undecided, finish=_ultrafeedback,
+                            extras=("source_index", "source")),
+         "sft": Part(_ULTRAFEEDBACK_HUB, _ULTRAFEEDBACK, drop=_undecided, finish=_ultrafeedback, extras=()),
+         "prompts": Part(_ULTRAFEEDBACK_HUB, _ULTRAFEEDBACK, finish=_ultrafeedback, extras=())},
         "preference"),
     "jpo-authors": Source(
         "jpo-authors", "the JPO authors' released data (jointpreferences/sft_and_pref_data) in its own columns "
         "(i_chosen, r_chosen, i_reject, r_reject; instruction, response; instruction, gold_response); choose the "
         "task with task=tldr|anthropic_helpful; split `joint` is their joint-preference file (D_H)",
-        {kind: Part(kind, _authors_hub(kind), _authors(kind),
-                    {split: name.removeprefix("data/") for split, name in _authors_hub(kind).data_files.items()})
-         for kind in KINDS},
-        "preference"),
+        {"preference": _authors_part("preference", ("jpo-authors",)),
+         "sft": _authors_part("sft", _AUTHORS_SFT),
+         "prompts": _authors_part("prompts", _AUTHORS_SFT)},
+        "preference", tasks=("tldr", "anthropic_helpful")),
     "alpaca-eval": Source(
         "alpaca-eval", "the 805 AlpacaEval instructions, with a reference output (text-davinci-003 from the hub "
         "file; gpt4_1106_preview for AlpacaEval 2 from a local model_outputs.json)",
-        {"prompts": Part("prompts", Hub("json", data_files={
-            "eval": "hf://datasets/tatsu-lab/alpaca_eval/alpaca_eval.json"}), _alpaca_eval_prompts,
-            {"*": "gpt4_1106_preview_model_outputs.json"})},
+        {"prompts": Part(Hub("json", data_files={"eval": "hf://datasets/tatsu-lab/alpaca_eval/alpaca_eval.json"}),
+                         ("alpaca", "instructions"), finish=_alpaca_eval, extras=("dataset", "reference_generator"),
+                         local={"*": "gpt4_1106_preview_model_outputs.json"})},
         "prompts"),
 }
 
 SPLIT_ALIASES = {"test": ("test", "eval", "validation", "val"), "validation": ("validation", "val", "valid", "eval"),
                  "eval": ("eval", "test"), "train": ("train",)}
-
-
-def source_names() -> list[str]:
-    return list(SOURCES)
 
 
 def get_source(name: str) -> Source:
@@ -410,6 +311,30 @@ def _hub_table(part: Part, split: str, task: str | None) -> Table:
     return read_hub(hub.name, hub_split, **kwargs)
 
 
+def _read(part: Part, table: Table, kind: str, task: str | None, report: SourceReport) -> list[dict[str, Any]]:
+    """The table's rows in `kind`'s columns, through the part's formats; every row left out is counted by reason."""
+    if not table.rows and "object" not in table.meta:  # an empty hub split
+        return []
+    fmt = detect(table, [FORMATS_BY_NAME[name] for name in part.formats])
+    rows = []
+    for index in range(len(table.rows)):
+        try:
+            row = convert_row(table, index, fmt)
+        except DataError as error:
+            report.left_out[error.message if error.field is None else f"{error.field}: {error.message}"] += 1
+            continue
+        reason = part.drop(row) if part.drop else None
+        if reason:
+            report.left_out[reason] += 1
+            continue
+        rows.append(part.finish(row, task) if part.finish else row)
+    rows = as_kind(rows, fmt.kind, kind)
+    if part.extras is None:
+        return rows
+    keep = (*COLUMNS[kind], *part.extras)
+    return [{column: row[column] for column in keep if column in row} for row in rows]
+
+
 def load_source(
     name: str,
     split: str = "train",
@@ -422,17 +347,17 @@ def load_source(
 ) -> SourceRows:
     """Canonical rows of `kind` from a named source's `split`: the hub, or a local `path` / $JPO_SOURCE_<NAME>.
 
-    `task` picks the authors' task for `jpo-authors` (tldr | anthropic_helpful). `limit` keeps the first N rows
-    after conversion and deduplication (counted as left out)."""
+    `task` picks the task of a source that holds several (`jpo-authors`: tldr | anthropic_helpful). `limit` keeps
+    the first N rows after conversion and deduplication (counted as left out)."""
     source = get_source(name)
     kind = kind or source.default_kind
     if kind not in source.parts:
         raise JpoError(f"source {name!r} has no {kind} data (has: {', '.join(source.parts)})")
     part = source.parts[kind]
-    if name == "jpo-authors":
-        task = task or "tldr"
-        if task not in ("tldr", "anthropic_helpful"):
-            raise JpoError(f"jpo-authors: unknown task {task!r} (tldr | anthropic_helpful)")
+    if source.tasks:
+        task = task or source.tasks[0]
+        if task not in source.tasks:
+            raise JpoError(f"{name}: unknown task {task!r} ({' | '.join(source.tasks)})")
     local = path or _env_path(name)
     if local:
         local_path = Path(local).expanduser()
@@ -442,14 +367,7 @@ def load_source(
     else:
         table = _hub_table(part, split, task)
     report = SourceReport(name, split, kind, origin=table.path, read=len(table.rows))
-    rows: list[dict[str, Any]] = []
-    for index, raw in enumerate(table.rows):
-        try:
-            rows.extend(part.convert(raw, report.left_out))
-        except (KeyError, TypeError, AttributeError) as error:
-            raise table.error(index, f"not a {name} {kind} row ({type(error).__name__}: {error})") from None
-    if name == "jpo-authors" and task == "tldr":
-        rows = _wrap_tldr(rows)
+    rows = _read(part, table, kind, task, report)
     if dedupe:
         rows = _dedupe(rows, kind, report)
     if limit is not None and len(rows) > limit:
@@ -461,7 +379,7 @@ def load_source(
 
 def _key(row: dict[str, Any], kind: str) -> Any:
     if kind == "preference":
-        return tuple(text_of(row[f]) for f in ("prompt_chosen", "chosen", "prompt_rejected", "rejected"))
+        return tuple(text_of(row[f]) for f in COLUMNS["preference"])
     return text_of(row["prompt"])
 
 

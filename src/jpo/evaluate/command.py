@@ -1,4 +1,5 @@
-"""`jpo evaluate`: win-rate of generations against gold references, per temperature, with 95% intervals."""
+"""`jpo evaluate`: win-rate of generations against gold references, per temperature, with 95% intervals;
+`--protocol joint`: several systems ranked by joint comparisons (Bradley-Terry), beside their win-rates vs gold."""
 
 from __future__ import annotations
 
@@ -7,17 +8,31 @@ import asyncio
 import json
 from pathlib import Path
 
-from jpo.errors import DataError
+from jpo.errors import DataError, JpoError
 from jpo.feedback.command import add_judge_arguments, judge_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--generations", required=True, help="generations {id, prompt, response, temperature, seed}")
-    parser.add_argument("--references", required=True,
-                        help="gold references: {id, reference}, or prompts with a gold response (same ids)")
-    parser.add_argument("--output", help="folder for winrate.json, winrate.md, labeled.jsonl "
-                        "(default: beside the generations, <name>_eval)")
-    parser.add_argument("--n_resamples", type=int, default=10_000, help="bootstrap resamples")
+    parser.add_argument("--generations", required=True, nargs="+", metavar="[NAME=]PATH",
+                        help="generations {id, prompt, response, temperature, seed}; --protocol joint: one file per "
+                             "system, named NAME= or by the file's stem")
+    parser.add_argument("--references",
+                        help="gold references: {id, reference}, or prompts with a gold response (same ids); "
+                             "optional with --protocol joint (adds the win-rates vs gold and the rank agreement)")
+    parser.add_argument("--output", help="folder for the results (default: beside the (first) generations, "
+                        "<name>_eval)")
+    parser.add_argument("--n_resamples", type=int, help="bootstrap resamples (default 10000; 1000 per BT fit with "
+                        "--protocol joint)")
+    joint = parser.add_argument_group("joint ranking (--protocol joint)")
+    joint.add_argument("--protocol", choices=("gold", "joint"), default="gold",
+                       help="gold: each generation against its reference (the paper); joint: systems against each "
+                            "other on different instructions, ranked by Bradley-Terry")
+    joint.add_argument("--max_per_pair", type=int, help="joint items per pair of systems (default: all, 2 per prompt)")
+    joint.add_argument("--seed", type=int, default=0, help="partner instructions and bootstrap")
+    joint.add_argument("--export_items", metavar="PATH", help="write the joint items for `jpo annotate serve --items` "
+                       "and stop")
+    joint.add_argument("--labels", metavar="PATH", help="judged joint items (`jpo annotate export --format items`, or "
+                       "`jpo judge` output), joined by id, instead of asking --judge")
     add_judge_arguments(parser)
 
 
@@ -38,20 +53,73 @@ def load_references(source: str) -> list[dict]:
     return rows
 
 
+def system_generations(specs: list[str]) -> dict[str, list[dict]]:
+    """`NAME=PATH` or `PATH` (named by its stem) -> generations per system."""
+    from jpo.data import load_generations
+
+    systems: dict[str, list[dict]] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).name.split(".")[0], spec
+        if name in systems:
+            raise JpoError(f"two systems named {name!r}: name them with NAME=PATH")
+        systems[name] = load_generations(path)
+    return systems
+
+
+def run_joint(args: argparse.Namespace, out: Path) -> int:
+    from jpo.data import load_items, write_jsonl
+    from jpo.evaluate.ranking import aevaluate_joint, joint_items
+    from jpo.feedback.registry import make_judge
+    from jpo.feedback.store import VerdictStore
+
+    systems = system_generations(args.generations)
+    references = load_references(args.references) if args.references else None
+    if args.export_items:
+        prompts = {str(r["id"]): r["prompt"] for r in references or () if "prompt" in r}
+        items, left_out = joint_items(systems, seed=args.seed, prompts=prompts, max_per_pair=args.max_per_pair)
+        write_jsonl(args.export_items, items)
+        left = ", ".join(f"{n} {why}" for why, n in left_out.items() if n) or "nothing"
+        print(f"jpo evaluate: wrote {len(items)} joint items of {len(systems)} systems to {args.export_items} "
+              f"(left out: {left})")
+        return 0
+    judge = make_judge(args.judge, judge_options(args))
+    labels = load_items(args.labels) if args.labels else None
+    with VerdictStore(Path(args.cache) if args.cache else out / "verdicts.sqlite") as store:
+        result = asyncio.run(aevaluate_joint(systems, judge, references=references, labels=labels, store=store,
+                                             progress=not args.no_progress, n_resamples=args.n_resamples or 1000,
+                                             seed=args.seed, max_per_pair=args.max_per_pair))
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "joint_labeled.jsonl", result.rows)
+    (out / "ranking.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
+    (out / "ranking.md").write_text(result.markdown() + "\n", encoding="utf-8")
+    print(result.markdown())
+    if result.judge_cost:
+        print(f"jpo evaluate: judge cost: {result.judge_cost}")
+    print(f"jpo evaluate: wrote {out / 'ranking.md'}, {out / 'ranking.json'}, {out / 'joint_labeled.jsonl'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from jpo.data import load_generations, write_jsonl
     from jpo.evaluate.against_gold import aevaluate
     from jpo.feedback.registry import make_judge
     from jpo.feedback.store import VerdictStore
 
-    generations = load_generations(args.generations)
+    first = args.generations[0].partition("=")[2] or args.generations[0]
+    out = Path(args.output) if args.output else Path(first).with_name(Path(first).name.split(".")[0] + "_eval")
+    if args.protocol == "joint":
+        return run_joint(args, out)
+    if len(args.generations) != 1 or not args.references:
+        raise JpoError("--protocol gold takes one --generations file and --references")
+    generations = load_generations(args.generations[0])
     references = load_references(args.references)
-    out = Path(args.output) if args.output else Path(args.generations).with_name(
-        Path(args.generations).name.split(".")[0] + "_eval")
     judge = make_judge(args.judge, judge_options(args))
     with VerdictStore(Path(args.cache) if args.cache else out / "verdicts.sqlite") as store:
         result = asyncio.run(aevaluate(generations, references, judge, store=store, progress=not args.no_progress,
-                                       n_resamples=args.n_resamples, generations_path=args.generations))
+                                       n_resamples=args.n_resamples or 10_000,
+                                       generations_path=args.generations[0]))
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "labeled.jsonl", result.rows)
     (out / "winrate.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")

@@ -4,19 +4,21 @@ A judged generation is a `win` (1), `tie` (0.5) or `loss` (0) against its refere
 verdicts (no usable answer) are left out of the estimate and reported beside it: scoring them as ties would pull
 every model toward 50%.
 
-Intervals are percentile bootstraps over *prompts*: when a prompt has several generations (seeds, or all
-temperatures for the averaged figure) they are resampled together, because they are not independent evidence.
+Intervals are percentile bootstraps (`scipy.stats.bootstrap`) over *prompts*: when a prompt has several
+generations (seeds, or all temperatures for the averaged figure) they are resampled together, because they are not
+independent evidence; two methods compared on the same prompts are resampled as pairs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from jpo.errors import DataError
 
@@ -59,6 +61,35 @@ def outcome_of_label(label: str, model_side: str = "a") -> str:
     return "win" if label == model_side else "loss"
 
 
+def _ratio_of_sums(sums: np.ndarray, counts: np.ndarray, axis: int = -1) -> np.ndarray:
+    return sums.sum(axis=axis) / counts.sum(axis=axis)
+
+
+def _difference_of_means(first: np.ndarray, second: np.ndarray, axis: int = -1) -> np.ndarray:
+    return first.mean(axis=axis) - second.mean(axis=axis)
+
+
+def _percentile_interval(
+    samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], *, n_resamples: int, confidence: float,
+    seed: int,
+) -> tuple[float, float]:
+    """`scipy.stats.bootstrap` over the positions the samples share (resampled together: paired).
+
+    Percentile rather than scipy's default BCa: BCa is undefined when every resample gives the same value (a method
+    that wins every prompt), which evaluations of small or strong models do produce."""
+    size = samples[0].size
+    if size == 0:
+        return float("nan"), float("nan")
+    if size == 1:  # nothing to resample
+        value = float(statistic(*samples))
+        return value, value
+    result = stats.bootstrap(samples, statistic, paired=True, vectorized=True, n_resamples=n_resamples,
+                             confidence_level=confidence, method="percentile",
+                             batch=max(1, 2_000_000 // size),  # bounded memory for large evaluations
+                             rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def bootstrap_ci(
     values: Sequence[float],
     groups: Sequence[Hashable] | None = None,
@@ -67,27 +98,20 @@ def bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values`, resampling whole groups (default: each value alone)."""
+    """Percentile bootstrap interval of the mean of `values`, resampling whole groups (default: each value alone).
+
+    A resample draws groups with replacement; its statistic is the mean over all values of the drawn groups (their
+    summed scores over their summed sizes), so a prompt judged at three temperatures weighs three times, as in the
+    point estimate."""
     values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return float("nan"), float("nan")
     if groups is None:
         sums, counts = values, np.ones_like(values)
     else:
         _, index = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
         sums = np.bincount(index, weights=values)
         counts = np.bincount(index).astype(float)
-    rng = np.random.default_rng(seed)
-    n = sums.size
-    means = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // n)  # bounded memory for large evaluations
-    for start in range(0, n_resamples, chunk):
-        stop = min(n_resamples, start + chunk)
-        picks = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
+    return _percentile_interval((sums, counts), _ratio_of_sums, n_resamples=n_resamples, confidence=confidence,
+                                seed=seed)
 
 
 def win_rate(
@@ -132,11 +156,13 @@ def paired_difference(first: list[dict[str, Any]], second: list[dict[str, Any]])
         return {key: sum(values) / len(values) for key, values in sums.items()}
 
     a, b = per_prompt(first), per_prompt(second)
-    differences = [a[key] - b[key] for key in sorted(a.keys() & b.keys())]
-    low, high = bootstrap_ci(differences)
-    mean = sum(differences) / max(1, len(differences))
+    shared = sorted(a.keys() & b.keys())
+    first_scores, second_scores = np.array([a[key] for key in shared]), np.array([b[key] for key in shared])
+    low, high = _percentile_interval((first_scores, second_scores), _difference_of_means, n_resamples=10_000,
+                                     confidence=0.95, seed=0)
+    mean = float(_difference_of_means(first_scores, second_scores)) if shared else 0.0
     return {"difference": round(100 * mean, 2), "ci95": [round(100 * low, 2), round(100 * high, 2)],
-            "prompts": len(differences)}
+            "prompts": len(shared)}
 
 
 def read_authors_verdicts(path: str | Path) -> dict[str, list[str]]:

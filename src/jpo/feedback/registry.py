@@ -2,12 +2,15 @@
 
 A spec is `NAME` or `NAME:ARGUMENT` (`openai:gpt-4o-mini`, `hf:/models/judge`, `rm:/models/rm`, `oracle`). Backends
 are named by "module:Class" strings and imported only when chosen, so `jpo judge --judge oracle` never imports httpx
-or torch, and a backend in another package registers itself with one `register_backend` call (or one entry below).
+or torch. Judges that belong to another package are found through the `jpo.judges` entry-point group (the synthetic
+task declares its `oracle` there in pyproject.toml), so this package never imports them and they work from the CLI
+and from `make_judge` alike; `register_backend` adds one at run time.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 
 from jpo.errors import JpoError
 from jpo.feedback.base import Judge, JudgeOptions
@@ -16,7 +19,6 @@ BACKENDS: dict[str, str] = {
     "openai": "jpo.feedback.openai_judge:OpenAIJudge",
     "hf": "jpo.feedback.lm_judge:LMJudge",
     "rm": "jpo.feedback.reward_judge:RewardModelJudge",
-    "oracle": "jpo.feedback.oracle:OracleJudge",
 }
 
 
@@ -32,11 +34,15 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (argument.strip() or None)
 
 
+def _installed() -> dict[str, str]:
+    return {entry.name: entry.value for entry in importlib.metadata.entry_points(group="jpo.judges")}
+
+
 def backend_class(name: str) -> type[Judge]:
-    if name not in BACKENDS:
-        known = ", ".join(f"{key}:..." if key != "oracle" else key for key in BACKENDS)
-        raise JpoError(f"unknown judge '{name}' (known: {known})")
-    module_name, _, class_name = BACKENDS[name].partition(":")
+    known = {**_installed(), **BACKENDS}
+    if name not in known:
+        raise JpoError(f"unknown judge '{name}' (known: {', '.join(sorted(known))})")
+    module_name, _, class_name = known[name].partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, class_name)
 

@@ -1,4 +1,8 @@
-"""A synthetic instruction-following task with a known quality score: the ground truth behind `jpo demo`."""
+"""A synthetic instruction-following task with a known quality score: the ground truth behind `jpo demo`.
+
+Its oracle judge (`--judge oracle[:temperature=T,seed=S,margin=M]`) is declared in pyproject.toml's `jpo.judges`
+entry points, so judges find it without this package importing feedback's registry.
+"""
 
 from jpo.tasks.datasets import Sizes, build_splits, corpus
 from jpo.tasks.families import FAMILIES, Instance, make_instance, parse

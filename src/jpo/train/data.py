@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from jpo.errors import DataError, JpoError
+from jpo.errors import JpoError
 from jpo.modeling import pad
 from jpo.train.logprobs import RESPONSE, SHARED_PROMPT, SKIP, segments_for, targets_from_segments
 from jpo.train.tokenize import Encoder, EncodeReport, truncate
@@ -45,16 +45,12 @@ def as_dataset(data: Any):
 def _converter(dataset, kinds: tuple[str, ...], name: str) -> Callable[[dict, int], dict]:
     """The row converter of the dataset's layout, detected from its first row as for files."""
     from jpo.data.io import Table
-    from jpo.data.load import detect
+    from jpo.data.load import convert_row, detect, formats_of
 
-    first = next(iter(dataset))
-    fmt = detect(Table(name, [first]), kinds)
+    fmt = detect(Table(name, [next(iter(dataset))]), formats_of(kinds))
 
     def convert(row: dict, index: int) -> dict:
-        def fail(message: str, field: str) -> DataError:
-            return DataError(message, path=name, row=index + 1, field=field)
-
-        return fmt.convert(row, fail)
+        return convert_row(Table(name, [row], lines=[index + 1]), 0, fmt)  # an error shows the row as name:N
 
     return convert
 

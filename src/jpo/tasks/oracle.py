@@ -1,5 +1,8 @@
 """The synthetic task's judge: answers from the known quality score q, optionally with annotator noise.
 
+It lives with the task and registers itself with `jpo.feedback`'s registry (see `jpo.tasks`), so the judges'
+package never depends on the task it happens to be tested on.
+
 `--judge oracle` is exact: the higher q wins, |q_a - q_b| <= margin is a tie. `--judge oracle:temperature=T,seed=S`
 is a noisy annotator: outside the margin it picks (a) with the Bradley-Terry probability sigmoid((q_a - q_b) / T).
 The noise is a deterministic function of (seed, question), so the judge keeps the contract that the same question
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from jpo.data import text_of
 from jpo.errors import JpoError
 from jpo.feedback.base import JudgeOptions, Question, SyncJudge, Verdict
-from jpo.tasks import quality
+from jpo.tasks.quality import quality
 
 KEYS = ("temperature", "seed", "margin")
 
