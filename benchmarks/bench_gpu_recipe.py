@@ -82,7 +82,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from jpo.data import load_preferences
-    from jpo.data.sources import apply_template
+    from jpo.modeling import apply_template
     from jpo.runner import load_recipe
     from jpo.train.api import train_preferences
 

@@ -1,21 +1,25 @@
-"""Training speed and memory, measured side by side in one run (CPU).
+"""Training speed and memory against TRL's DPOTrainer, measured side by side in one run (CPU).
 
-    .venv/bin/python benchmarks/bench_train.py [--steps N]
+    .venv/bin/python benchmarks/bench_train.py [--rounds 3] [--hh_steps 46] [--tldr_steps 20] [--vocab]
 
-1. DPO pairs/s of our trainer against TRL's DPOTrainer at the same settings (stories260K, the JPO authors'
-   val_conditional_pref data, batch 8, max_length 256), whole process: model loading, tokenization, the reference
-   precomputation where enabled, and training. TRL runs with bf16=False and gradient_checkpointing=False (its
-   defaults would put bf16 autocast on a CPU and recompute activations, both slower and not "the same settings").
-   `dpo_fast` (reference log-probs precomputed, --group_by_length) is also compared with TRL precomputing its own
-   reference log-probs, so the gain is not only the precomputation, which TRL offers too.
-2. JPO over DPO in our trainer: step time and peak memory at the same settings (equal prompts, where JPO skips the
-   cancelled prompt terms), and JPO with the prompt terms computed (as on data with different prompts).
-3. Peak memory of one JPO step (policy forward + backward, reference forward) on a random-init Llama with a 128k
-   vocabulary and ~1k-token prompts: our chunked log-probs against a naive full float32 log-softmax.
+Both trainers run at TRL's defaults for the reference and the data order (a live reference model, random order,
+no precomputation) and at the same numeric settings (stories260K, batch 8, lr 1e-3, beta 0.1). TRL runs with
+bf16=False and gradient_checkpointing=False: its defaults would put bf16 autocast on a CPU and recompute
+activations, neither of which jpo does by default, and both change the numbers. jpo runs `JPOTrainer` as a TRL user
+would (the same script with the names changed), objective dpo, prefix sharing on (its default).
 
-Each measurement runs in a fresh subprocess (peak RSS is per process); memory is the peak RSS growth over the
-RSS just before the measured work. The machine is shared, so the runs are interleaved and each ratio is taken
-within one round.
+1. DPO pairs/s, whole process (model loading, tokenization, training), on (a) the JPO authors' Anthropic-Helpful
+   pairs (val_conditional_pref, 363 rows, max_length 256) and (b) TL;DR-shaped pairs: the paper's summary instruction
+   around each post of the authors' TL;DR test set (long: median ~700 tokens of this tokenizer), its gold summary
+   chosen and another post's gold summary rejected (short: ~80 tokens), max_length 1024 (TRL's default).
+   Peak memory: the growth of the peak RSS over the RSS before training.
+2. JPO on D_C ∪ D_H (the HH pairs plus as many joint pairs with different prompts) time per pair, against DPO on
+   D_C alone.
+3. (--vocab) Peak memory of one JPO step on a random-init Llama with a 128k vocabulary and ~1k-token prompts: our
+   chunked log-probs against a naive full float32 log-softmax.
+
+Each run is a fresh subprocess (peak RSS is per process). The machine is shared, so the runs are interleaved round
+by round, medians are reported, and the load average is printed with them.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 MODEL = SHARED / "models" / "stories260K"
-DATA = SHARED / "data" / "jpo-authors" / "anthropic_helpful" / "val_conditional_pref.jsonl"
-SETTINGS = dict(per_device_train_batch_size=8, learning_rate=1e-3, beta=0.1, max_length=256, logging_steps=1000,
-                seed=0, report_to="none", save_strategy="no", disable_tqdm=True)
+HH = SHARED / "data" / "jpo-authors" / "anthropic_helpful" / "val_conditional_pref.jsonl"
+TLDR = SHARED / "data" / "jpo-authors" / "tldr" / "test.json"
+SETTINGS = dict(per_device_train_batch_size=8, learning_rate=1e-3, beta=0.1, logging_steps=1000, seed=0,
+                report_to="none", save_strategy="no", disable_tqdm=True)
+MAX_LENGTH = {"hh": 256, "tldr": 1024, "hh_joint": 256}
 
 
 def rss_mb() -> float:
@@ -47,39 +53,47 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rows_of(data: str) -> list[dict]:
+    """TRL-format pairs ``{prompt, chosen, rejected}``; `hh_joint` is D_C ∪ D_H in the joint layout."""
+    from jpo.data import load_preferences, read_jsonl
+
+    if data == "tldr":
+        posts = read_jsonl(TLDR)
+        instruction = "You are given a social media post, summarize it accordingly. \nPost: {}"  # the paper's
+        return [{"prompt": instruction.format(row["instruction"].strip()), "chosen": " " + row["gold_response"],
+                 "rejected": " " + posts[(i + 1) % len(posts)]["gold_response"]} for i, row in enumerate(posts)]
+    pairs = load_preferences(HH)
+    if data == "hh":
+        return [{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in pairs]
+    joint = [{"prompt_chosen": a["prompt_chosen"], "chosen": a["chosen"], "prompt_rejected": b["prompt_rejected"],
+              "rejected": b["rejected"]} for a, b in zip(pairs, pairs[1:] + pairs[:1], strict=True)]
+    return [{k: r[k] for k in ("prompt_chosen", "chosen", "prompt_rejected", "rejected")} for r in pairs] + joint
+
+
 # --- workers (one per subprocess) ------------------------------------------------------------------------------
-def worker_trl(steps: int, out: str, extra: str) -> dict:
+def worker(kind: str, data: str, steps: int, out: str, objective: str) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
-
-    from jpo.data import load_preferences
 
     start = time.perf_counter()
-    rows = load_preferences(DATA)
-    ds = Dataset.from_list([{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]}
-                            for r in rows])
-    args = DPOConfig(output_dir=out, max_steps=steps, bf16=False, gradient_checkpointing=False, **SETTINGS,
-                     **json.loads(extra))
-    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(MODEL), args=args, train_dataset=ds,
-                         processing_class=AutoTokenizer.from_pretrained(MODEL))
+    if kind == "trl":
+        from trl import DPOConfig as Config
+        from trl import DPOTrainer as Trainer
+
+        extra = {"bf16": False, "gradient_checkpointing": False}
+    else:
+        from jpo import JPOConfig as Config
+        from jpo import JPOTrainer as Trainer
+
+        extra = {"objective": objective}
+    args = Config(output_dir=out, max_steps=steps, max_length=MAX_LENGTH[data], **SETTINGS, **extra)
+    trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(MODEL), args=args,
+                      train_dataset=Dataset.from_list(rows_of(data)),
+                      processing_class=AutoTokenizer.from_pretrained(MODEL))
     before = rss_mb()
     output = trainer.train()
     return {"wall": time.perf_counter() - start, "train": output.metrics["train_runtime"], "steps": steps,
             "mem": peak_mb() - before}
-
-
-def worker_ours(steps: int, out: str, extra: str) -> dict:
-    from jpo.data import load_preferences
-    from jpo.train.api import train_preferences
-
-    start = time.perf_counter()
-    rows = load_preferences(DATA)
-    config = dict(SETTINGS, model_name_or_path=str(MODEL), output_dir=out, max_steps=steps, **json.loads(extra))
-    before = rss_mb()
-    result = train_preferences(config, rows)
-    runtime = next(h["train_runtime"] for h in result.log_history if "train_runtime" in h)
-    return {"wall": time.perf_counter() - start, "train": runtime, "steps": steps, "mem": peak_mb() - before}
 
 
 def worker_vocab(mode: str, prompt_tokens: int) -> dict:
@@ -134,60 +148,72 @@ def run_worker(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=46, help="optimizer steps per run (46 = one epoch of 363 rows)")
-    parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions; medians are reported")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are reported")
+    parser.add_argument("--hh_steps", type=int, default=46, help="optimizer steps on HH (46 = one epoch of 363)")
+    parser.add_argument("--tldr_steps", type=int, default=20, help="optimizer steps on the TL;DR-shaped pairs")
+    parser.add_argument("--vocab", action="store_true", help="also measure part 3 (128k-vocabulary memory)")
     parser.add_argument("--prompt_tokens", type=int, default=1024)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
-        result = {"trl": lambda: worker_trl(int(rest[0]), rest[1], rest[2]),
-                  "ours": lambda: worker_ours(int(rest[0]), rest[1], rest[2]),
-                  "vocab": lambda: worker_vocab(rest[0], int(rest[1]))}[kind]()
+        if kind == "vocab":
+            result = worker_vocab(rest[0], int(rest[1]))
+        else:
+            result = worker(kind, rest[0], int(rest[1]), rest[2], rest[3])
         print(json.dumps(result))
         return
-    if not MODEL.exists() or not DATA.exists():
-        sys.exit(f"needs {MODEL} and {DATA} (the shared folder beside the project)")
+    if not MODEL.exists() or not HH.exists() or not TLDR.exists():
+        sys.exit(f"needs {MODEL}, {HH} and {TLDR} (the shared folder beside the project)")
 
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    configs = {
-        "trl_dpo": {},
-        "trl_dpo_precomputed": {"precompute_ref_log_probs": True},
-        "dpo": {"objective": "dpo"},
-        "dpo_fast": {"objective": "dpo", "precompute_ref_log_probs": True, "group_by_length": True},
-        "jpo": {"objective": "jpo"},
-        "jpo_prompt_terms": {"objective": "jpo", "skip_equal_prompt_terms": False},
-    }
-    results: dict[str, list[dict]] = {name: [] for name in configs}
+    steps = {"hh": args.hh_steps, "tldr": args.tldr_steps}
+    # (name, trainer, data, objective, steps); D_C ∪ D_H has twice the pairs, so twice the steps.
+    runs = [("trl_dpo_hh", "trl", "hh", "dpo", steps["hh"]), ("jpo_dpo_hh", "ours", "hh", "dpo", steps["hh"]),
+            ("trl_dpo_tldr", "trl", "tldr", "dpo", steps["tldr"]),
+            ("jpo_dpo_tldr", "ours", "tldr", "dpo", steps["tldr"]),
+            ("jpo_jpo_dc_dh", "ours", "hh_joint", "jpo", 2 * steps["hh"])]
+    results: dict[str, list[dict]] = {name: [] for name, *_ in runs}
+    loads = []
     for r in range(args.rounds):
-        for name, extra in configs.items():
-            out = str(tmp / f"{name}{r}")
-            if name.startswith("trl"):
-                res = run_worker("trl", str(args.steps), out, json.dumps(extra))
-            else:
-                extra = dict(extra, ref_cache_dir=str(tmp / f"cache{r}_{name}"))
-                res = run_worker("ours", str(args.steps), out, json.dumps(extra))
+        for name, kind, data, objective, n in runs:
+            res = run_worker(kind, data, str(n), str(tmp / f"{name}{r}"), objective)
             results[name].append(res)
-            print(f"  {name:18s} whole process {res['wall']:6.1f}s  train {res['train']:6.1f}s  "
-                  f"peak +{res['mem']:7.1f} MiB", flush=True)
+            print(f"  round {r}  {name:14s} whole process {res['wall']:6.1f}s  train {res['train']:6.1f}s  "
+                  f"peak +{res['mem']:7.1f} MiB   ({load()})", flush=True)
+        loads.append(os.getloadavg()[0])
 
     med = {n: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for n, rs in results.items()}
-    pairs = args.steps * SETTINGS["per_device_train_batch_size"]
-    print(f"\n1. DPO pairs/s, whole process ({args.steps} steps x batch 8, max_length 256, stories260K):")
-    for name in ("trl_dpo", "trl_dpo_precomputed", "dpo", "dpo_fast"):
-        print(f"   {name:20s} {pairs / med[name]['wall']:7.2f} pairs/s")
-    for ours, trl in (("dpo", "trl_dpo"), ("dpo_fast", "trl_dpo"), ("dpo_fast", "trl_dpo_precomputed")):
-        print(f"   ratio {ours} / {trl}: {med[trl]['wall'] / med[ours]['wall']:.2f}x")
-    print("\n2. JPO vs DPO in our trainer (train loop only):")
-    for name in ("jpo", "jpo_prompt_terms"):
-        step = med[name]["train"] / med["dpo"]["train"]
-        mem = (med[name]["mem"] / med["dpo"]["mem"]) if med["dpo"]["mem"] > 0 else float("nan")
-        print(f"   {name:17s} step time {step:.2f}x   peak memory {mem:.2f}x")
+    pairs = {name: n * SETTINGS["per_device_train_batch_size"] for name, _, _, _, n in runs}
+    print(f"\n1. DPO pairs/s, whole process, medians of {args.rounds} interleaved rounds "
+          f"(1-min load average during the rounds: {', '.join(f'{x:.1f}' for x in loads)} on {os.cpu_count()} cores):")
+    for data, label in (("hh", "HH pairs, max_length 256"), ("tldr", "TL;DR-shaped pairs, max_length 1024")):
+        trl, ours = med[f"trl_dpo_{data}"], med[f"jpo_dpo_{data}"]
+        n = pairs[f"trl_dpo_{data}"]
+        print(f"   {label}: TRL {n / trl['wall']:.2f} pairs/s, jpo {n / ours['wall']:.2f} pairs/s: "
+              f"{trl['wall'] / ours['wall']:.2f}x whole process, {trl['train'] / ours['train']:.2f}x train loop; "
+              f"peak memory TRL +{trl['mem']:.0f} MiB, jpo +{ours['mem']:.0f} MiB ({ours['mem'] / trl['mem']:.2f}x)")
+        ratios = [t["wall"] / o["wall"] for t, o in zip(results[f"trl_dpo_{data}"], results[f"jpo_dpo_{data}"],
+                                                          strict=True)]
+        print(f"      per-round whole-process ratios: {', '.join(f'{x:.2f}' for x in ratios)} "
+              f"(median {statistics.median(ratios):.2f}x)")
+    joint, dc = med["jpo_jpo_dc_dh"], med["jpo_dpo_hh"]
+    per_pair = (joint["train"] / pairs["jpo_jpo_dc_dh"]) / (dc["train"] / pairs["jpo_dpo_hh"])
+    print(f"\n2. JPO on D_C ∪ D_H ({pairs['jpo_jpo_dc_dh']} pairs, half with different prompts): "
+          f"{1000 * joint['train'] / pairs['jpo_jpo_dc_dh']:.1f} ms per pair (train loop) against DPO on D_C "
+          f"{1000 * dc['train'] / pairs['jpo_dpo_hh']:.1f} ms: {per_pair:.2f}x per pair; peak memory "
+          f"+{joint['mem']:.0f} MiB against +{dc['mem']:.0f} MiB")
 
+    if not args.vocab:
+        return
     print(f"\n3. One JPO step, random-init Llama, vocab 128256, {args.prompt_tokens}-token prompts, 128-token "
           "responses, 1 pair:")
     chunked = run_worker("vocab", "chunked", str(args.prompt_tokens))

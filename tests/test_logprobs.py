@@ -7,8 +7,16 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jpo.errors import JpoError
-from jpo.train.data import PreferenceCollator, encode_pairs
-from jpo.train.logprobs import PROMPT, RESPONSE, SKIP, segments_for, sequence_logps, token_logps
+from jpo.train.data import PairCollator, encode_pairs
+from jpo.train.logprobs import (
+    PROMPT,
+    RESPONSE,
+    SHARED_PROMPT,
+    SKIP,
+    segments_for,
+    sequence_logps,
+    token_logps,
+)
 from jpo.train.tokenize import Encoder, truncate
 
 
@@ -122,9 +130,9 @@ def test_rows_that_cannot_fit_are_counted(tiny):
              "rejected": "y"},
             {"prompt_chosen": "Hi", "chosen": " there friend of mine", "prompt_rejected": "Hi",
              "rejected": " no"}]
-    data = encode_pairs(rows, Encoder(tok, max_length=8))
-    assert data.report.rows == 2 and data.report.dropped == 1 and data.report.dropped_indices == [0]
-    assert len(data) == 1 and data.report.truncated == 1
+    data, report = encode_pairs(rows, Encoder(tok, max_length=8))
+    assert report.rows == 2 and report.dropped == 1 and report.dropped_indices == [0]
+    assert len(data) == 1 and report.truncated == 1
     assert data[0]["chosen_ids"][-1] == tok.eos_token_id and len(data[0]["chosen_ids"]) == 8
 
 
@@ -132,10 +140,17 @@ def test_collator_skips_equal_prompt_terms_only_when_asked(tiny):
     _, tok = tiny
     rows = [{"prompt_chosen": "Same", "chosen": " yes", "prompt_rejected": "Same", "rejected": " no"},
             {"prompt_chosen": "One", "chosen": " yes", "prompt_rejected": "Two", "rejected": " no"}]
-    data = encode_pairs(rows, Encoder(tok, max_length=None))
-    for skip in (True, False):
-        batch = PreferenceCollator(tok.pad_token_id, count_prompt=True, skip_equal_prompts=skip)([data[0], data[1]])
-        has_prompt = (batch["segments"] == PROMPT).any(1).tolist()
-        assert has_prompt == [not skip, True, not skip, True]
-    batch = PreferenceCollator(tok.pad_token_id, count_prompt=False)([data[0], data[1]])
-    assert not (batch["segments"] == PROMPT).any()
+    data, _ = encode_pairs(rows, Encoder(tok, max_length=None))
+
+    def has_prompt(batch):
+        prompt = (batch["target_part"] == PROMPT) | (batch["target_part"] == SHARED_PROMPT)
+        shared = batch["target_part"] == SHARED_PROMPT
+        return [bool(prompt[batch["target_seq"] == s].any() or shared[batch["target_seq"] == s - 2].any())
+                for s in range(4)]
+
+    for share in (False, True):
+        for skip in (True, False):
+            collator = PairCollator(tok.pad_token_id, count_prompt=True, skip_equal_prompts=skip, share_prefix=share)
+            assert has_prompt(collator([data[0], data[1]])) == [not skip, True, not skip, True]
+        batch = PairCollator(tok.pad_token_id, count_prompt=False, share_prefix=share)([data[0], data[1]])
+        assert not ((batch["target_part"] == PROMPT) | (batch["target_part"] == SHARED_PROMPT)).any()

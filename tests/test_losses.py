@@ -22,9 +22,12 @@ def test_objectives_are_scope_times_shape():
 
 
 def test_scoped_joint_is_prompt_plus_response():
-    s = logps([-2.0, -3.0], [-5.0, -7.0])
-    assert s.scoped("joint").tolist() == [-7.0, -10.0]
-    assert s.scoped("response").tolist() == [-5.0, -7.0]
+    """With a zero reference and beta 1 a reward is log p under the scope: log p(I) + log p(R | I) when joint."""
+    s, zero = logps([-2.0, -3.0], [-5.0, -7.0]), logps([0.0, 0.0], [0.0, 0.0])
+    joint = preference_loss(s, s, zero, zero, OBJECTIVES["jpo"], beta=1.0)
+    response = preference_loss(s, s, zero, zero, OBJECTIVES["dpo"], beta=1.0)
+    assert joint.chosen_rewards.tolist() == [-7.0, -10.0]
+    assert response.chosen_rewards.tolist() == [-5.0, -7.0]
 
 
 def test_dpo_sigmoid_hand_computed():

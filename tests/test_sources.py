@@ -9,8 +9,9 @@ import pytest
 from jpo.cli import main
 from jpo.data import read_jsonl
 from jpo.data import sources as src
-from jpo.data.sources import AUTHORS_TEMPLATE, apply_template, drop_overlap, load_source
+from jpo.data.sources import AUTHORS_TEMPLATE, drop_overlap, load_source
 from jpo.errors import DataError, JpoError
+from jpo.modeling import apply_template
 
 
 def test_tldr_prompts_with_the_authors_template_are_their_model_inputs(shared_data):

@@ -12,8 +12,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from jpo.cli import main as jpo_main
 from jpo.errors import JpoError
 from jpo.train import train_preferences
-from jpo.train.data import PreferenceCollator, encode_pairs
-from jpo.train.logprobs import sequence_logps
+from jpo.train.data import PairCollator, encode_pairs
+from jpo.train.logprobs import batch_logps
 from jpo.train.losses import OBJECTIVES, preference_loss
 from jpo.train.tokenize import Encoder
 
@@ -86,14 +86,13 @@ def test_jpo_minus_dpo_margin_is_the_prompt_log_ratio(tiny_model_path, authors_r
             p.add_(0.02 * torch.randn_like(p))
     rows = [{"prompt_chosen": a["prompt_chosen"], "chosen": a["chosen"], "prompt_rejected": b["prompt_rejected"],
              "rejected": b["rejected"]} for a, b in zip(authors_rows[:6], authors_rows[1:7], strict=True)]
-    data = encode_pairs(rows, Encoder(tok, max_length=256))
+    data, _ = encode_pairs(rows, Encoder(tok, max_length=256))
     margins = {}
     for name in ("jpo", "dpo"):
         objective = OBJECTIVES[name]
-        batch = PreferenceCollator(tok.pad_token_id, count_prompt=objective.scope == "joint")(list(data))
+        batch = PairCollator(tok.pad_token_id, count_prompt=objective.scope == "joint")(list(data))
         with torch.no_grad():
-            p, r = (sequence_logps(m, m, batch["input_ids"], batch["attention_mask"], batch["segments"])
-                    for m in (policy, ref))
+            p, r = (batch_logps(m, m, batch, 2 * len(data)) for m in (policy, ref))
         from jpo.train.trainer import _split
 
         (pc, pr), (rc, rr) = _split(p), _split(r)
@@ -146,13 +145,14 @@ def test_resume_from_checkpoint_continues_the_same_trajectory(tiny_model_path, a
 def test_lora_changes_only_adapter_weights_and_saves_an_adapter(tiny_model_path, authors_rows, tmp_path):
     from peft import PeftModel
 
-    from jpo.train.api import _load_policy
+    from jpo.modeling import load_tokenizer
     from jpo.train.config import PreferenceConfig
+    from jpo.train.policy import load_policy
 
     config = PreferenceConfig(**dict(QUICK, model_name_or_path=str(tiny_model_path), objective="jpo",
                                      max_steps=2, use_peft=True, lora_r=4, lora_alpha=8,
                                      output_dir=str(tmp_path / "lora")))
-    model, tok = _load_policy(config)
+    model, tok = load_policy(config), load_tokenizer(config.model_name_or_path)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     result = train_preferences(config, authors_rows[:32], model=model, tokenizer=tok)
     assert losses(result)[0] == pytest.approx(math.log(2), abs=1e-6)  # reference = base with adapters disabled
@@ -245,3 +245,23 @@ def test_kto_logs_the_clamped_kl_estimate_of_each_step(tiny_model_path, authors_
     assert len(logged) == len(raw) == QUICK["max_steps"]
     assert logged == pytest.approx([max(r, 0.0) for r in raw], abs=1e-4)
     assert max(logged) > 0
+
+
+def test_trainer_evaluates_with_precomputed_reference_columns(tiny_model_path, authors_rows, tmp_path):
+    """Raw TRL-format datasets in, reference log-probs as dataset columns, evaluation metrics under eval_."""
+    import datasets
+
+    from jpo import JPOConfig, JPOTrainer
+
+    trl_rows = [{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]}
+                for r in authors_rows[:24]]
+    args = JPOConfig(**dict(QUICK, max_steps=1, output_dir=str(tmp_path), precompute_ref_log_probs=True,
+                            ref_cache_dir=str(tmp_path / "cache")))
+    trainer = JPOTrainer(str(tiny_model_path), args=args, train_dataset=datasets.Dataset.from_list(trl_rows[8:]),
+                         eval_dataset=datasets.Dataset.from_list(trl_rows[:8]))
+    assert {"ref_chosen_response", "ref_rejected_response"} <= set(trainer.train_dataset.column_names)
+    assert {"ref_chosen_response", "ref_rejected_response"} <= set(trainer.eval_dataset.column_names)
+    assert trainer.ref_model is None
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] == pytest.approx(math.log(2), abs=1e-6)  # untrained policy = reference
+    assert metrics["eval_rewards/margins"] == 0.0 and "eval_logps/chosen" in metrics

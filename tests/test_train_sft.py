@@ -6,13 +6,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jpo.cli import main as jpo_main
 from jpo.train import train_sft
-from jpo.train.sft import SFTCollator, encode_sft
+from jpo.train.data import encode_sft
+from jpo.train.sft import SFTCollator
 from jpo.train.tokenize import Encoder
 
 
 def test_labels_cover_response_and_eos_only(tiny_model_path):
     tok = AutoTokenizer.from_pretrained(tiny_model_path)
-    data = encode_sft([{"prompt": "Tell me a story.", "response": " Once upon a time."},
+    data, _ = encode_sft([{"prompt": "Tell me a story.", "response": " Once upon a time."},
                        {"prompt": "Hi", "response": " Hello there, friend."}], Encoder(tok, max_length=None))
     batch = SFTCollator(tok.pad_token_id)(list(data))
     for row, item in enumerate(data):

@@ -15,8 +15,9 @@ from __future__ import annotations
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from jpo.data.load import unpair
 from jpo.train import train_preferences
-from jpo.train.data import encode_pairs, unpair
+from jpo.train.data import encode_pairs
 from jpo.train.tokenize import Encoder
 
 trl = pytest.importorskip("trl")
@@ -39,7 +40,7 @@ def fitting_rows(tiny_model_path):
 
     rows = load_preferences(shared_path("data", "jpo-authors", "anthropic_helpful", "val_conditional_pref.jsonl"))
     tok = AutoTokenizer.from_pretrained(tiny_model_path)
-    data = encode_pairs(rows, Encoder(tok, max_length=None))
+    data, _ = encode_pairs(rows, Encoder(tok, max_length=None))
     fits = [max(len(it["chosen_ids"]), len(it["rejected_ids"])) <= 256 for it in data]
     return [row for row, ok in zip(rows, fits, strict=True) if ok]
 
@@ -56,7 +57,7 @@ def trl_dpo(tiny_model_path, fitting_rows, tmp_path_factory):
 
 
 def test_tokenization_matches_trl_dpo(trl_dpo, fitting_rows, tiny_model_path):
-    ours = encode_pairs(fitting_rows, Encoder(AutoTokenizer.from_pretrained(tiny_model_path), max_length=256))
+    ours, _ = encode_pairs(fitting_rows, Encoder(AutoTokenizer.from_pretrained(tiny_model_path), max_length=256))
     theirs = trl_dpo.train_dataset
     assert len(ours) == len(theirs) == len(fitting_rows)
     for mine, row in zip(ours, theirs, strict=True):
@@ -94,3 +95,63 @@ def test_kto_follows_trl_ktotrainer_first_steps(fitting_rows, tiny_model_path, t
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-3
     assert [h["kl"] for h in ours.log_history[:5]] == pytest.approx([h["kl"] for h in theirs.state.log_history[:5]],
                                                                      abs=1e-3)
+
+
+# A TRL DPOTrainer script as TRL's documentation writes it (CPU: bf16 and gradient checkpointing set explicitly).
+TRL_SCRIPT = """
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+
+model = AutoModelForCausalLM.from_pretrained(MODEL)
+tokenizer = AutoTokenizer.from_pretrained(MODEL)
+train_dataset = Dataset.from_list(ROWS)
+eval_dataset = Dataset.from_list(EVAL_ROWS)
+training_args = DPOConfig(output_dir=OUTPUT_DIR, per_device_train_batch_size=8, learning_rate=1e-3, beta=0.1,
+                          max_length=256, logging_steps=1, max_steps=10, seed=0, report_to="none",
+                          save_strategy="no", disable_tqdm=True, bf16=False, gradient_checkpointing=False)
+trainer = DPOTrainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                     processing_class=tokenizer)
+trainer.train()
+metrics = trainer.evaluate()
+"""
+
+
+def _run_script(source: str, tiny_model_path, rows, out) -> dict:
+    trl_rows = [{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+    namespace = {"MODEL": str(tiny_model_path), "ROWS": trl_rows[16:], "EVAL_ROWS": trl_rows[:16],
+                 "OUTPUT_DIR": str(out)}
+    exec(compile(source, "script.py", "exec"), namespace)  # noqa: S102 - the test's own script
+    return namespace
+
+
+def test_a_trl_script_with_the_names_changed_follows_trl(fitting_rows, tiny_model_path, tmp_path):
+    """Only the import and the two class names change; JPO on TRL-format pairs (equal prompts) is DPO (Lemma D.1)
+    and, with prefix sharing on by default, follows TRL step for step; evaluation logs TRL's metrics under eval_."""
+    ours_script = TRL_SCRIPT.replace("from trl import DPOConfig, DPOTrainer", "from jpo import JPOConfig, JPOTrainer")
+    ours_script = ours_script.replace("DPOConfig(", "JPOConfig(").replace("DPOTrainer(", "JPOTrainer(")
+    theirs = _run_script(TRL_SCRIPT, tiny_model_path, fitting_rows, tmp_path / "trl")
+    ours = _run_script(ours_script, tiny_model_path, fitting_rows, tmp_path / "jpo")
+    assert ours["trainer"].data_collator.share_prefix
+    a, b = losses(ours["trainer"].state.log_history), losses(theirs["trainer"].state.log_history)
+    assert len(a) == len(b) == 10
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-4
+    keys = {f"eval_{k}" for k in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                                  "rewards/margins", "logps/chosen", "logps/rejected")}
+    assert keys <= set(ours["metrics"]) and keys <= set(theirs["metrics"])
+    for key in keys:
+        assert ours["metrics"][key] == pytest.approx(theirs["metrics"][key], abs=1e-3), key
+
+
+def test_every_preference_layout_tokenizes_alike(tiny_model_path):
+    """TRL standard, implicit prompt and joint rows of the same pair give the same token ids."""
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    encoder = Encoder(tok, max_length=None)
+    prompt, chosen, rejected = "Once upon a time\n", "Yes, there was a cat.", "No dog."
+    layouts = [{"prompt": prompt, "chosen": chosen, "rejected": rejected},
+               {"chosen": prompt + chosen, "rejected": prompt + rejected},
+               {"prompt_chosen": prompt, "chosen": chosen, "prompt_rejected": prompt, "rejected": rejected}]
+    encoded = [encode_pairs(datasets.Dataset.from_list([row]), encoder)[0][0] for row in layouts]
+    assert encoded[0] == encoded[1] == encoded[2] and encoded[0]["same_prompt"]
+    streamed, report = encode_pairs(datasets.Dataset.from_list([layouts[0]]).to_iterable_dataset(), encoder)
+    assert list(streamed) == [encoded[0]] and report.rows == 1

@@ -1,3 +1,22 @@
-"""jpo: aligning language models with joint preferences over instruction-response pairs."""
+"""jpo: aligning language models with joint preferences over instruction-response pairs.
+
+`from jpo import JPOConfig, JPOTrainer` gives the trainer with TRL DPOTrainer's constructor; both load lazily, so
+`import jpo` (and `jpo --help`) stays free of torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["JPOConfig", "JPOTrainer", "__version__"]
+
+_WHERE = {"JPOConfig": "jpo.train.config", "JPOTrainer": "jpo.train.trainer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(name)

@@ -47,7 +47,9 @@ def _top_level_help() -> str:
 def build_parser(name: str) -> argparse.ArgumentParser:
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"jpo {name}", description=help_)
+    # A module may bring ready-made parsers (e.g. dataclass fields through HfArgumentParser) as parents.
+    parents = module.parent_parsers() if hasattr(module, "parent_parsers") else []
+    parser = argparse.ArgumentParser(prog=f"jpo {name}", description=help_, parents=parents)
     module.add_arguments(parser)
     parser.set_defaults(_run=module.run)
     return parser

@@ -18,11 +18,11 @@ from jpo.data.load import (
     preferences_to_items,
     unpair,
 )
-from jpo.data.sources import SOURCES, SourceRows, apply_template, load_source
+from jpo.data.sources import SOURCES, SourceRows, load_source
 
 __all__ = [
     "FORMATS", "KINDS", "Loaded", "Table", "Text", "as_messages", "inspect", "item_id", "items_to_preferences",
     "load", "load_generations", "load_items", "load_preferences", "load_prompts", "load_references", "load_sft",
     "load_unpaired", "preferences_to_items", "read_hub", "read_jsonl", "read_table", "text_of", "unpair",
-    "write_jsonl", "SOURCES", "SourceRows", "apply_template", "load_source",
+    "write_jsonl", "SOURCES", "SourceRows", "load_source",
 ]

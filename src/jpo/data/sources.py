@@ -15,7 +15,7 @@ published datasets hold rows the paper leaves out (CNN/DM articles among the TL;
 dialogues). Instructions are deduplicated (first occurrence kept; repeats counted), never dropped silently. Prompts
 are the *task instruction* the judge sees (for TL;DR: the paper's summary instruction around the post); the
 authors' model template (``### Instructions: ... ### Response:``) is applied later, by whoever tokenizes
-(`apply_template`), so judges never see it.
+(`jpo.modeling.apply_template`), so judges never see it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from jpo.errors import DataError, JpoError
 
 # The paper's TL;DR task instruction and the authors' model template, exactly as in their released generations
 # (`outputs/tldr_0.001.json`): note the space before the newline after "accordingly.", and no space after
-# "### Response:" (the authors' outputs all begin with one, which `apply_template` restores on responses).
+# "### Response:" (the authors' outputs all begin with one, which `jpo.modeling.apply_template` restores on
+# responses).
 TLDR_INSTRUCTION = "You are given a social media post, summarize it accordingly. \nPost: {post}"
 AUTHORS_TEMPLATE = "### Instructions: {prompt}\n\n### Response:"
 
@@ -412,36 +413,3 @@ def drop_overlap(rows: list[dict[str, Any]], prompts: list[dict[str, Any]], kind
     fields = ("prompt_chosen", "prompt_rejected") if kind == "preference" else ("prompt",)
     kept = [r for r in rows if not any(text_of(r[f]) in held_out for f in fields)]
     return kept, len(rows) - len(kept)
-
-
-CHAT = "chat"
-
-
-def apply_template(rows: list[dict[str, Any]], template: str | None, kind: str) -> list[dict[str, Any]]:
-    """Wrap every prompt in the model's template (e.g. AUTHORS_TEMPLATE); responses get the leading space the
-    authors' template expects after "### Response:" so that tokenization matches their models. The template
-    `chat` instead makes rows conversational (a user turn, an assistant turn), for the tokenizer's chat template."""
-    if not template:
-        return rows
-    if template != CHAT and "{prompt}" not in template:
-        raise JpoError(f"a prompt template needs a {{prompt}} placeholder (or is 'chat'): {template!r}")
-    prompt_fields = {"sft": ("prompt",), "prompts": ("prompt",), "preference": ("prompt_chosen", "prompt_rejected"),
-                     "unpaired": ("prompt",)}[kind]
-    response_fields = {"sft": ("response",), "prompts": (), "preference": ("chosen", "rejected"),
-                       "unpaired": ("completion",)}[kind]
-    spaced = template.endswith(":")
-    out = []
-    for row in rows:
-        new = dict(row)
-        for f in prompt_fields:
-            if not isinstance(new[f], str):
-                raise JpoError("a prompt template applies to plain-text prompts; conversational rows use the "
-                               "tokenizer's chat template instead (leave prompt_template unset)")
-            new[f] = [{"role": "user", "content": new[f]}] if template == CHAT else template.replace("{prompt}", new[f])
-        for f in response_fields:
-            if template == CHAT:
-                new[f] = [{"role": "assistant", "content": text_of(new[f])}]
-            elif spaced and isinstance(new[f], str) and new[f] and not new[f][0].isspace():
-                new[f] = " " + new[f]
-        out.append(new)
-    return out

@@ -1,6 +1,6 @@
 """Sampling responses to evaluation prompts at several temperatures and seeds.
 
-Prompts are tokenized exactly as training tokenizes them (jpo.train.tokenize): plain text with the tokenizer's
+Prompts are tokenized exactly as training tokenizes them (`jpo.modeling.encode_text`): plain text with the tokenizer's
 special tokens (BOS), conversations through the chat template with the generation prompt -- a model evaluated on a
 prompt format it was not trained on is evaluated on the wrong task. Batches are left-padded (decoder-only models
 continue from the last position), sorted by length so padding stays small, and pad falls back to EOS for
@@ -12,7 +12,6 @@ vLLM is used when installed and a GPU is present (`backend="auto"`), fed the sam
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from jpo.errors import JpoError
+from jpo.modeling import (
+    encode_text,
+    ensure_pad_token,
+    load_model,
+    load_tokenizer,
+    pad,
+    pick_device,
+    tokenizer_source,
+)
 
 
 def prompt_rows(prompts: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
@@ -29,12 +37,7 @@ def prompt_rows(prompts: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]
 
 
 def encode_prompt(tokenizer, prompt: Any) -> list[int]:
-    if isinstance(prompt, list):
-        if tokenizer.chat_template is None:
-            raise JpoError("conversational prompts need a tokenizer with a chat template; this tokenizer has none")
-        out = tokenizer.apply_chat_template(prompt, tokenize=True, return_dict=True, add_generation_prompt=True)
-        return list(out["input_ids"])
-    return list(tokenizer(prompt)["input_ids"])
+    return encode_text(tokenizer, prompt, generation_prompt=True)
 
 
 def context_length(model) -> int | None:
@@ -87,8 +90,6 @@ def generate(
     Rows keep the prompt rows' extra fields but never their `reference`."""
     import torch
 
-    from jpo.train.tokenize import ensure_pad_token
-
     rows = prompt_rows(prompts)
     ensure_pad_token(tokenizer)
     encoded, _ = fit_prompts([encode_prompt(tokenizer, r["prompt"]) for r in rows], context_length(model),
@@ -97,7 +98,7 @@ def generate(
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     device = next(model.parameters()).device
     eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id
+    pad_id = tokenizer.pad_token_id
     was_training = model.training
     model.eval()
     out: dict[tuple[int, int, int], str] = {}
@@ -108,17 +109,14 @@ def generate(
             for s_index, seed in enumerate(seeds):
                 torch.manual_seed(seed)
                 for batch in batches:
-                    width = max(len(encoded[i]) for i in batch)
-                    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                    mask = torch.zeros((len(batch), width), dtype=torch.long)
-                    for row, i in enumerate(batch):
-                        ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-                        mask[row, width - len(encoded[i]):] = 1
+                    ids = pad([encoded[i] for i in batch], pad_id, side="left")
+                    mask = pad([[1] * len(encoded[i]) for i in batch], 0, side="left")
+                    width = ids.shape[1]
                     sampling = {"do_sample": True, "temperature": float(temperature), "top_p": top_p} \
                         if temperature > 0 else {"do_sample": False}
                     with torch.no_grad():
                         result = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                                max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos,
+                                                max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos,
                                                 **sampling)
                     for row, i in enumerate(batch):
                         new = result[row, width:].tolist()
@@ -174,7 +172,6 @@ def generate_vllm(
 def load_model_and_tokenizer(path: str, device: str | None = None, dtype: str | None = None):
     """A causal LM folder, or a PEFT adapter folder (its base model found through adapter_config.json)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = Path(path)
     if not folder.exists():
@@ -182,22 +179,12 @@ def load_model_and_tokenizer(path: str, device: str | None = None, dtype: str | 
     kwargs: dict[str, Any] = {}
     if dtype:
         kwargs["dtype"] = getattr(torch, dtype)
-    adapter = folder / "adapter_config.json"
-    try:
-        if adapter.exists():
-            from peft import AutoPeftModelForCausalLM
-
-            model = AutoPeftModelForCausalLM.from_pretrained(path, **kwargs)
-            tokenizer_path = path if (folder / "tokenizer_config.json").exists() else \
-                json.loads(adapter.read_text())["base_model_name_or_path"]
-        else:
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-            tokenizer_path = path
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-    except OSError as error:
-        raise JpoError(f"{path}: cannot load model: {str(error).splitlines()[0]}") from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device), tokenizer
+    auto_class = None
+    if (folder / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM as auto_class
+    model = load_model(path, auto_class, **kwargs)
+    tokenizer = load_tokenizer(tokenizer_source(path))
+    return model.to(pick_device(device)), tokenizer
 
 
 def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatures: Sequence[float],

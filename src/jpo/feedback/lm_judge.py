@@ -15,14 +15,9 @@ from typing import Any
 from jpo.errors import JpoError
 from jpo.feedback.base import JudgeOptions, Question, SyncJudge, Verdict
 from jpo.feedback.templates import Template, load_template
+from jpo.modeling import ensure_pad_token, load_model, load_tokenizer, pad, pick_device
 
 OPTIONS = ("Output (a)", "Output (b)")
-
-
-def pick_device(requested: str | None) -> str:
-    import torch
-
-    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def model_id(path: str) -> str:
@@ -34,8 +29,6 @@ def model_id(path: str) -> str:
 class LMJudge(SyncJudge):
     def __init__(self, model: Any, tokenizer: Any, name: str, options: JudgeOptions,
                  template: Template | None = None) -> None:
-        from jpo.train.tokenize import ensure_pad_token
-
         self.model, self.tokenizer = model.eval(), tokenizer
         ensure_pad_token(tokenizer)
         self.template = template or load_template(options.template)
@@ -51,13 +44,8 @@ class LMJudge(SyncJudge):
     def from_spec(cls, argument: str | None, options: JudgeOptions) -> LMJudge:
         if not argument:
             raise JpoError("hf judge needs a model: --judge hf:PATH")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(argument)
-            model = AutoModelForCausalLM.from_pretrained(argument)
-        except OSError as error:
-            raise JpoError(f"{argument}: cannot load judge model: {str(error).splitlines()[0]}") from None
+        tokenizer = load_tokenizer(argument)
+        model = load_model(argument, what="a judge model")
         return cls(model.to(pick_device(options.device)), tokenizer, model_id(argument), options)
 
     def prompt_ids(self, question: Question) -> tuple[list[int], list[list[int]]]:
@@ -90,12 +78,8 @@ class LMJudge(SyncJudge):
             for option in options:
                 sequences.append(prompt + option)
                 spans.append((len(prompt), len(prompt) + len(option)))
-        width = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, sequence in enumerate(sequences):
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
+        ids = pad(sequences, self.tokenizer.pad_token_id)
+        mask = pad([[1] * len(s) for s in sequences], 0)
         device = next(self.model.parameters()).device
         with torch.no_grad():
             logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()

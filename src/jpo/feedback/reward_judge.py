@@ -14,16 +14,15 @@ from typing import Any
 
 from jpo.errors import JpoError
 from jpo.feedback.base import JudgeOptions, Question, SyncJudge, Text, Verdict
-from jpo.feedback.lm_judge import decide, model_id, pick_device
+from jpo.feedback.lm_judge import decide, model_id
 from jpo.feedback.templates import render_text
+from jpo.modeling import encode_text, ensure_pad_token, load_model, load_tokenizer, pad, pick_device
 
 
 class RewardModelJudge(SyncJudge):
     template_version = "rm-chat-or-newline-v1"
 
     def __init__(self, model: Any, tokenizer: Any, name: str, options: JudgeOptions) -> None:
-        from jpo.train.tokenize import ensure_pad_token
-
         if model.config.num_labels != 1:
             raise JpoError(f"{name}: a reward model must have one output (num_labels=1), this one has "
                            f"{model.config.num_labels}")
@@ -43,20 +42,17 @@ class RewardModelJudge(SyncJudge):
     def from_spec(cls, argument: str | None, options: JudgeOptions) -> RewardModelJudge:
         if not argument:
             raise JpoError("rm judge needs a model: --judge rm:PATH")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(argument)
-            model = AutoModelForSequenceClassification.from_pretrained(argument)
-        except (OSError, ValueError) as error:
-            raise JpoError(f"{argument}: cannot load reward model: {str(error).splitlines()[0]}") from None
+        tokenizer = load_tokenizer(argument)
+        model = load_model(argument, AutoModelForSequenceClassification, what="a reward model")
         return cls(model.to(pick_device(options.device)), tokenizer, model_id(argument), options)
 
     def encode(self, prompt: Text, response: Text) -> list[int]:
         if self.tokenizer.chat_template:
             messages = (prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]) + \
                 (response if isinstance(response, list) else [{"role": "assistant", "content": response}])
-            ids = list(self.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+            ids = encode_text(self.tokenizer, messages)
         else:
             ids = self.tokenizer(render_text(prompt) + "\n" + render_text(response))["input_ids"]
         if self.context is not None and len(ids) > self.context:
@@ -67,12 +63,8 @@ class RewardModelJudge(SyncJudge):
         import torch
 
         encoded = [self.encode(prompt, response) for prompt, response in pairs]
-        width = max(len(ids) for ids in encoded)
-        ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, sequence in enumerate(encoded):  # right padding: the score is read at the last real token
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
+        # right padding: the score is read at the last real token
+        ids, mask = pad(encoded, self.tokenizer.pad_token_id), pad([[1] * len(s) for s in encoded], 0)
         device = next(self.model.parameters()).device
         with torch.no_grad():
             logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits

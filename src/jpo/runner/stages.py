@@ -131,7 +131,7 @@ def training_rows(run: Run, feedback_dir: Path, seed: int) -> list[dict[str, Any
 
 def templated(rows: list[dict[str, Any]], template: str | None, kind: str) -> list[dict[str, Any]]:
     """Rows with the model's prompt template applied (judges saw the bare instructions)."""
-    from jpo.data.sources import apply_template
+    from jpo.modeling import apply_template
 
     return apply_template(rows, template, kind)
 

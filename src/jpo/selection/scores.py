@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from jpo.train.data import PreferenceCollator
-from jpo.train.logprobs import sequence_logps
+from jpo.modeling import ensure_pad_token, pad
+from jpo.train.logprobs import SKIP, segments_for, sequence_logps
 from jpo.train.tokenize import Encoder
 
 
@@ -32,7 +32,6 @@ def joint_logps(model, tokenizer, instances: Sequence[dict[str, Any]], *, max_le
     """Summed joint-scope log p(I, R) of each instance and its token count; NaN (and 0 tokens) where the
     instance cannot fit `max_length`. Batches are formed longest first, as the trainer's reference pass does."""
     encoder = Encoder(tokenizer, max_length=max_length)
-    collator = PreferenceCollator(pad_token_id=tokenizer.pad_token_id, count_prompt=True)
     encoded = []
     for row in instances:
         (enc,), _ = encoder.encode(row["prompt"], [row["response"]])
@@ -45,9 +44,11 @@ def joint_logps(model, tokenizer, instances: Sequence[dict[str, Any]], *, max_le
     model.eval()
     for start in range(0, len(fits), batch_size):
         rows = fits[start:start + batch_size]
-        batch = collator._batch([(encoded[i].input_ids, encoded[i].prompt_len, True) for i in rows])
-        out = sequence_logps(model, model, *(batch[key].to(device) for key in ("input_ids", "attention_mask",
-                                                                                 "segments")))
+        seqs = [encoded[i] for i in rows]
+        ids = pad([e.input_ids for e in seqs], tokenizer.pad_token_id)
+        mask = pad([[1] * len(e.input_ids) for e in seqs], 0)
+        segments = pad([segments_for(len(e.input_ids), e.prompt_len, True) for e in seqs], SKIP)
+        out = sequence_logps(model, model, ids.to(device), mask.to(device), segments.to(device))
         logps[rows] = (out.prompt + out.response).double().cpu().numpy()
         tokens[rows] = (out.prompt_tokens + out.response_tokens).double().cpu().numpy()
     model.train(was_training)
@@ -60,7 +61,6 @@ def instance_rewards(instances: Sequence[dict[str, Any]], reference: str, policy
     """One reward per instance (see the module doc): SimPO's with `reference` alone, JPO's implicit reward with a
     `policy` trained from it. Paths are model folders (or PEFT adapters), loaded with `jpo.evaluate`'s loader."""
     from jpo.evaluate.generate import load_model_and_tokenizer
-    from jpo.train.tokenize import ensure_pad_token
 
     def logps_of(path: str) -> tuple[np.ndarray, np.ndarray]:
         model, tokenizer = load_model_and_tokenizer(path, device=device)

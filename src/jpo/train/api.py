@@ -11,7 +11,7 @@ from typing import Any
 from jpo.config import check_keys
 from jpo.errors import JpoError
 from jpo.train.config import PreferenceConfig, SFTConfig
-from jpo.train.tokenize import Encoder, EncodeReport
+from jpo.train.tokenize import EncodeReport
 
 
 @dataclass
@@ -37,24 +37,14 @@ def _as_config(config, cls):
 
 
 def _rows(config, rows: list[dict[str, Any]] | None, loader) -> list[dict[str, Any]]:
-    if rows is not None:
-        return list(rows)
-    if not config.dataset:
-        raise JpoError("no training data: pass --dataset PATH [PATH ...]")
-    out = []
-    for source in config.dataset:
-        out.extend(loader(source))
-    return out
-
-
-def _load_policy(config):
-    from jpo.train.modeling import add_lora, load_model, load_tokenizer
-
-    tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
-    model = load_model(config)
-    if config.use_peft:
-        model = add_lora(model, config)
-    return model, tokenizer
+    """The canonical rows to train on, without the columns that travel with them (ids, labels, scores): files
+    concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold."""
+    if rows is None:
+        if not config.dataset:
+            raise JpoError("no training data: pass --dataset PATH [PATH ...]")
+        rows = [row for source in config.dataset for row in loader(source)]
+    fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected", "prompt", "completion", "label", "response")
+    return [{k: row[k] for k in fields if k in row} for row in rows]
 
 
 def _finish(trainer, output_dir: str, report: EncodeReport, train_output) -> TrainResult:
@@ -67,16 +57,6 @@ def _finish(trainer, output_dir: str, report: EncodeReport, train_output) -> Tra
                        train_loss=getattr(train_output, "training_loss", None))
 
 
-def _encoder(config, tokenizer) -> Encoder:
-    return Encoder(tokenizer, max_length=config.max_length, max_prompt_length=config.max_prompt_length,
-                   truncation_mode=config.truncation_mode)
-
-
-def _check_nonempty(dataset, report: EncodeReport) -> None:
-    if len(dataset) == 0:
-        raise JpoError(f"nothing to train on: {report.summary()}")
-
-
 def train_preferences(config: PreferenceConfig | dict, dataset_rows: list[dict[str, Any]] | None = None,
                       *, model=None, tokenizer=None, ref_model=None,
                       resume_from_checkpoint: str | bool | None = None) -> TrainResult:
@@ -85,27 +65,17 @@ def train_preferences(config: PreferenceConfig | dict, dataset_rows: list[dict[s
     `dataset_rows`: rows ``{prompt_chosen, chosen, prompt_rejected, rejected}`` (KTO also takes unpaired
     ``{prompt, completion, label}``). `model`/`tokenizer` skip loading from `config.model_name_or_path`.
     """
-    from jpo.data import load_preferences
-    from jpo.train.data import encode_pairs, encode_unpaired, unpair
-    from jpo.train.trainer import PreferenceTrainer
+    from jpo.data import load_preferences, load_unpaired
+    from jpo.train.trainer import JPOTrainer
 
     config = _as_config(config, PreferenceConfig)
-    objective = config.resolved_objective
-    loader = load_preferences
-    if objective.shape == "kto":
-        from jpo.data import load_unpaired
-        loader = load_unpaired
+    loader = load_unpaired if config.resolved_objective.shape == "kto" else load_preferences
     rows = _rows(config, dataset_rows, loader)
-    if model is None or tokenizer is None:
-        model, tokenizer = _load_policy(config)
-    encoder = _encoder(config, tokenizer)
-    dataset = encode_unpaired(unpair(rows), encoder) if objective.shape == "kto" else encode_pairs(rows, encoder)
-    _check_nonempty(dataset, dataset.report)
-    trainer = PreferenceTrainer(model=model, args=config, train_dataset=dataset, encoder=encoder,
-                                ref_model=ref_model)
+    trainer = JPOTrainer(model if model is not None else config.model_name_or_path, ref_model=ref_model,
+                         args=config, train_dataset=rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    result = _finish(trainer, config.output_dir, dataset.report, output)
-    result.extra["objective"] = objective.name
+    result = _finish(trainer, config.output_dir, trainer.data_report, output)
+    result.extra["objective"] = trainer.objective.name
     return result
 
 
@@ -113,16 +83,11 @@ def train_sft(config: SFTConfig | dict, dataset_rows: list[dict[str, Any]] | Non
               tokenizer=None, resume_from_checkpoint: str | bool | None = None) -> TrainResult:
     """Supervised fine-tuning on ``{prompt, response}`` rows (or `config.dataset` files); saves model + tokenizer."""
     from jpo.data import load_sft
-    from jpo.train.sft import SFTCollator, encode_sft, make_sft_trainer
+    from jpo.train.sft import SFTTrainer
 
     config = _as_config(config, SFTConfig)
     rows = _rows(config, dataset_rows, load_sft)
-    if model is None or tokenizer is None:
-        model, tokenizer = _load_policy(config)
-    encoder = _encoder(config, tokenizer)
-    dataset = encode_sft(rows, encoder)
-    _check_nonempty(dataset, dataset.report)
-    collator = SFTCollator(tokenizer.pad_token_id, completion_only=config.completion_only_loss)
-    trainer = make_sft_trainer(model, config, dataset, collator, tokenizer)
+    trainer = SFTTrainer(model if model is not None else config.model_name_or_path, args=config,
+                         train_dataset=rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    return _finish(trainer, config.output_dir, dataset.report, output)
+    return _finish(trainer, config.output_dir, trainer.data_report, output)

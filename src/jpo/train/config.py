@@ -4,6 +4,7 @@ The dataclass docstrings and `help` texts are the documentation of `jpo train --
 (No `from __future__ import annotations` here: `HfArgumentParser` reads the real types.)
 """
 
+import json
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +24,10 @@ class ModelArguments:
     """Model loading and LoRA, shared by preference training and SFT (TRL's `ModelConfig` names)."""
 
     model_name_or_path: str | None = field(default=None, metadata={"help": "Local folder or hub name of a causal LM."})
+    model_init_kwargs: dict | str | None = field(default=None, metadata={
+        "help": "Keyword arguments (a JSON object) for AutoModelForCausalLM.from_pretrained when the model is given by "
+                "name."})
+    dataset_num_proc: int | None = field(default=None, metadata={"help": "Processes for tokenizing the dataset."})
     dataset: list[str] = field(default_factory=list, metadata={
         "help": "Training data file(s) or hub dataset name(s); several are concatenated in order (e.g. D_C and D_H)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code shipped with the checkpoint."})
@@ -50,6 +55,8 @@ class ModelArguments:
 
 
 def _finish_common(args) -> None:
+    if isinstance(args.model_init_kwargs, str):
+        args.model_init_kwargs = json.loads(args.model_init_kwargs)
     if args.bf16 is None:
         args.bf16 = _cuda_bf16()
     if args.group_by_length:
@@ -60,8 +67,9 @@ def _finish_common(args) -> None:
 
 
 @dataclass
-class PreferenceConfig(ModelArguments, TrainingArguments):
-    """Preference training (`jpo train`). Every `TrainingArguments` field is accepted under its own name.
+class JPOConfig(ModelArguments, TrainingArguments):
+    """Preference training (`JPOTrainer`, `jpo train`): `TrainingArguments` plus TRL's `DPOConfig` names and
+    `objective`. Every `TrainingArguments` field is accepted under its own name.
 
     Defaults follow TRL's `DPOConfig` (beta 0.1, learning rate 1e-6, max_length 1024, logging every 10 steps, EOS
     appended, keep_start truncation), except that bf16 is on only where a CUDA GPU supports it, and gradient
@@ -82,6 +90,10 @@ class PreferenceConfig(ModelArguments, TrainingArguments):
         "help": "Batch size of the precomputation (default: per_device_train_batch_size)."})
     ref_cache_dir: str | None = field(default=None, metadata={
         "help": "Where cached reference log-probs live (default: $JPO_CACHE or ~/.cache/jpo)/ref_logps."})
+    share_prefix: bool = field(default=True, metadata={
+        "help": "Run each pair whose two prompts are equal as one sequence [prompt, chosen, rejected] with a block "
+                "attention mask (the same log-probs, the prompt computed once); off by itself, with one log line, "
+                "where the attention implementation takes no 4D mask."})
     skip_equal_prompt_terms: bool = field(default=True, metadata={
         "help": "Under the joint scope, skip the prompt tokens of rows whose two prompts are equal: their terms "
                 "cancel (Lemma D.1), so the loss is the same and JPO costs what DPO costs on such rows."})
@@ -95,6 +107,12 @@ class PreferenceConfig(ModelArguments, TrainingArguments):
         "help": "bf16 mixed precision; default: on when a CUDA GPU supports it, else off."})
 
     def __post_init__(self) -> None:
+        if isinstance(self.loss_type, list | tuple):  # TRL takes a list of loss types; one is supported here
+            if len(self.loss_type) != 1:
+                raise JpoError(f"--loss_type takes one loss shape, not {self.loss_type}")
+            self.loss_type = self.loss_type[0]
+        if self.loss_type not in (None, "sigmoid", "ipo", "kto"):
+            raise JpoError(f"--loss_type must be sigmoid, ipo or kto, not {self.loss_type!r}")
         _finish_common(self)
         super().__post_init__()
         if self.beta <= 0:
@@ -112,6 +130,10 @@ class PreferenceConfig(ModelArguments, TrainingArguments):
             return base
         name = next((n for n, o in OBJECTIVES.items() if o.scope == base.scope and o.shape == shape), None)
         return OBJECTIVES[name] if name else Objective(f"{base.scope}-{shape}", base.scope, shape)
+
+
+# The name `train_preferences`, the runner and recipes have used; the same class.
+PreferenceConfig = JPOConfig
 
 
 @dataclass

@@ -1,160 +1,318 @@
-"""Training datasets (tokenized once, up front) and the collator that pads them into batches.
+"""Training data: raw rows in any layout jpo reads, tokenized through `datasets.map`, and one collator per shape.
 
-A preference item holds the chosen and the rejected sequence of one joint row (their prompts may differ); a KTO
-item holds one unpaired (prompt, completion, desirable) row. Rows that cannot fit `max_length` are left out and
-counted in the `EncodeReport`, never dropped silently.
+A `datasets.Dataset` (or `IterableDataset`) of raw text -- TRL's standard or conversational ``{prompt, chosen,
+rejected}``, implicit-prompt ``{chosen, rejected}``, the joint ``{prompt_chosen, chosen, prompt_rejected,
+rejected}``, or any other preference layout of `jpo.data.formats` -- is converted row by row to the joint record,
+tokenized (tokenize.py) and given token-id columns. `map` fingerprints the function and its arguments (tokenizer
+and limits included), so a dataset saved on disk is tokenized once. Rows that cannot fit `max_length` are counted
+in the `EncodeReport` and filtered out, never dropped silently.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
-from jpo.errors import DataError
-from jpo.train.logprobs import segments_for
+from jpo.errors import JpoError
+from jpo.modeling import pad
+from jpo.train.logprobs import RESPONSE, SHARED_PROMPT, SKIP, segments_for, targets_from_segments
 from jpo.train.tokenize import Encoder, EncodeReport, truncate
 
-PAIR_FIELDS = ("prompt_chosen", "chosen", "prompt_rejected", "rejected")
+PAIR_COLUMNS = ("same_prompt", "chosen_ids", "chosen_prompt_len", "rejected_ids", "rejected_prompt_len", "length")
+UNPAIRED_COLUMNS = ("ids", "prompt_len", "label", "length")
+SFT_COLUMNS = ("ids", "prompt_len", "length")
+# Reference log-probs of a pair, as dataset columns once precomputed.
+REF_COLUMNS = ("ref_chosen_prompt", "ref_chosen_response", "ref_rejected_prompt", "ref_rejected_response")
 
 
-class LengthGrouping:
-    """Trainer mixin: `group_by_length` batches by our precomputed lengths (the base class would need a column)."""
+def as_dataset(data: Any):
+    """A list of row dicts as a `datasets.Dataset`; datasets pass through."""
+    import datasets
 
-    def _get_train_sampler(self, train_dataset=None):
-        from transformers.trainer_pt_utils import LengthGroupedSampler
-
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.args.train_sampling_strategy == "group_by_length" and isinstance(dataset, EncodedDataset):
-            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                        lengths=dataset.lengths)
-        return super()._get_train_sampler(train_dataset)
-
-
-class EncodedDataset(Dataset):
-    def __init__(self, items: list[dict[str, Any]], report: EncodeReport) -> None:
-        self.items = items
-        self.report = report
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.items[i]
-
-    @property
-    def lengths(self) -> list[int]:
-        return [item["length"] for item in self.items]
+    if isinstance(data, datasets.Dataset | datasets.IterableDataset):
+        return data
+    if isinstance(data, list):
+        if not data:
+            raise JpoError("nothing to train on: the dataset has no rows")
+        return datasets.Dataset.from_list(data)
+    raise JpoError(f"a dataset must be a datasets.Dataset, an IterableDataset or a list of dicts, not "
+                   f"{type(data).__name__}")
 
 
-def _check_fields(row: dict, fields: tuple[str, ...], i: int) -> None:
-    for name in fields:
-        if name not in row:
-            raise DataError(f"missing field (expected {', '.join(fields)})", row=i, field=name)
+def _converter(dataset, kinds: tuple[str, ...], name: str) -> Callable[[dict, int], dict]:
+    """The row converter of the dataset's layout, detected from its first row as for files."""
+    from jpo.data.io import Table
+    from jpo.data.load import convert_row, detect, formats_of
+
+    fmt = detect(Table(name, [next(iter(dataset))]), formats_of(kinds))
+
+    def convert(row: dict, index: int) -> dict:
+        return convert_row(Table(name, [row], lines=[index + 1]), 0, fmt)  # an error shows the row as name:N
+
+    return convert
 
 
-def encode_pairs(rows: list[dict[str, Any]], encoder: Encoder) -> EncodedDataset:
-    """Joint preference rows -> pair items. Equal prompts share one prompt boundary, exactly as TRL tokenizes them."""
-    report, items = EncodeReport(rows=len(rows)), []
-    for i, row in enumerate(tqdm(rows, desc="tokenizing pairs", leave=False)):
-        _check_fields(row, PAIR_FIELDS, i)
-        same = row["prompt_chosen"] == row["prompt_rejected"]
-        if same:
-            (chosen, rejected), truncated = encoder.encode(row["prompt_chosen"], [row["chosen"], row["rejected"]])
-        else:
-            (chosen,), t1 = encoder.encode(row["prompt_chosen"], [row["chosen"]])
-            (rejected,), t2 = encoder.encode(row["prompt_rejected"], [row["rejected"]])
-            truncated = t1 or t2
-        if chosen is None or rejected is None:
-            report.dropped += 1
-            report.dropped_indices.append(i)
-            continue
-        report.truncated += truncated
-        items.append({"index": len(items), "same_prompt": same,
-                      "chosen_ids": chosen.input_ids, "chosen_prompt_len": chosen.prompt_len,
-                      "rejected_ids": rejected.input_ids, "rejected_prompt_len": rejected.prompt_len,
-                      "length": max(len(chosen.input_ids), len(rejected.input_ids))})
-    return EncodedDataset(items, report)
+def _finish(mapped, columns: tuple[str, ...], report: EncodeReport, num_proc: int | None):
+    """Count what did not fit and leave it out (map-style datasets are counted now; streamed ones as they pass)."""
+    import datasets
+
+    if isinstance(mapped, datasets.Dataset):
+        fits, truncated = mapped["fits"], mapped["truncated"]
+        report.rows = len(fits)
+        report.truncated = sum(t and ok for t, ok in zip(truncated, fits, strict=True))
+        report.dropped_indices = [i for i, ok in enumerate(fits) if not ok]
+        report.dropped = len(report.dropped_indices)
+        if report.dropped:
+            mapped = mapped.filter(lambda ok: ok, input_columns="fits", num_proc=num_proc)
+        return mapped.select_columns(list(columns))
+
+    def counted(row: dict) -> bool:
+        report.rows += 1
+        report.truncated += row["truncated"] and row["fits"]
+        report.dropped += not row["fits"]
+        return row["fits"]
+
+    return mapped.filter(counted).select_columns(list(columns))
 
 
-def unpair(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Joint preference rows as KTO rows (chosen desirable, rejected undesirable); unpaired rows pass through."""
-    out = []
-    for i, row in enumerate(rows):
-        if "label" in row:
-            _check_fields(row, ("prompt", "completion", "label"), i)
-            out.append(row)
-            continue
-        _check_fields(row, PAIR_FIELDS, i)
-        out.append({"prompt": row["prompt_chosen"], "completion": row["chosen"], "label": True})
-        out.append({"prompt": row["prompt_rejected"], "completion": row["rejected"], "label": False})
+def _map_kwargs(dataset, num_proc: int | None, desc: str) -> dict[str, Any]:
+    import datasets
+
+    return {"num_proc": num_proc, "desc": desc} if isinstance(dataset, datasets.Dataset) else {}
+
+
+def _encode_pair(row: dict, index: int, convert, encoder: Encoder) -> dict[str, Any]:
+    row = convert(row, index)
+    same = row["prompt_chosen"] == row["prompt_rejected"]
+    if same:
+        (chosen, rejected), truncated = encoder.encode(row["prompt_chosen"], [row["chosen"], row["rejected"]])
+    else:
+        (chosen,), t1 = encoder.encode(row["prompt_chosen"], [row["chosen"]])
+        (rejected,), t2 = encoder.encode(row["prompt_rejected"], [row["rejected"]])
+        truncated = t1 or t2
+    fits = chosen is not None and rejected is not None
+    # Equal as tokens, not only as text: keep_end truncation may cut the two prompts differently.
+    same = same and fits and chosen.input_ids[:chosen.prompt_len] == rejected.input_ids[:rejected.prompt_len]
+    return {"same_prompt": same, "fits": fits, "truncated": truncated,
+            "chosen_ids": chosen.input_ids if fits else [], "chosen_prompt_len": chosen.prompt_len if fits else 0,
+            "rejected_ids": rejected.input_ids if fits else [],
+            "rejected_prompt_len": rejected.prompt_len if fits else 0,
+            "length": max(len(chosen.input_ids), len(rejected.input_ids)) if fits else 0}
+
+
+def _encode(data: Any, encoder: Encoder, function: Callable, kinds: tuple[str, ...], columns: tuple[str, ...],
+            num_proc: int | None, name: str, batched: bool = False):
+    """(tokenized dataset, report); a dataset that already has the token columns passes through."""
+    dataset = as_dataset(data)
+    if columns[1] in (dataset.column_names or []):
+        return dataset, EncodeReport(rows=len(dataset))
+    convert = _converter(dataset, kinds, name)
+    mapped = dataset.map(function, batched=batched, with_indices=True, remove_columns=dataset.column_names,
+                         fn_kwargs={"convert": convert, "encoder": encoder},
+                         **_map_kwargs(dataset, num_proc, f"tokenizing {name} data"))
+    report = EncodeReport()
+    return _finish(mapped, columns, report, num_proc), report
+
+
+def encode_pairs(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
+    """Preference rows -> (dataset with `PAIR_COLUMNS`, report). Equal prompts share one prompt boundary, exactly as
+    TRL tokenizes them."""
+    return _encode(data, encoder, _encode_pair, ("preference",), PAIR_COLUMNS, num_proc, name)
+
+
+def _encode_single(prompt: Any, response: Any, encoder: Encoder) -> dict[str, Any]:
+    (enc,), truncated = encoder.encode(prompt, [response])
+    return {"fits": enc is not None, "truncated": truncated, "ids": enc.input_ids if enc else [],
+            "prompt_len": enc.prompt_len if enc else 0, "length": len(enc.input_ids) if enc else 0}
+
+
+def _encode_unpaired(rows: dict[str, list], indices: list[int], convert, encoder: Encoder) -> dict[str, list]:
+    """A batch of rows -> one output row per unpaired row; a preference row gives two (chosen desirable, rejected
+    undesirable), through `jpo.data.load.unpair`."""
+    from jpo.data.load import unpair
+
+    out: dict[str, list] = {k: [] for k in ("fits", "truncated", "ids", "prompt_len", "label", "length")}
+    columns = list(rows)
+    for n, index in enumerate(indices):
+        row = convert({c: rows[c][n] for c in columns}, index)
+        for single in ([row] if "label" in row else unpair([row])):
+            for key, value in _encode_single(single["prompt"], single["completion"], encoder).items():
+                out[key].append(value)
+            out["label"].append(bool(single["label"]))
     return out
 
 
-def encode_unpaired(rows: list[dict[str, Any]], encoder: Encoder) -> EncodedDataset:
-    report, items = EncodeReport(rows=len(rows)), []
-    for i, row in enumerate(tqdm(rows, desc="tokenizing rows", leave=False)):
-        (enc,), truncated = encoder.encode(row["prompt"], [row["completion"]])
-        if enc is None:
-            report.dropped += 1
-            report.dropped_indices.append(i)
-            continue
-        report.truncated += truncated
-        items.append({"index": len(items), "ids": enc.input_ids, "prompt_len": enc.prompt_len,
-                      "label": bool(row["label"]), "length": len(enc.input_ids)})
-    return EncodedDataset(items, report)
+def encode_unpaired(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
+    """KTO rows ``{prompt, completion, label}`` (or preference rows, unpaired) -> (dataset, report)."""
+    return _encode(data, encoder, _encode_unpaired, ("unpaired", "preference"), UNPAIRED_COLUMNS, num_proc, name,
+                   batched=True)
 
 
-def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
-    width = max(len(s) for s in seqs)
-    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+def _encode_sft(row: dict, index: int, convert, encoder: Encoder) -> dict[str, Any]:
+    row = convert(row, index)
+    return _encode_single(row["prompt"], row["response"], encoder)
+
+
+def encode_sft(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
+    """Instruction-response rows in any SFT layout -> (dataset with `SFT_COLUMNS`, report)."""
+    return _encode(data, encoder, _encode_sft, ("sft",), SFT_COLUMNS, num_proc, name)
+
+
+def _padded_batch(seqs: list[tuple[list[int], int, bool]], pad_token_id: int, first_seq: int = 0) -> dict:
+    segments = pad([segments_for(len(ids), p, count) for ids, p, count in seqs], SKIP)
+    return {"input_ids": pad([ids for ids, _, _ in seqs], pad_token_id),
+            "attention_mask": pad([[1] * len(ids) for ids, _, _ in seqs], 0),
+            **targets_from_segments(segments, first_seq)}
+
+
+def _shared_rows(items: list[dict], shared: list[int], plain: list[int], count_shared: bool, count_plain: bool,
+                 pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Rows for one forward with prefix sharing: ``[prompt, chosen, rejected]`` per equal-prompt pair, and the two
+    sequences of every other pair as ordinary causal rows; all with boolean 4D masks and explicit position ids.
+
+    Sequence numbers: the chosen side of item i is sequence i, the rejected side B + i (B = len(items))."""
+    size = len(items)
+    rows: list[list[int]] = []
+    positions: list[list[int]] = []
+    blocks: list[tuple[int, int, int]] = []  # (prompt length, chosen response length, rejected response length)
+    pos, ids, seq, part = [], [], [], []
+
+    def add_targets(row: int, sources: list[int], tokens: list[int], number: int, code: int) -> None:
+        pos.extend(row * width + s for s in sources)
+        ids.extend(tokens)
+        seq.extend([number] * len(sources))
+        part.extend([code] * len(sources))
+
+    for i in shared:
+        item = items[i]
+        p = item["chosen_prompt_len"]
+        chosen, rejected = item["chosen_ids"][p:], item["rejected_ids"][p:]
+        rows.append(item["chosen_ids"] + rejected)
+        positions.append(list(range(p + len(chosen))) + list(range(p, p + len(rejected))))
+        blocks.append((p, len(chosen), len(rejected)))
+    for side in ("chosen", "rejected"):
+        for i in plain:
+            ids_ = items[i][f"{side}_ids"]
+            rows.append(ids_)
+            positions.append(list(range(len(ids_))))
+            blocks.append((len(ids_), 0, 0))
+    width = max(len(r) for r in rows)
+    mask = torch.zeros(len(rows), 1, width, width, dtype=torch.bool)
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    for r, (p, c, j) in enumerate(blocks):
+        n = p + c + j
+        mask[r, 0, :n, :n] = causal[:n, :n]
+        mask[r, 0, p + c:n, p:p + c] = False  # rejected tokens do not see the chosen ones
+        idx = torch.arange(n, width)
+        mask[r, 0, idx, idx] = True  # padding attends to itself only (never read; keeps softmax finite)
+    for r, i in enumerate(shared):
+        p, c, _ = blocks[r]
+        row = rows[r]
+        if count_shared:  # the prompt is computed once; its terms count for both sides
+            add_targets(r, list(range(p - 1)), row[1:p], i, SHARED_PROMPT)
+        add_targets(r, list(range(p - 1, p + c - 1)), row[p:p + c], i, RESPONSE)
+        add_targets(r, [p - 1] + list(range(p + c, len(row) - 1)), row[p + c:], size + i, RESPONSE)
+    for k, (side_offset, side) in enumerate(((0, "chosen"), (size, "rejected"))):
+        for n, i in enumerate(plain):
+            r = len(shared) + k * len(plain) + n
+            item = items[i]
+            row, p = rows[r], item[f"{side}_prompt_len"]
+            codes = segments_for(len(row), p, count_plain)
+            for t in range(1, len(row)):
+                if codes[t] != SKIP:
+                    add_targets(r, [t - 1], [row[t]], side_offset + i, codes[t])
+    return {"input_ids": pad(rows, pad_token_id), "attention_mask": mask, "position_ids": pad(positions, 0),
+            "target_pos": torch.tensor(pos, dtype=torch.long), "target_ids": torch.tensor(ids, dtype=torch.long),
+            "target_seq": torch.tensor(seq, dtype=torch.long), "target_part": torch.tensor(part, dtype=torch.long)}
+
+
+def layer_token_cost(config) -> float | None:
+    """Multiply-adds per token of a decoder layer's projections and MLP, over those of one attention position
+    (2 * hidden + 1.5 * intermediate for a gated MLP); None where the config does not say."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden, inner = getattr(config, "hidden_size", None), getattr(config, "intermediate_size", None)
+    return None if hidden is None or inner is None else 2.0 * hidden + 1.5 * inner
 
 
 @dataclass
-class PreferenceCollator:
-    """Right-pads a batch. Pairs: rows [0, B) are the chosen sequences and [B, 2B) the rejected ones (as TRL).
+class PairCollator:
+    """Batches of preference pairs.
+
+    Input: rows with `PAIR_COLUMNS` (and `REF_COLUMNS` once the reference is precomputed).
+    Output, for B pairs: ``same_prompt`` [B]; ``input_ids`` and ``attention_mask``; the counted tokens
+    ``target_pos``, ``target_seq``, ``target_part`` (and ``target_ids`` with prefix sharing), where sequence i is
+    the chosen side of pair i and B + i its rejected side (see `logprobs.batch_logps`); and the reference columns
+    as [B] tensors. Without prefix sharing the rows are [chosen_0..chosen_B, rejected_0..rejected_B] (as TRL) with
+    a 2D padding mask. With `share_prefix`, each equal-prompt pair is one row ``[prompt, chosen, rejected]`` and
+    the mask is a boolean [rows, 1, L, L] block mask with ``position_ids`` restarting after the prompt.
 
     `count_prompt` says whether prompt tokens are targets (joint scope); `skip_equal_prompts` leaves them out for
-    rows whose prompts are equal, where they cancel. KTO batches also carry the mismatched KL sequences: prompt i
-    with completion i-1 within the batch (TRL's rotation), truncated by the same rule.
-    `ref_table`, once filled with precomputed reference log-probs, is looked up by item index.
+    pairs whose prompts are equal, where they cancel.
+
+    Sharing saves the second pass over each prompt but makes rows longer, and attention grows with the square of
+    the row length: with short prompts and long responses it can cost more than it saves. With `token_cost` (the
+    model's per-token cost of its linear layers in units of one attention position: see `layer_token_cost`) a
+    batch is shared only where rows x width x (token_cost + width) is smaller than without sharing.
     """
 
     pad_token_id: int
     count_prompt: bool
     skip_equal_prompts: bool = True
-    kto: bool = False
-    encoder: Encoder | None = None
-    ref_table: dict[str, torch.Tensor] | None = None
+    share_prefix: bool = False
+    token_cost: float | None = None
 
-    def _batch(self, seqs: list[tuple[list[int], int, bool]]) -> dict[str, torch.Tensor]:
-        return {
-            "input_ids": pad([ids for ids, _, _ in seqs], self.pad_token_id),
-            "attention_mask": pad([[1] * len(ids) for ids, _, _ in seqs], 0),
-            "segments": pad([segments_for(len(ids), p, count) for ids, p, count in seqs], 0),
-        }
+    def _worth_sharing(self, items: list[dict[str, Any]], same: list[bool]) -> bool:
+        if self.token_cost is None:
+            return True
+        plain_width = max(len(it[f"{side}_ids"]) for it in items for side in ("chosen", "rejected"))
+        shared_width = max(len(it["chosen_ids"]) + len(it["rejected_ids"]) - it["rejected_prompt_len"] if s
+                           else plain_width for it, s in zip(items, same, strict=True))
+        shared_rows = len(items) + sum(not s for s in same)
+        return (shared_rows * shared_width * (self.token_cost + shared_width)
+                < 2 * len(items) * plain_width * (self.token_cost + plain_width))
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        index = torch.tensor([item["index"] for item in items])
-        if self.kto:
-            batch = self._batch([(it["ids"], it["prompt_len"], False) for it in items])
-            batch["label"] = torch.tensor([it["label"] for it in items])
-            kl = [self._kl_sequence(items[i], items[i - 1]) for i in range(len(items))]
-            kl_batch = self._batch([(ids, p, False) for ids, p in kl])
-            batch.update({f"kl_{k}": v for k, v in kl_batch.items()})
+        same = [bool(it["same_prompt"]) for it in items]
+        if self.share_prefix and any(same) and self._worth_sharing(items, same):
+            shared = [i for i, s in enumerate(same) if s]
+            plain = [i for i, s in enumerate(same) if not s]
+            batch = _shared_rows(items, shared, plain, self.count_prompt and not self.skip_equal_prompts,
+                                 self.count_prompt, self.pad_token_id)
         else:
             seqs = []
             for side in ("chosen", "rejected"):
                 for it in items:
                     count = self.count_prompt and not (self.skip_equal_prompts and it["same_prompt"])
                     seqs.append((it[f"{side}_ids"], it[f"{side}_prompt_len"], count))
-            batch = self._batch(seqs)
-        batch["index"] = index
-        if self.ref_table is not None:
-            batch.update({f"ref_{k}": v[index] for k, v in self.ref_table.items()})
+            batch = _padded_batch(seqs, self.pad_token_id)
+        batch["same_prompt"] = torch.tensor(same)
+        if REF_COLUMNS[0] in items[0]:
+            batch.update({k: torch.tensor([it[k] for it in items], dtype=torch.float32) for k in REF_COLUMNS})
+        return batch
+
+
+@dataclass
+class UnpairedCollator:
+    """Batches of unpaired (KTO) rows.
+
+    Input: rows with `UNPAIRED_COLUMNS`. Output, for B rows: ``label`` [B]; ``input_ids``, ``attention_mask`` and
+    the counted response tokens (``target_pos``, ``target_seq``, ``target_part``) of the rows; and the same under
+    ``kl_`` for the mismatched sequences of KTO's reference point: prompt i with completion i-1 within the batch
+    (TRL's rotation), truncated by the same rule.
+    """
+
+    pad_token_id: int
+    encoder: Encoder
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = _padded_batch([(it["ids"], it["prompt_len"], False) for it in items], self.pad_token_id)
+        batch["label"] = torch.tensor([bool(it["label"]) for it in items])
+        kl = [self._kl_sequence(items[i], items[i - 1]) for i in range(len(items))]
+        kl_batch = _padded_batch([(ids, p, False) for ids, p in kl], self.pad_token_id)
+        batch.update({f"kl_{k}": v for k, v in kl_batch.items()})
         return batch
 
     def _kl_sequence(self, own: dict, other: dict) -> tuple[list[int], int]:

@@ -6,6 +6,12 @@ counted only under the joint scope), `RESPONSE` (the response tokens and EOS, co
 (BOS, padding, and prompt tokens a row does not need: all of them under the response scope, and under the joint scope
 those of rows whose two prompts are equal, since their terms cancel). Sums, not means: log p of a sequence.
 
+Prefix sharing: a pair whose two prompts are equal can be one row ``[prompt, chosen, rejected]`` whose attention
+mask keeps the rejected tokens from seeing the chosen ones and whose position ids restart after the prompt, so the
+prompt is computed once instead of twice; the first token of each response is then predicted from the same (last
+prompt) position. Every counted token is therefore given by where its predicting hidden state is (`target_pos`),
+which sequence it belongs to and which part, rather than by a per-position code (`batch_logps`).
+
 Memory: the model is asked for its final hidden states instead of its logits (``logits_to_keep=1``), and the LM head
 is applied only to the positions that count, a chunk of positions at a time, taking ``target logit - logsumexp`` per
 chunk. A float32 [batch, length, vocab] tensor is therefore never built; with more than one chunk each chunk is
@@ -24,6 +30,9 @@ from torch.utils.checkpoint import checkpoint
 from jpo.train.losses import SequenceLogps
 
 SKIP, PROMPT, RESPONSE = 0, 1, 2
+# A prompt token of a prefix-shared pair, computed once and counted for both sides: sequence s and s + n / 2.
+# Its two terms then cancel in the margin exactly, gradients included (Lemma D.1 to the last bit).
+SHARED_PROMPT = 3
 # Logits kept alive at once, in float32 elements (64 MiB): a chunk holds this many / vocab positions.
 CHUNK_ELEMENTS = 1 << 24
 
@@ -68,37 +77,72 @@ def _accepts_logits_to_keep(model: nn.Module) -> bool:
     return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
-def sequence_logps(
-    model: nn.Module,
-    head_model: nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    segments: torch.Tensor,
-    chunk_size: int | None = None,
-) -> SequenceLogps:
-    """Per-row prompt and response log-prob sums of `model` on a right-padded batch.
+def targets_from_segments(segments: torch.Tensor, first_seq: int = 0) -> dict[str, torch.Tensor]:
+    """The counted tokens of right-padded rows in the flat form `batch_logps` reads: each position t >= 1 whose code
+    is not SKIP is a target predicted from position t - 1 of the same row, summed into sequence `first_seq + row`."""
+    rows, cols = (segments[:, 1:] != SKIP).nonzero(as_tuple=True)
+    cols = cols + 1
+    return {"target_pos": rows * segments.shape[1] + cols - 1, "target_seq": rows + first_seq,
+            "target_part": segments[rows, cols]}
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean 4D mask (True = may attend) as the additive float mask eager attention adds to its scores."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.Tensor], num_sequences: int,
+                prefix: str = "", chunk_size: int | None = None) -> SequenceLogps:
+    """Prompt and response log-prob sums of `num_sequences` sequences laid out in one forward.
+
+    The batch holds ``input_ids`` and ``attention_mask`` (2D padding mask, or a boolean 4D mask with ``position_ids``
+    for prefix-shared rows) and one entry per counted token: ``target_pos`` (flat index of the position whose hidden
+    state predicts it), ``target_seq`` (the sequence it belongs to) and ``target_part`` (PROMPT or RESPONSE); the
+    token itself is read from ``input_ids`` one position later, or from ``target_ids`` where given. A SHARED_PROMPT
+    token counts for sequence s and s + num_sequences / 2 (the two sides of a pair).
 
     `model` is what the forward goes through (possibly DDP/PEFT-wrapped, so hooks and gradient sync work);
     `head_model` is the unwrapped causal LM whose output embeddings (LM head) project the hidden states.
     """
+    input_ids = batch[f"{prefix}input_ids"]
+    mask = batch[f"{prefix}attention_mask"]
     kwargs = {"use_cache": False, "output_hidden_states": True}
     if _accepts_logits_to_keep(head_model):
         kwargs["logits_to_keep"] = 1
-    outputs = model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-    hidden = outputs.hidden_states[-1][:, :-1]
-    seg = segments[:, 1:]
-    counted = seg != SKIP
-    rows = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(seg)[counted]
+    if mask.dim() == 4:
+        kwargs["position_ids"] = batch[f"{prefix}position_ids"]
+        if head_model.config._attn_implementation == "eager":
+            mask = additive_mask(mask, head_model.get_output_embeddings().weight.dtype)
+    outputs = model(input_ids=input_ids, attention_mask=mask, **kwargs)
+    hidden = outputs.hidden_states[-1].flatten(0, 1)
+    pos = batch[f"{prefix}target_pos"]
+    targets = batch.get(f"{prefix}target_ids")
+    if targets is None:
+        targets = input_ids.flatten()[pos + 1]
     softcap, scale = _head_transform(head_model.config)
-    logps = token_logps(hidden[counted], input_ids[:, 1:][counted], head_model.get_output_embeddings(),
-                        softcap=softcap, scale=scale, chunk_size=chunk_size)
-    seg = seg[counted]
-    zeros = torch.zeros(input_ids.shape[0], dtype=logps.dtype, device=logps.device)
+    logps = token_logps(hidden[pos], targets, head_model.get_output_embeddings(), softcap=softcap, scale=scale,
+                        chunk_size=chunk_size)
+    seq, part = batch[f"{prefix}target_seq"], batch[f"{prefix}target_part"]
+    zeros = torch.zeros(num_sequences, dtype=logps.dtype, device=logps.device)
 
     def total(code: int, values: torch.Tensor) -> torch.Tensor:
-        keep = seg == code
-        return zeros.index_add(0, rows[keep], values[keep])
+        keep = part == code
+        return zeros.index_add(0, seq[keep], values[keep])
+
+    def prompt_total(values: torch.Tensor) -> torch.Tensor:
+        both = part == SHARED_PROMPT
+        out = total(PROMPT, values)
+        if both.any():
+            out = out.index_add(0, seq[both], values[both]).index_add(0, seq[both] + num_sequences // 2, values[both])
+        return out
 
     ones = torch.ones_like(logps)
-    return SequenceLogps(prompt=total(PROMPT, logps), response=total(RESPONSE, logps),
-                         prompt_tokens=total(PROMPT, ones).detach(), response_tokens=total(RESPONSE, ones).detach())
+    return SequenceLogps(prompt=prompt_total(logps), response=total(RESPONSE, logps),
+                         prompt_tokens=prompt_total(ones).detach(), response_tokens=total(RESPONSE, ones).detach())
+
+
+def sequence_logps(model: nn.Module, head_model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   segments: torch.Tensor, chunk_size: int | None = None) -> SequenceLogps:
+    """Per-row prompt and response log-prob sums of `model` on a right-padded batch marked with segment codes."""
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, **targets_from_segments(segments)}
+    return batch_logps(model, head_model, batch, input_ids.shape[0], chunk_size=chunk_size)

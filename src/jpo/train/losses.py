@@ -54,10 +54,6 @@ class SequenceLogps:
     prompt_tokens: torch.Tensor
     response_tokens: torch.Tensor
 
-    def scoped(self, scope: Scope) -> torch.Tensor:
-        """log p under `scope`; the joint one is Lemma D.1's decomposition log p(I, R) = log p(I) + log p(R | I)."""
-        return self.response if scope == "response" else self.prompt + self.response
-
 
 @dataclass
 class PreferenceLoss:
@@ -109,7 +105,9 @@ def preference_loss(
         chosen_prompt = rejected_prompt = torch.zeros_like(chosen_response)
     chosen_ratio = chosen_prompt + chosen_response
     rejected_ratio = rejected_prompt + rejected_response
-    margin = chosen_ratio - rejected_ratio
+    # Prompt and response margins apart, then summed: where the prompt log-ratios are equal the first is exactly
+    # zero and the margin is the response margin to the last bit (Lemma D.1 in float arithmetic too).
+    margin = (chosen_prompt - rejected_prompt) + (chosen_response - rejected_response)
 
     if objective.shape == "sigmoid":
         losses = -F.logsigmoid(beta * margin)

@@ -14,29 +14,19 @@ from typing import Any
 
 from transformers import Trainer
 
-from jpo.errors import DataError
-from jpo.train.data import EncodedDataset, LengthGrouping, pad
-from jpo.train.tokenize import Encoder, EncodeReport
-
-
-def encode_sft(rows: list[dict[str, Any]], encoder: Encoder) -> EncodedDataset:
-    report, items = EncodeReport(rows=len(rows)), []
-    for i, row in enumerate(rows):
-        for name in ("prompt", "response"):
-            if name not in row:
-                raise DataError("missing field (expected prompt, response)", row=i, field=name)
-        (enc,), truncated = encoder.encode(row["prompt"], [row["response"]])
-        if enc is None:
-            report.dropped += 1
-            report.dropped_indices.append(i)
-            continue
-        report.truncated += truncated
-        items.append({"ids": enc.input_ids, "prompt_len": enc.prompt_len, "length": len(enc.input_ids)})
-    return EncodedDataset(items, report)
+from jpo.errors import JpoError
+from jpo.modeling import load_tokenizer, pad
+from jpo.train.config import SFTConfig
+from jpo.train.data import encode_sft
+from jpo.train.policy import load_policy
+from jpo.train.tokenize import Encoder
 
 
 @dataclass
 class SFTCollator:
+    """Batches of SFT rows. Input: rows with `SFT_COLUMNS`. Output: ``input_ids``, ``attention_mask`` and ``labels``
+    (-100 where no loss is taken: BOS, the prompt under `completion_only`, padding)."""
+
     pad_token_id: int
     completion_only: bool = True
 
@@ -48,10 +38,20 @@ class SFTCollator:
                 "labels": pad(labels, -100)}
 
 
-class SFTTrainer(LengthGrouping, Trainer):
-    pass
+class SFTTrainer(Trainer):
+    """`Trainer` on raw instruction-response rows (any SFT layout jpo reads), constructed as TRL's SFTTrainer."""
 
-
-def make_sft_trainer(model, config, dataset: EncodedDataset, collator: SFTCollator, tokenizer) -> Trainer:
-    return SFTTrainer(model=model, args=config, train_dataset=dataset, data_collator=collator,
-                      processing_class=tokenizer)
+    def __init__(self, model, args: SFTConfig, train_dataset=None, processing_class=None, **kwargs: Any) -> None:
+        name = model if isinstance(model, str) else model.config._name_or_path
+        if processing_class is None:
+            processing_class = load_tokenizer(name, args.trust_remote_code)
+        if isinstance(model, str):
+            model = load_policy(args, model)
+        encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
+                          truncation_mode=args.truncation_mode)
+        train_dataset, self.data_report = encode_sft(train_dataset, encoder, num_proc=args.dataset_num_proc)
+        if len(train_dataset) == 0:
+            raise JpoError(f"nothing to train on: {self.data_report.summary()}")
+        collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss)
+        super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
+                         processing_class=processing_class, **kwargs)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from jpo.train.cli_args import add_config_arguments, build_config
+from jpo.train.cli_args import build_config, config_parser
+
+
+def parent_parsers() -> list[argparse.ArgumentParser]:
+    from jpo.train.config import SFTConfig
+
+    return [config_parser(SFTConfig)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from jpo.train.config import SFTConfig
-
-    add_config_arguments(parser, SFTConfig)
+    """Every option comes from `parent_parsers`."""
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jpo.errors import JpoError
+from jpo.modeling import encode_text, ensure_pad_token, is_conversational
 
 TRUNCATION_MODES = ("keep_start", "keep_end")
 
@@ -48,10 +49,6 @@ class EncodeReport:
                 f"{self.dropped} dropped (prompt leaves no room for a response within max_length)")
 
 
-def is_conversational(text: Any) -> bool:
-    return isinstance(text, list)
-
-
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
@@ -61,41 +58,23 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def ensure_pad_token(tokenizer) -> None:
-    """Pad with EOS when the tokenizer has no pad token (as TRL does); padded positions are masked out anyway."""
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise JpoError("the tokenizer has neither a pad token nor an EOS token; set tokenizer.pad_token")
-        tokenizer.pad_token = tokenizer.eos_token
-
-
-def _ids(tokenizer, text: Any, *, generation_prompt: bool = False) -> list[int]:
-    if is_conversational(text):
-        if tokenizer.chat_template is None:
-            raise JpoError("conversational data needs a tokenizer with a chat template; this tokenizer has none")
-        out = tokenizer.apply_chat_template(text, tokenize=True, return_dict=True,
-                                            add_generation_prompt=generation_prompt)
-        return list(out["input_ids"])
-    return list(tokenizer(text)["input_ids"])
-
-
 def tokenize_pair(tokenizer, prompt: Any, responses: list[Any]) -> tuple[list[int], list[list[int]]]:
     """Prompt ids and, for each response, the ids of ``prompt + response (+ EOS)``, sharing one prompt boundary.
 
     With several responses to the same prompt (a conditional pair) the boundary is the shortest common prefix over
     all of them, as TRL computes it, so chosen and rejected see the same prompt tokens.
     """
-    prompt_ids = _ids(tokenizer, prompt, generation_prompt=True)
+    prompt_ids = encode_text(tokenizer, prompt, generation_prompt=True)
     fulls = []
     for response in responses:
         if is_conversational(prompt) != is_conversational(response):
             raise JpoError("a prompt and its response must both be text or both be lists of chat messages")
         if is_conversational(prompt):
-            full = _ids(tokenizer, list(prompt) + list(response))
+            full = encode_text(tokenizer, list(prompt) + list(response))
         else:
             eos = tokenizer.eos_token
             text = response if response.endswith(eos) else response + eos
-            full = _ids(tokenizer, prompt + text)
+            full = encode_text(tokenizer, prompt + text)
             if full[-1] != tokenizer.eos_token_id:  # tokenizers that do not parse special tokens in text
                 full.append(tokenizer.eos_token_id)
         fulls.append(full)

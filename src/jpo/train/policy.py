@@ -1,4 +1,4 @@
-"""Loading the policy (optionally 4-bit, optionally with a LoRA adapter) and its tokenizer."""
+"""Loading the policy to train: optionally 4-bit, optionally with a LoRA adapter, dropout off."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jpo.errors import JpoError
+from jpo.modeling import load_model
 
 # Projections of Llama / Mistral / Qwen / Gemma-style decoders: attention and MLP.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -27,33 +27,25 @@ def _quantization_config():
                               bnb_4bit_compute_dtype=dtype)
 
 
-def load_tokenizer(name: str, trust_remote_code: bool = False):
-    try:
-        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except OSError as error:
-        raise JpoError(f"cannot load a tokenizer from {name!r}: {str(error).splitlines()[0]}") from None
-
-
-def load_model(config) -> nn.Module:
-    """The causal LM named by `config.model_name_or_path`, in the dtype its training precision wants."""
-    name = config.model_name_or_path
-    if not name:
-        raise JpoError("--model_name_or_path is required")
-    kwargs = {"trust_remote_code": config.trust_remote_code}
+def load_policy(config, name: str | None = None) -> nn.Module:
+    """The causal LM `name` (default `config.model_name_or_path`) in the dtype its training precision wants, with
+    `config.model_init_kwargs` and, under `config.use_peft`, a fresh LoRA adapter."""
+    kwargs = {"trust_remote_code": config.trust_remote_code, **(config.model_init_kwargs or {})}
     if config.load_in_4bit:
         kwargs["quantization_config"] = _quantization_config()
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     if config.bf16:
         kwargs["dtype"] = torch.bfloat16
-    try:
-        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-    except OSError as error:
-        raise JpoError(f"cannot load a causal LM from {name!r}: {str(error).splitlines()[0]}") from None
+    model = load_model(name or config.model_name_or_path, **kwargs)
     if config.disable_dropout:
-        for module in model.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = 0.0
-    return model
+        disable_dropout(model)
+    return add_lora(model, config) if config.use_peft else model
+
+
+def disable_dropout(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
 
 
 def default_lora_targets(model: nn.Module) -> list[str] | str:

@@ -1,0 +1,124 @@
+"""The modeling layer under training, feedback and evaluation: loading models and tokenizers, the pad-token rule,
+the device, turning text into token ids, and padding.
+
+Every stage that runs a model goes through these few functions so that a prompt is tokenized the same way when a
+model is trained on it, judged with it and evaluated on it, and a model that cannot be loaded fails with one line
+naming it, whichever stage loads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jpo.errors import JpoError
+
+# A prompt template that makes rows conversational (a user turn, an assistant turn) for the tokenizer's template.
+CHAT = "chat"
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise JpoError(f"cannot load a tokenizer from {name!r}: {_first_line(error)}") from None
+
+
+def load_model(name: str, auto_class=None, *, what: str = "a causal LM", **kwargs: Any):
+    """`auto_class.from_pretrained(name, **kwargs)`, AutoModelForCausalLM by default."""
+    from transformers import AutoModelForCausalLM
+
+    if not name:
+        raise JpoError("--model_name_or_path is required")
+    try:
+        return (auto_class or AutoModelForCausalLM).from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as error:
+        raise JpoError(f"cannot load {what} from {name!r}: {_first_line(error)}") from None
+
+
+def tokenizer_source(path: str) -> str:
+    """Where the tokenizer of a model folder lives: the folder, or an adapter's base model when it has none."""
+    folder = Path(path)
+    adapter = folder / "adapter_config.json"
+    if adapter.exists() and not (folder / "tokenizer_config.json").exists():
+        return json.loads(adapter.read_text())["base_model_name_or_path"]
+    return path
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """Pad with EOS when the tokenizer has no pad token (as TRL does); padded positions are masked out anyway."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise JpoError("the tokenizer has neither a pad token nor an EOS token; set tokenizer.pad_token")
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def pick_device(requested: str | None = None) -> str:
+    import torch
+
+    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def is_conversational(text: Any) -> bool:
+    return isinstance(text, list)
+
+
+def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False) -> list[int]:
+    """Token ids of a plain-text prompt (with the tokenizer's special tokens, e.g. BOS) or of a conversation (through
+    the tokenizer's chat template, with the assistant's generation prompt when `generation_prompt`)."""
+    if is_conversational(text):
+        if tokenizer.chat_template is None:
+            raise JpoError("conversational data needs a tokenizer with a chat template; this tokenizer has none")
+        out = tokenizer.apply_chat_template(text, tokenize=True, return_dict=True,
+                                            add_generation_prompt=generation_prompt)
+        return list(out["input_ids"])
+    return list(tokenizer(text)["input_ids"])
+
+
+def pad(seqs: list[list[int]], value: int, side: str = "right"):
+    """A [len(seqs), longest] long tensor; `side="left"` for generation, where decoders continue from the end."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    if side == "left":
+        return torch.tensor([[value] * (width - len(s)) + list(s) for s in seqs], dtype=torch.long)
+    return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def apply_template(rows: list[dict[str, Any]], template: str | None, kind: str) -> list[dict[str, Any]]:
+    """Wrap every prompt in the model's template (e.g. AUTHORS_TEMPLATE); responses get the leading space the
+    authors' template expects after "### Response:" so that tokenization matches their models. The template
+    `chat` instead makes rows conversational (a user turn, an assistant turn), for the tokenizer's chat template."""
+    from jpo.data.formats import text_of
+
+    if not template:
+        return rows
+    if template != CHAT and "{prompt}" not in template:
+        raise JpoError(f"a prompt template needs a {{prompt}} placeholder (or is 'chat'): {template!r}")
+    prompt_fields = {"sft": ("prompt",), "prompts": ("prompt",), "preference": ("prompt_chosen", "prompt_rejected"),
+                     "unpaired": ("prompt",)}[kind]
+    response_fields = {"sft": ("response",), "prompts": (), "preference": ("chosen", "rejected"),
+                       "unpaired": ("completion",)}[kind]
+    spaced = template.endswith(":")
+    out = []
+    for row in rows:
+        new = dict(row)
+        for f in prompt_fields:
+            if not isinstance(new[f], str):
+                raise JpoError("a prompt template applies to plain-text prompts; conversational rows use the "
+                               "tokenizer's chat template instead (leave prompt_template unset)")
+            new[f] = [{"role": "user", "content": new[f]}] if template == CHAT else template.replace("{prompt}", new[f])
+        for f in response_fields:
+            if template == CHAT:
+                new[f] = [{"role": "assistant", "content": text_of(new[f])}]
+            elif spaced and isinstance(new[f], str) and new[f] and not new[f][0].isspace():
+                new[f] = " " + new[f]
+        out.append(new)
+    return out
