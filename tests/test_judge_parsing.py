@@ -85,7 +85,7 @@ def test_bad_template_is_a_one_line_error(tmp_path) -> None:
         load_template(empty)
     wrong = tmp_path / "t.json"
     wrong.write_text('{"user": "x"}')
-    with pytest.raises(JpoError, match="field 'user'"):
+    with pytest.raises(JpoError, match="unknown key 'user'"):
         load_template(wrong)
     with pytest.raises(JpoError, match="cannot read"):
         load_template(tmp_path / "missing.txt")

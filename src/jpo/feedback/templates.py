@@ -20,8 +20,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from jpo.config import check_keys, read_yaml
 from jpo.errors import JpoError
 from jpo.feedback.base import Question, Text
 
@@ -129,13 +129,13 @@ def load_template(path: str | Path | None) -> Template:
     if path is None:
         return Template()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise JpoError(f"{path}: cannot read template: {error.strerror or error}") from None
     if path.suffix.lower() in (".json", ".yaml", ".yml"):
-        parts = _structured(path, text)
+        parts = _structured(path)
     else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise JpoError(f"{path}: cannot read template: {error.strerror or error}") from None
         parts = {"conditional": text, "joint": text}
     for key, value in parts.items():
         if key != "system" and not _PLACEHOLDER.search(value):
@@ -143,21 +143,11 @@ def load_template(path: str | Path | None) -> Template:
     return Template(**parts)
 
 
-def _structured(path: Path, text: str) -> dict[str, str]:
-    try:
-        if path.suffix.lower() == ".json":
-            data: Any = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as error:  # noqa: BLE001 - any parse error becomes one located line
-        raise JpoError(f"{path}: cannot parse template: {str(error).splitlines()[0]}") from None
-    if not isinstance(data, dict) or not data:
+def _structured(path: Path) -> dict[str, str]:
+    data = read_yaml(path, "template")  # JSON is YAML too
+    if not data:
         raise JpoError(f"{path}: expected an object with keys system, conditional, joint")
-    unknown = set(data) - {"system", "conditional", "joint"}
-    if unknown:
-        raise JpoError(f"{path}: field '{sorted(unknown)[0]}': unknown template key (use system, conditional, joint)")
+    check_keys(str(path), data, ("system", "conditional", "joint"))
     for key, value in data.items():
         if not isinstance(value, str):
             raise JpoError(f"{path}: field '{key}': expected a string")
