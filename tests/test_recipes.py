@@ -147,7 +147,8 @@ def test_recipe_dry_run(recipe_path, stand_ins, tiny_model_path, tmp_path, capsy
         argv += ["--source-path", f"{name}={path}"]
     assert main(argv) == 0, capsys.readouterr().err
     recipe = load_recipe(recipe_path)
-    dry = for_dry_run(recipe, "tiny", None)  # what the dry run ran: the first seed, one small scaling run
+    model = recipe.model if isinstance(recipe.model, BuildModel) else "tiny"
+    dry = for_dry_run(recipe, model, None)  # what the dry run ran: the first seed, one small scaling run
     assert len(dry.runs()) == len(recipe.runs()) - (len(recipe.train.scaling.sizes) - 1 if recipe.train.scaling else 0)
     for run in dry.runs():
         folder = out / "train" / run.name / f"seed{dry.train.seeds[0]}"
