@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_demo(tmp_path: Path, **changes) -> Path:
     """configs/demo.yaml at toy sizes (the recipe's own values otherwise)."""
     recipe = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    recipe["data"]["pretrain"]["limit"] = 48
     recipe["data"]["conditional"]["limit"] = 24
     recipe["data"]["validation"]["limit"] = 8
     recipe["data"]["eval"]["limit"] = 12
+    pretrain = {**recipe["model"]["build"]["pretrain"], "num_train_epochs": 1, "warmup_steps": 0}
     recipe["model"]["build"] = {"vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                "intermediate_size": 64}
+                                "intermediate_size": 64, "pretrain": pretrain}
     recipe["sft"]["config"].update(num_train_epochs=1, per_device_train_batch_size=16)
     recipe["train"]["common"].update(num_train_epochs=1, per_device_train_batch_size=8)
     recipe["train"]["scaling"]["sizes"] = [4]
@@ -47,6 +49,13 @@ def test_the_demo_recipe_follows_the_papers_protocol():
     assert runs["jpo"].data == ["conditional", "joint"] and runs["jpo-dh"].data == ["joint"]
     assert runs["jpo-mix"].data == ["mix"] and (runs["dpo-dh"].objective, runs["dpo-dh"].data) == ("dpo", ["joint"])
     assert recipe.sweep == {"learning_rate": [3e-5, 1e-4, 3e-4]}
+    # KTO's learning rate is its own value on the one grid every method is swept over
+    assert runs["kto"].config["learning_rate"] in recipe.sweep["learning_rate"]
+    assert recipe.train.common["learning_rate"] in recipe.sweep["learning_rate"]
+    # the built model is pretrained on the task's text before SFT, on one torch thread
+    assert recipe.model.pretrain and recipe.data.pretrain.split == "pretrain" and recipe.threads == 1
+    assert [r.name for r in recipe.runs()][:3] == ["dpo", "kto", "jpo"]
+    assert recipe.evaluate.joint == ["sft", "dpo", "kto", "jpo"]
 
 
 def test_bad_demo_recipe_is_a_one_line_error(tmp_path, capsys):
@@ -136,10 +145,19 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     assert by["SFT"]["rows"] == 24  # D_S: one response per pool instruction, ties included
     assert feedback["conditional"]["items"] == feedback["joint"]["items"] == 24
     assert set(feedback["conditional"]["agreement"]) == {"second annotator", "exact oracle"}
-    assert set(details["paired"]) == {"JPO - DPO", "JPO - KTO", "JPO - SFT", "JPO - DPO loss on D_H"}
+    assert set(details["paired"]) >= {"JPO - DPO", "JPO - KTO", "JPO - SFT", "JPO - DPO loss on D_H", "DPO - SFT",
+                                      "JPO (D_H only) - DPO", "JPO (50:50 mix) - DPO"}
+    joint = details["joint"]  # the four main models ranked by joint comparisons too, with the exact oracle
+    assert sorted(joint["joint"]["ranking"]) == ["DPO", "JPO", "KTO", "SFT"] and "kendall_tau" in joint
+    pretrained = json.loads((tmp_path / "demo" / "pretrain" / "manifest.json").read_text())
+    state = json.loads((tmp_path / "demo" / "pretrain" / "model" / "trainer_state.json").read_text())
+    assert pretrained["result"]["rows"] == 48 and state["global_step"] == 3  # 48 documents, batch 16, 1 epoch
+    sft_config = yaml.safe_load((tmp_path / "demo" / "sft" / "config.yaml").read_text())
+    assert sft_config["model_name_or_path"] == str(tmp_path / "demo" / "pretrain" / "model")
     assert [r["rows"] for r in details["scaling"]] == [4, feedback["D_H"]]
     markdown = (demo / "results.md").read_text()
     assert "| JPO |" in markdown and "Interplay" in markdown and "Data scaling" in markdown
+    assert "Ranking by joint comparisons" in markdown and "Kendall tau" in markdown
     assert "jpo demo: done in" in out
 
     assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
@@ -158,7 +176,7 @@ def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_p
     values = yaml.safe_load(recipe.read_text())
     values["train"]["runs"] = values["train"]["runs"][:2]  # DPO and KTO: enough to see the grid applied to each
     values["train"].pop("scaling")
-    values["evaluate"]["paired"] = []
+    values["evaluate"]["paired"] = values["evaluate"]["joint"] = []
     values["sweep"] = {"learning_rate": [1e-4, 3e-4]}
     recipe.write_text(yaml.safe_dump(values))
     assert main(["demo", "--config", str(recipe), "--sweep", "--out", str(tmp_path / "sweep")]) == 0
@@ -166,3 +184,7 @@ def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_p
     assert [r["name"] for r in rows] == ["sft", "dpo-lr0.0001", "dpo-lr0.0003", "kto-lr0.0001", "kto-lr0.0003"]
     assert all(sum(r["outcomes"].values()) == 8 * 2 for r in rows)  # the 8 validation prompts, not the test ones
     assert "synthetic:validation" in (tmp_path / "sweep" / "report" / "results.md").read_text()
+    for name in ("dpo", "kto"):  # the grid replaces each run's own value, KTO's included
+        trained = [yaml.safe_load((tmp_path / "sweep" / "train" / f"{name}-lr{v:g}" / "seed0" / "config.yaml")
+                                  .read_text())["learning_rate"] for v in (1e-4, 3e-4)]
+        assert trained == [1e-4, 3e-4]

@@ -206,3 +206,26 @@ def test_real_run_on_a_local_model_with_a_judge_server_and_accelerate(tmp_path, 
     assert (run / "feedback" / "joint_labeled.jsonl").exists() and server.outcomes()["ok"] > 0
     winrate = json.loads((run / "evaluate" / "dpo" / "seed0" / "winrate.json").read_text())
     assert winrate["average"]["n"] == 12
+
+
+def test_only_a_built_model_with_pretrain_settings_gets_a_pretrain_unit(tmp_path):
+    hub = [u.label for u in plan(parse_recipe(RECIPE), tmp_path / "hub")]
+    assert "pretrain" not in hub and "model" not in hub
+    built = {**RECIPE, "model": {"build": {"hidden_size": 32, "pretrain": {"learning_rate": 3e-3}}},
+             "data": {**RECIPE["data"], "pretrain": {"source": "synthetic", "split": "pretrain", "limit": 10}},
+             "threads": 1}
+    recipe = parse_recipe(built)
+    units = {u.label: u for u in plan(recipe, tmp_path / "built")}
+    assert list(units)[:4] == ["data", "model", "pretrain", "feedback"]
+    assert [d.label for d in units["pretrain"].deps] == ["data", "model"]
+    assert [d.label for d in units["sft"].deps] == ["data", "pretrain"]  # SFT starts from the pretrained model
+    assert recipe.threads == 1
+    with pytest.raises(JpoError, match=r"model.build.pretrain: unknown key 'learning_rat' \(did you mean "
+                                       r"'learning_rate'\?\)"):
+        parse_recipe({**built, "model": {"build": {"pretrain": {"learning_rat": 3e-3}}}})
+    with pytest.raises(JpoError, match="model.build.pretrain needs the documents"):
+        parse_recipe({**built, "data": RECIPE["data"]})
+    with pytest.raises(JpoError, match="data.pretrain is read only to pretrain a built model"):
+        parse_recipe({**RECIPE, "data": built["data"]})
+    with pytest.raises(JpoError, match="threads: at least 1"):
+        parse_recipe({**built, "threads": 0})

@@ -13,7 +13,7 @@ from jpo.cli import main
 from jpo.data import read_jsonl
 from jpo.runner import load_recipe
 from jpo.runner.plan import plan
-from jpo.runner.recipe import for_dry_run
+from jpo.runner.recipe import BuildModel, for_dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -147,7 +147,8 @@ def test_recipe_dry_run(recipe_path, stand_ins, tiny_model_path, tmp_path, capsy
         argv += ["--source-path", f"{name}={path}"]
     assert main(argv) == 0, capsys.readouterr().err
     recipe = load_recipe(recipe_path)
-    dry = for_dry_run(recipe, "tiny", None)  # what the dry run ran: the first seed, one small scaling run
+    model = recipe.model if isinstance(recipe.model, BuildModel) else "tiny"
+    dry = for_dry_run(recipe, model, None)  # what the dry run ran: the first seed, one small scaling run
     assert len(dry.runs()) == len(recipe.runs()) - (len(recipe.train.scaling.sizes) - 1 if recipe.train.scaling else 0)
     for run in dry.runs():
         folder = out / "train" / run.name / f"seed{dry.train.seeds[0]}"
@@ -159,6 +160,11 @@ def test_recipe_dry_run(recipe_path, stand_ins, tiny_model_path, tmp_path, capsy
         first = next(p for p in (out / "generate").glob("*/seed0/model_outputs.json"))
         exported = json.loads(first.read_text())
         assert exported and not exported[0]["instruction"].startswith("user:")  # bare instructions, no template
+    if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:  # the demo's model is pretrained first
+        state = json.loads((out / "pretrain" / "model" / "trainer_state.json").read_text())
+        assert state["global_step"] == 1
+        sft_base = json.loads((out / "sft" / "manifest.json").read_text())["config"]["base"]
+        assert sft_base == str(out / "pretrain" / "model")
     data = json.loads((out / "data" / "manifest.json").read_text())["result"]
     if recipe.sft.from_ == "conditional":  # D_S drawn from the conditional pool's instructions
         assert data["D_S"]["from"] == "conditional" and data["D_S"]["from_pool_instructions"] == data["D_S"]["rows"]

@@ -6,7 +6,19 @@ import random
 
 import pytest
 
-from jpo.tasks import FAMILIES, Sizes, build_splits, gold, graded_response, make_instance, parse, quality
+from jpo.tasks import (
+    FAMILIES,
+    Sizes,
+    build_splits,
+    gold,
+    graded_response,
+    make_instance,
+    parse,
+    quality,
+    world_response,
+)
+from jpo.tasks.responses import FILLER_RATE
+from jpo.tasks.vocab import FILLER
 
 
 def test_ideal_answers_by_family():
@@ -68,11 +80,34 @@ def test_gold_is_good_but_not_perfect():
     assert min(scores) > 0.0
 
 
+def test_world_text_has_the_filler_habit_and_the_pool_shows_better():
+    """The systematic flaw an imitator learns and only preferences can remove: most world responses end with the
+    filler, which costs quality, and the best of a pool pair is on average clearly better than one drawn at random."""
+    rng = random.Random(0)
+    prompts = [make_instance(rng).prompt for _ in range(1000)]
+    responses = [world_response(p, rng) for p in prompts]
+    with_filler = [r.split()[-len(FILLER):] == list(FILLER) for r in responses]
+    assert abs(sum(with_filler) / len(responses) - FILLER_RATE) < 0.05
+    assert not any(set(FILLER) & set(gold(p, rng).split()) for p in prompts[:200])
+    splits = build_splits(Sizes(pretrain=0, pool=400, validation=0, test=0), seed=0)
+    pairs = [(quality(r["prompt"], r["response_a"]), quality(r["prompt"], r["response_b"])) for r in splits["pool"]]
+    one, best = sum(a for a, _ in pairs) / len(pairs), sum(max(pair) for pair in pairs) / len(pairs)
+    assert best > one + 0.1
+
+
 def test_splits_are_disjoint_and_reproducible():
-    sizes = Sizes(sft=50, pool=40, validation=20, test=30)
+    sizes = Sizes(pretrain=50, pool=40, validation=20, test=30)
     splits = build_splits(sizes, seed=3)
-    assert {name: len(rows) for name, rows in splits.items()} == {"sft": 50, "pool": 40, "validation": 20, "test": 30}
+    assert {name: len(rows) for name, rows in splits.items()} == {"pretrain": 50, "pool": 40, "validation": 20,
+                                                                  "test": 30}
+    assert set(splits["pretrain"][0]) == {"prompt", "response", "family"}
     prompts = [row["prompt"] for rows in splits.values() for row in rows]
     assert len(prompts) == len(set(prompts))
     assert build_splits(sizes, seed=3) == splits
     assert build_splits(sizes, seed=4) != splits
+
+
+def test_a_larger_corpus_leaves_the_pool_and_evaluation_prompts_alone():
+    small = build_splits(Sizes(pretrain=10, pool=20, validation=5, test=5), seed=1)
+    large = build_splits(Sizes(pretrain=60, pool=20, validation=5, test=5), seed=1)
+    assert all(small[name] == large[name] for name in ("pool", "validation", "test"))

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from jpo.errors import JpoError
-from jpo.runner.recipe import BuildModel, Recipe, for_dry_run, for_sweep, load_recipe
+from jpo.runner.recipe import DRY_TRAIN, BuildModel, Recipe, for_dry_run, for_sweep, load_recipe
 from jpo.runner.units import STAGES
 
 TINY_BUILD = BuildModel(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
@@ -60,10 +60,15 @@ def run_recipe(recipe: Recipe, *, output_dir: str | None = None, dry_run: bool =
     default = recipe.output_dir or f"runs/{recipe.name}"
     run_dir = Path(output_dir or (default + ("-dry-run" if dry_run else "")))
     run_dir.mkdir(parents=True, exist_ok=True)
+    if recipe.threads:
+        import torch
+
+        torch.set_num_threads(recipe.threads)
     with ExitStack() as stack:
         if dry_run:
             if isinstance(recipe.model, BuildModel):
-                model: str | BuildModel = TINY_BUILD
+                model: str | BuildModel = dataclasses.replace(
+                    TINY_BUILD, pretrain=recipe.model.pretrain and {**recipe.model.pretrain, **DRY_TRAIN})
             else:
                 folder = run_dir / "dry_run_model"
                 if not (folder / "config.json").exists():

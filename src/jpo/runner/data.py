@@ -8,8 +8,9 @@
 - Joint comparisons pair D_S instances across instructions (to be judged), or, for `strategy: proxy`, the chosen
   side of one pool row against the rejected side of another (labelled by construction).
 
-`synthetic` is the demo's task as a named source: its splits (sft, pool, validation, test) are built together
+`synthetic` is the demo's task as a named source: its splits (pretrain, pool, validation, test) are built together
 from the recipe's seed, each part's `limit` being that split's size, so instructions never repeat across splits.
+The pretraining documents (data.pretrain) are written as pretrain.jsonl for a built model's pretraining stage.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from jpo.errors import JpoError
 from jpo.runner.recipe import DataPart, Recipe
 
 SYNTHETIC = "synthetic"
-SYNTHETIC_SPLITS = {"sft": "sft", "pool": "preference", "validation": "prompts", "test": "prompts"}
+SYNTHETIC_SPLITS = {"pretrain": "sft", "pool": "preference", "validation": "prompts", "test": "prompts"}
 PART_KINDS = {"eval": "prompts", "validation": "prompts", "sft": "sft", "conditional": "preference",
-              "joint": "preference"}
+              "joint": "preference", "pretrain": "sft"}
 
 
 def synthetic_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
@@ -94,7 +95,7 @@ def pool_items(rows: list[dict[str, Any]], limit: int | None, report: dict[str, 
 
 
 def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dict[str, Any]:
-    """Write eval.jsonl (and validation.jsonl), pool.jsonl, sft.jsonl (D_S), items.jsonl (joint comparisons to
+    """Write eval.jsonl (and validation.jsonl, pretrain.jsonl), pool.jsonl, sft.jsonl (D_S), items.jsonl (joint comparisons to
     judge) or joint.jsonl (ready-made D_H) into `out`; return the reports (the manifest's result)."""
     from jpo.data.sources import drop_overlap
 
@@ -104,7 +105,7 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
     reports: dict[str, Any] = {}
     held_out: list[dict[str, Any]] = []
     loaded: dict[str, list[dict[str, Any]]] = {}
-    for name in ("eval", "validation", "sft", "conditional", "joint"):  # held-out prompts first
+    for name in ("eval", "validation", "sft", "conditional", "joint", "pretrain"):  # held-out prompts first
         part = getattr(data, name)
         if part is None:
             continue
@@ -120,8 +121,9 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
         loaded[name] = rows
         reports[name] = report
     write_jsonl(out / "eval.jsonl", loaded["eval"])
-    if "validation" in loaded:
-        write_jsonl(out / "validation.jsonl", loaded["validation"])
+    for name in ("validation", "pretrain"):
+        if name in loaded:
+            write_jsonl(out / f"{name}.jsonl", loaded[name])
     pool: list[dict[str, Any]] = []
     if "conditional" in loaded:
         pool = pool_items(loaded["conditional"], data.conditional.limit, reports["conditional"])

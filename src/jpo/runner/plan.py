@@ -1,6 +1,6 @@
 """A recipe as a list of units, in the order they run:
 
-    data -> model (when built) -> feedback -> sft -> train (run x seed) -> generate / evaluate (model x seed) -> report
+    data -> model, pretrain (when built) -> feedback -> sft -> train (run x seed) -> generate / evaluate (model x seed) -> report
 
 A unit's key hashes the part of the recipe it reads and the keys of the units it reads, so a changed setting reruns
 exactly what depends on it (see units.py for the resume rule).
@@ -43,6 +43,12 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
         built = add("model", "model", {"build": _plain(recipe.model)}, [data], ["model/config.json"],
                     lambda u: stages.build_model(recipe.model, data.folder, u.folder))
         base, base_deps = str(built.folder / "model"), [built]
+        if recipe.model.pretrain:
+            pretrained = add("pretrain", "pretrain", {"pretrain": recipe.model.pretrain, "seed": recipe.seed},
+                             [data, built], ["model/config.json"],
+                             lambda u, built_dir=base: stages.pretrain_model(u, recipe, built_dir, data.folder,
+                                                                             run_dir))
+            base, base_deps = str(pretrained.folder / "model"), [pretrained]
     # How the judge is reached (endpoint, key, concurrency, retries, prices) does not change what it answers.
     transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
     judge = {k: v for k, v in _plain(recipe.judge).items() if k not in transport}
@@ -88,5 +94,5 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     add("report", "report", {"evaluate": _plain(recipe.evaluate), "paper": _plain(recipe.paper),
                              "name": recipe.name, "seeds": recipe.train.seeds},
         [feedback, *trained.values(), *evaluations.values()], ["results.md", "results.json"],
-        lambda u: write_report(recipe, u.folder, feedback, sft, trained, evaluations))
+        lambda u: write_report(recipe, u.folder, feedback, sft, trained, evaluations, data.folder))
     return units

@@ -58,11 +58,14 @@ class Data:
     sft: DataPart | None = field(default=None, metadata={"nested": DataPart})
     joint: DataPart | None = field(default=None, metadata={"nested": DataPart})
     validation: DataPart | None = field(default=None, metadata={"nested": DataPart})
+    pretrain: DataPart | None = field(default=None, metadata={"nested": DataPart})
 
 
 @dataclass
 class BuildModel:
-    """A small Llama built offline: a BPE tokenizer trained on the run's texts and random weights (the demo)."""
+    """A small Llama built offline: a BPE tokenizer trained on the run's texts and random weights (the demo).
+    `pretrain` (SFTConfig keys): causal-LM pretraining on data.pretrain before SFT, as a base LLM has had; a
+    model trained from scratch has otherwise no prior over instructions for JPO's instruction term to act on."""
 
     vocab_size: int = 512
     hidden_size: int = 128
@@ -70,6 +73,7 @@ class BuildModel:
     num_heads: int = 4
     intermediate_size: int = 384
     max_positions: int = 256
+    pretrain: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,6 +183,10 @@ class EvaluateSection:
     models: list[str] | None = None  # default: sft (when trained) and every run
     n_resamples: int = 10_000
     paired: list[str] = field(default_factory=list)  # "jpo - dpo": paired differences on the same prompts
+    # Models also ranked by counterbalanced joint comparisons of their generations (Bradley-Terry, beside the
+    # win-rate ranking; jpo.evaluate.ranking), with the evaluation judge; at most `joint_max_per_pair` items per pair.
+    joint: list[str] = field(default_factory=list)
+    joint_max_per_pair: int | None = None
 
 
 @dataclass
@@ -220,6 +228,7 @@ class Recipe:
     dry_run: DryRunSection = field(default_factory=DryRunSection, metadata={"nested": DryRunSection})
     paper: PaperSection = field(default_factory=PaperSection, metadata={"nested": PaperSection})
     hardware: str = ""
+    threads: int | None = None  # torch.set_num_threads at the start of a run (the demo: 1 on shared cores)
     path: str = field(default="", metadata={"internal": True})
     dry: bool = field(default=False, metadata={"internal": True})  # set by for_dry_run: numbers mean nothing
 
@@ -325,6 +334,14 @@ def validate(recipe: Recipe) -> Recipe:
     if recipe.judge.conditional and not recipe.judge.spec:
         raise JpoError(f"{at}: judge.conditional needs judge.spec")
     _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
+    if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:
+        _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
+        if data.pretrain is None:
+            raise JpoError(f"{at}: model.build.pretrain needs the documents to pretrain on: set data.pretrain")
+    elif data.pretrain is not None:
+        raise JpoError(f"{at}: data.pretrain is read only to pretrain a built model (model.build.pretrain)")
+    if recipe.threads is not None and recipe.threads < 1:
+        raise JpoError(f"{at}: threads: at least 1")
     _check_config(f"{at}: train.common", recipe.train.common, "PreferenceConfig")
     names = [r.name for r in recipe.train.runs]
     if not names:
@@ -358,6 +375,10 @@ def validate(recipe: Recipe) -> Recipe:
         first, _, second = (part.strip() for part in pair.partition(" - "))
         for name in (first, second):
             _choice(f"{at}: evaluate.paired '{pair}'", name, recipe.evaluated())
+    for name in recipe.evaluate.joint:
+        _choice(f"{at}: evaluate.joint", name, recipe.evaluated())
+    if len(recipe.evaluate.joint) == 1:
+        raise JpoError(f"{at}: evaluate.joint: a joint ranking needs at least two models")
     for name in recipe.paper.win_rate:
         _choice(f"{at}: paper.win_rate", name, recipe.models())
     _choice(f"{at}: generate.backend", recipe.generate.backend, ("auto", "hf", "vllm"))
@@ -410,7 +431,7 @@ def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) 
         recipe, model=model, output_dir=None, dry=True,
         data=Data(eval=small(d.eval, DRY_EVAL_ROWS), conditional=small(d.conditional, DRY_ROWS),
                   sft=small(d.sft, DRY_ROWS), joint=small(d.joint, DRY_ROWS),
-                  validation=small(d.validation, DRY_EVAL_ROWS)),
+                  validation=small(d.validation, DRY_EVAL_ROWS), pretrain=small(d.pretrain, DRY_ROWS)),
         sft=dataclasses.replace(recipe.sft, config={**recipe.sft.config, **DRY_TRAIN}, accelerate=None),
         judge=judge,
         train=dataclasses.replace(train, seeds=train.seeds[:1], common={**train.common, **DRY_TRAIN},
@@ -432,6 +453,6 @@ def for_sweep(recipe: Recipe) -> Recipe:
         recipe, name=f"{recipe.name}-sweep", output_dir=recipe.output_dir and f"{recipe.output_dir}-sweep",
         data=dataclasses.replace(recipe.data, eval=recipe.data.validation),
         train=dataclasses.replace(recipe.train, seeds=recipe.train.seeds[:1], runs=runs, scaling=None),
-        evaluate=dataclasses.replace(recipe.evaluate, models=None, paired=[]),
+        evaluate=dataclasses.replace(recipe.evaluate, models=None, paired=[], joint=[]),
         paper=PaperSection())
     return validate(swept)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jpo.data import read_jsonl
-from jpo.runner.recipe import Recipe
+from jpo.runner.recipe import BuildModel, Recipe
 from jpo.runner.units import Unit
 
 
@@ -102,8 +102,28 @@ def feedback_lines(feedback: dict[str, Any]) -> list[str]:
     return lines
 
 
+def joint_ranking(recipe: Recipe, out: Path, evaluations: dict[tuple[str, int], Unit], shown: dict[str, str],
+                  data_dir: Path) -> dict[str, Any] | None:
+    """`evaluate.joint`'s models ranked by joint comparisons of their generations (every seed), with the
+    evaluation judge, beside their win-rates against gold (`jpo.evaluate.ranking.evaluate_joint`)."""
+    if not recipe.evaluate.joint:
+        return None
+    from jpo.evaluate.ranking import evaluate_joint
+    from jpo.feedback import make_judge
+    from jpo.feedback.store import VerdictStore
+
+    generations = {shown[name]: [row for seed in recipe.train.seeds for row in
+                                 read_jsonl(evaluations[name, seed].deps[0].folder / "generations.jsonl")]
+                   for name in recipe.evaluate.joint}
+    judge = make_judge(recipe.evaluation_judge(), recipe.judge.options())
+    with VerdictStore(out / "joint_verdicts.sqlite") as store:
+        result = evaluate_joint(generations, judge, references=read_jsonl(data_dir / "eval.jsonl"), store=store,
+                                progress=False, seed=recipe.seed, max_per_pair=recipe.evaluate.joint_max_per_pair)
+    return {"markdown": result.markdown(), **result.as_dict()}
+
+
 def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, trained: dict[tuple[str, int], Unit],
-                 evaluations: dict[tuple[str, int], Unit]) -> dict[str, Any]:
+                 evaluations: dict[tuple[str, int], Unit], data_dir: Path) -> dict[str, Any]:
     from jpo.evaluate import paired_difference
 
     temperatures = list(recipe.generate.temperatures)
@@ -146,7 +166,8 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
             except (OSError, ValueError, KeyError):
                 pass
     result = {"rows": rows, "paired": paired, "scaling": scaling, "feedback": feedback_stats, "curves": curves,
-              "seeds": seeds, "recipe": dataclasses.asdict(recipe)}
+              "seeds": seeds, "recipe": dataclasses.asdict(recipe),
+              "joint": joint_ranking(recipe, out, evaluations, {**shown, "sft": "SFT"}, data_dir)}
     write_outputs(recipe, result, out)
     return {"models": [r["name"] for r in rows], "line": f"wrote {out / 'results.md'}"}
 
@@ -177,13 +198,16 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
                   "Paired differences on the same prompts (win-rate points, 95% paired bootstrap interval): "
                   + "; ".join(f"{k}: {d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
                               for k, d in result["paired"].items()) + ".", ""]
+    if result.get("joint"):
+        lines += ["## Ranking by joint comparisons", "", result["joint"]["markdown"], ""]
     lines += feedback_lines(result["feedback"])
     if result["scaling"]:
         lines += ["", "## Data scaling: the same run on growing subsets of D_H (paper Figure 7)", "",
                   *table(result["scaling"], temperatures, False)]
     if recipe.paper.data:
         lines += ["", f"Paper's data sizes: {recipe.paper.data}."]
-    settings = {"sft": recipe.sft.config, "train.common": recipe.train.common,
+    pretrain = {"model.build.pretrain": recipe.model.pretrain} if isinstance(recipe.model, BuildModel) else {}
+    settings = {**pretrain, "sft": recipe.sft.config, "train.common": recipe.train.common,
                 **{f"run {r.name}": r.config for r in recipe.train.runs if r.config}}
     lines += ["", "## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", ""]
     return "\n".join(lines)
@@ -258,7 +282,7 @@ def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Pat
     (out / "results.json").write_text(json.dumps(public, indent=1), encoding="utf-8")
     if "interplay" in result["feedback"]:
         (out / "interplay.json").write_text(json.dumps(result["feedback"]["interplay"], indent=1), encoding="utf-8")
-    extra = {k: result[k] for k in ("paired", "scaling", "feedback", "seeds", "recipe")}
+    extra = {k: result[k] for k in ("paired", "scaling", "feedback", "seeds", "recipe", "joint")}
     (out / "details.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
     print(text)
     return [out / "results.md", out / "results.json", *plots(result, out)]

@@ -26,7 +26,7 @@ def build_model(build: BuildModel, data_dir: Path, out: Path) -> dict[str, Any]:
     from jpo.runner.tiny import save_base_model
 
     texts: list[str] = []
-    for name in ("pool", "sft", "joint", "items"):
+    for name in ("pool", "sft", "joint", "items", "pretrain"):
         path = data_dir / f"{name}.jsonl"
         if path.exists():
             texts += [str(row[k]) for row in read_jsonl(path) for k in
@@ -180,6 +180,26 @@ def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pa
     launch(unit, "sft", config, recipe.sft.accelerate)
     return {**card(unit, recipe, model_dir, "sft", config, data_dir), "rows": len(rows),
             "line": f"SFT on {len(rows)} D_S rows ({recipe.sft.from_})"}
+
+
+def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Path) -> dict[str, Any]:
+    """The built model pretrained on every token of data.pretrain's documents (`jpo.train.pretrain`)."""
+    from jpo.train.pretrain import pretrain
+
+    rows = [{"prompt": r["prompt"], "response": r["response"]} for r in read_jsonl(data_dir / "pretrain.jsonl")]
+    data_file = unit.folder / "data.jsonl"
+    write_jsonl(data_file, rows)
+    model_dir = unit.folder / "model"
+    config = train_config(recipe, {"completion_only_loss": False, **recipe.model.pretrain}, base, data_file,
+                          model_dir, recipe.seed, run_dir)
+    import yaml
+
+    config_file = unit.folder / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    unit.commands.append(shlex.join(["jpo", "sft", "--config", str(config_file)]))  # completion_only_loss: false
+    pretrain(config)
+    return {**card(unit, recipe, model_dir, "pretrain", config, data_dir), "rows": len(rows),
+            "line": f"pretrained on {len(rows)} documents"}
 
 
 def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Path, feedback_dir: Path,

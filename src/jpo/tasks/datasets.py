@@ -1,7 +1,10 @@
-"""The demo's data splits, built from one seed: SFT demonstrations (D_S), the annotation pool (two responses per
-instruction, to be labelled into D_C and D_H), and validation / test prompts with gold references.
+"""The demo's data splits, built from one seed: a pretraining corpus, the annotation pool (two responses per
+instruction, from which the paper's protocol draws D_S, D_C and D_H), and validation / test prompts with gold
+references.
 
-Instructions never repeat across splits, so a test prompt is never one the model was trained on.
+The pretraining corpus and the pool hold the same kind of text (`world_response`: mixed quality, the filler habit),
+as a base LLM's corpus holds the kind of answers its preference data later compares. Instructions never repeat
+across splits, so a test prompt is never one the model was trained on.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from typing import Any
 
 from jpo.data import item_id
 from jpo.tasks.families import make_instance
-from jpo.tasks.responses import annotation_pair, demonstration, gold
+from jpo.tasks.responses import annotation_pair, gold, world_response
 
 
 @dataclass(frozen=True)
 class Sizes:
-    sft: int = 2000
-    pool: int = 1000
+    """Instructions per split. `pretrain`: documents (instruction + response) of the pretraining corpus."""
+
+    pretrain: int = 20000
+    pool: int = 2000
     validation: int = 200
     test: int = 500
 
@@ -34,13 +39,11 @@ def _unique_prompts(n: int, rng: random.Random, seen: set[str]) -> list[tuple[st
 
 
 def build_splits(sizes: Sizes, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
-    """{"sft": [{prompt, response, family}], "pool": [{id, prompt, response_a, response_b, family}],
+    """{"pretrain": [{prompt, response, family}], "pool": [{id, prompt, response_a, response_b, family}],
     "validation" / "test": [{id, prompt, reference, family}]}."""
     rng = random.Random(seed)
     seen: set[str] = set()
-    splits: dict[str, list[dict[str, Any]]] = {"sft": [], "pool": [], "validation": [], "test": []}
-    for prompt, family in _unique_prompts(sizes.sft, rng, seen):
-        splits["sft"].append({"prompt": prompt, "response": demonstration(prompt, rng), "family": family})
+    splits: dict[str, list[dict[str, Any]]] = {"pretrain": [], "pool": [], "validation": [], "test": []}
     for prompt, family in _unique_prompts(sizes.pool, rng, seen):
         response_a, response_b = annotation_pair(prompt, rng)
         splits["pool"].append({"id": item_id(prompt, response_a, response_b), "prompt": prompt,
@@ -49,6 +52,9 @@ def build_splits(sizes: Sizes, seed: int = 0) -> dict[str, list[dict[str, Any]]]
         for prompt, family in _unique_prompts(getattr(sizes, split), rng, seen):
             splits[split].append({"id": item_id(prompt), "prompt": prompt, "reference": gold(prompt, rng),
                                   "family": family})
+    # Drawn last, so a larger corpus leaves the pool and the evaluation prompts as they are.
+    for prompt, family in _unique_prompts(sizes.pretrain, rng, seen):
+        splits["pretrain"].append({"prompt": prompt, "response": world_response(prompt, rng), "family": family})
     return splits
 
 

@@ -1,9 +1,15 @@
-"""Responses of graded quality: the annotation pool, the SFT demonstrations and the gold references.
+"""Responses of graded quality: the text of the world (the pretraining corpus and the annotation pool, hence D_S)
+and the gold references.
 
-A response at level k is the ideal answer with k random edits of the kinds small models make (swap two words, drop
-one, insert or substitute a plausible word, or answer with the input unchanged). Levels drawn per response make the
-two responses to one instruction usually differ in quality, sometimes not at all (a tie, as with real annotators).
-Gold references are "good but not perfect", like human ones: most are ideal, some carry one slip.
+A response as found in the world's text is the ideal answer with k random edits of the kinds small models make
+(swap two words, drop one, insert or substitute a plausible word, or answer with the input unchanged), and, more
+often than not, a polite filler sentence after the answer. The edits are noise that sampling reproduces; the filler
+is a *systematic* habit, as verbosity is for real LLMs: a model that imitates this text (pretraining, then SFT on
+D_S) writes the filler even when decoding greedily, and only preferences say that it costs quality. So the SFT
+policy is clearly worse than the best responses the pool shows (ideal, no filler), at every temperature.
+Levels drawn per response make the two responses to one instruction usually differ in quality, sometimes not at all
+(a tie, as with real annotators). Gold references are "good but not perfect", like human ones: most are ideal, some
+carry one slip, none has the filler.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from __future__ import annotations
 import random
 
 from jpo.tasks.families import Instance, parse
-from jpo.tasks.vocab import LIST_WORDS
+from jpo.tasks.vocab import FILLER, LIST_WORDS
 
-# Probability of each corruption level; index = number of edits. Fixed before any result was seen (see configs/demo.yaml).
-POOL_LEVELS: tuple[float, ...] = (0.2, 0.2, 0.2, 0.2, 0.2)
-SFT_LEVELS: tuple[float, ...] = (0.35, 0.3, 0.2, 0.15)
+# Probability of each corruption level (index = number of edits) and of the filler, for every response of the
+# world's text. Fixed before any test result was seen (see configs/demo.yaml).
+WORLD_LEVELS: tuple[float, ...] = (0.35, 0.3, 0.2, 0.15)
+FILLER_RATE = 0.6
 GOLD_LEVELS: tuple[float, ...] = (0.6, 0.4)
 
 
@@ -37,31 +44,32 @@ def _edit(words: list[str], instance: Instance, rng: random.Random, allow_copy: 
     return words
 
 
-def graded_response(prompt: str, level: int, rng: random.Random, allow_copy: bool = True) -> str:
+def graded_response(prompt: str, level: int, rng: random.Random, allow_copy: bool = True,
+                    filler: bool = False) -> str:
     """The ideal answer to `prompt` after `level` random edits (level 0 is the ideal answer itself); `allow_copy`
-    permits the gross failure of answering with the input unchanged. Starts with a space (see ANSWER_CUE)."""
+    permits the gross failure of answering with the input unchanged; `filler` appends the filler sentence.
+    Starts with a space (see ANSWER_CUE)."""
     instance = parse(prompt)
     words = instance.target.split()
     for _ in range(level):
         words = _edit(words, instance, rng, allow_copy)
-    return " " + " ".join(words)
+    return " " + " ".join(words + (list(FILLER) if filler else []))
 
 
 def draw_level(levels: tuple[float, ...], rng: random.Random) -> int:
     return rng.choices(range(len(levels)), weights=levels)[0]
 
 
+def world_response(prompt: str, rng: random.Random) -> str:
+    """A response as the world's text holds it: a pretraining document's answer, or one side of a pool pair."""
+    return graded_response(prompt, draw_level(WORLD_LEVELS, rng), rng, filler=rng.random() < FILLER_RATE)
+
+
 def annotation_pair(prompt: str, rng: random.Random) -> tuple[str, str]:
-    """Two independently graded responses to one training instruction."""
-    return (graded_response(prompt, draw_level(POOL_LEVELS, rng), rng),
-            graded_response(prompt, draw_level(POOL_LEVELS, rng), rng))
-
-
-def demonstration(prompt: str, rng: random.Random) -> str:
-    """An SFT response: mostly decent, often flawed, so preference training has something left to teach."""
-    return graded_response(prompt, draw_level(SFT_LEVELS, rng), rng)
+    """Two independently drawn responses to one training instruction."""
+    return world_response(prompt, rng), world_response(prompt, rng)
 
 
 def gold(prompt: str, rng: random.Random) -> str:
-    """A test reference: ideal 60% of the time, otherwise one small slip (never a copy of the input)."""
+    """A test reference: ideal 60% of the time, otherwise one small slip (never a copy of the input, no filler)."""
     return graded_response(prompt, draw_level(GOLD_LEVELS, rng), rng, allow_copy=False)
