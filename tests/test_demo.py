@@ -158,6 +158,9 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     markdown = (demo / "results.md").read_text()
     assert "| JPO |" in markdown and "Interplay" in markdown and "Data scaling" in markdown
     assert "Ranking by joint comparisons" in markdown and "Kendall tau" in markdown
+    assert len(details["findings"]) == 6 and details["findings"][0].startswith("- DPO - SFT: paper +23.9 points, here")
+    assert "- JPO (D_H only) - jpo-dh-100: paper +29.3 points; not run here." in markdown  # this test's scaling size is 4
+    assert "## Where the margin comes from" in markdown and "| DPO | " in markdown.split("margin comes from")[1]
     assert "jpo demo: done in" in out
 
     assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
@@ -188,3 +191,13 @@ def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_p
         trained = [yaml.safe_load((tmp_path / "sweep" / "train" / f"{name}-lr{v:g}" / "seed0" / "config.yaml")
                                   .read_text())["learning_rate"] for v in (1e-4, 3e-4)]
         assert trained == [1e-4, 3e-4]
+
+
+def test_each_paper_finding_is_reproduced_reversed_or_not_by_its_paired_interval():
+    from jpo.runner.report import finding
+
+    assert finding("JPO - DPO", 5.2, {"difference": 1.0, "ci95": [0.2, 1.8]}).endswith(": reproduced.")
+    assert finding("JPO - KTO", 1.5, {"difference": -1.6, "ci95": [-2.6, -0.6]}).endswith(": reversed.")
+    assert finding("JPO - DPO", 5.2, {"difference": 0.2, "ci95": [-0.5, 0.9]}).endswith("includes 0).")
+    assert finding("X - Y", -2.0, {"difference": -1.0, "ci95": [-1.5, -0.5]}).endswith(": reproduced.")
+    assert finding("JPO - DPO", 5.2, None) == "- JPO - DPO: paper +5.2 points; not run here."

@@ -203,6 +203,9 @@ class PaperSection:
     win_rate: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {temperature | average: %}
     data: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    # "a - b" (run names) -> the paper's difference in win-rate points; the report says, for each, whether this run
+    # reproduced it, reversed it or could not tell (by the paired interval of the same difference here).
+    findings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # YAML reads `0.001:` as a number and `average:` as text: keys become text
         self.win_rate = {model: {str(k): float(v) for k, v in values.items()} if isinstance(values, dict)

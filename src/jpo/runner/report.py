@@ -76,6 +76,37 @@ def verdict(first: dict[str, Any], second: dict[str, Any], paired: dict[str, Any
             f"gold ({difference:+.1f} points; {evidence}).")
 
 
+def finding(name: str, paper: float, ours: dict[str, Any] | None) -> str:
+    """One sentence on one of the paper's findings: reproduced (same sign, the paired interval excludes 0), reversed
+    (opposite sign, excludes 0) or not reproduced (the interval includes 0)."""
+    if ours is None:
+        return f"- {name}: paper {paper:+.1f} points; not run here."
+    low, high = ours["ci95"]
+    if (low > 0 and paper > 0) or (high < 0 and paper < 0):
+        word = "reproduced"
+    elif low > 0 or high < 0:
+        word = "reversed"
+    else:
+        word = "not reproduced (the interval includes 0)"
+    return f"- {name}: paper {paper:+.1f} points, here {ours['difference']:+.1f} [{low:+.1f}, {high:+.1f}]: {word}."
+
+
+def margin_lines(curves: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
+    """How much of each run's final implicit-reward margin comes from the instructions (JPO's prompt term; zero
+    for response-scope objectives), averaged over seeds."""
+    lines = ["| Method | final reward margin | from the instructions | share |", "|---|---|---|---|"]
+    for label, histories in curves.items():
+        finals = [next((h for h in reversed(history) if "rewards/margins" in h), None) for history in histories]
+        finals = [f for f in finals if f is not None]
+        if not finals:
+            continue
+        total = sum(f["rewards/margins"] for f in finals) / len(finals)
+        prompt = sum(f.get("rewards/margins_prompt", 0.0) for f in finals) / len(finals)
+        share = f"{100 * prompt / total:.0f}%" if total else "n/a"
+        lines.append(f"| {label} | {total:.3f} | {prompt:.3f} | {share} |")
+    return lines if len(lines) > 2 else []
+
+
 def feedback_lines(feedback: dict[str, Any]) -> list[str]:
     lines = ["## Data", ""]
     for name in ("conditional", "joint"):
@@ -152,6 +183,11 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
     for pair in recipe.evaluate.paired:
         first, _, second = (p.strip() for p in pair.partition(" - "))
         paired[f"{shown[first]} - {shown[second]}"] = paired_difference(scored[first], scored[second])
+    findings = []
+    for pair, paper in recipe.paper.findings.items():
+        first, _, second = (p.strip() for p in pair.partition(" - "))
+        ours = paired_difference(scored[first], scored[second]) if first in scored and second in scored else None
+        findings.append(finding(f"{shown.get(first, first)} - {shown.get(second, second)}", paper, ours))
     curves = {}
     for (name, _), unit in trained.items():
         state = unit.folder / "model" / "trainer_state.json"
@@ -165,8 +201,8 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
                 timings[dep.stage] = timings.get(dep.stage, 0.0) + dep.manifest()["seconds"]
             except (OSError, ValueError, KeyError):
                 pass
-    result = {"rows": rows, "paired": paired, "scaling": scaling, "feedback": feedback_stats, "curves": curves,
-              "seeds": seeds, "recipe": dataclasses.asdict(recipe),
+    result = {"rows": rows, "paired": paired, "findings": findings, "scaling": scaling, "feedback": feedback_stats,
+              "curves": curves, "seeds": seeds, "recipe": dataclasses.asdict(recipe),
               "joint": joint_ranking(recipe, out, evaluations, {**shown, "sft": "SFT"}, data_dir)}
     write_outputs(recipe, result, out)
     return {"models": [r["name"] for r in rows], "line": f"wrote {out / 'results.md'}"}
@@ -198,6 +234,13 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
                   "Paired differences on the same prompts (win-rate points, 95% paired bootstrap interval): "
                   + "; ".join(f"{k}: {d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
                               for k, d in result["paired"].items()) + ".", ""]
+    if result.get("findings"):
+        lines += ["## Beside the paper", "", "Each of the paper's differences (win-rate points) against the same "
+                  "difference here, paired on the same prompts:", "", *result["findings"], ""]
+    margins = margin_lines(result["curves"])
+    if margins:
+        lines += ["## Where the margin comes from", "", "Final `rewards/margins` and its instruction part "
+                  "`rewards/margins_prompt` (last logged step, mean over seeds):", "", *margins, ""]
     if result.get("joint"):
         lines += ["## Ranking by joint comparisons", "", result["joint"]["markdown"], ""]
     lines += feedback_lines(result["feedback"])
@@ -282,7 +325,7 @@ def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Pat
     (out / "results.json").write_text(json.dumps(public, indent=1), encoding="utf-8")
     if "interplay" in result["feedback"]:
         (out / "interplay.json").write_text(json.dumps(result["feedback"]["interplay"], indent=1), encoding="utf-8")
-    extra = {k: result[k] for k in ("paired", "scaling", "feedback", "seeds", "recipe", "joint")}
+    extra = {k: result[k] for k in ("paired", "findings", "scaling", "feedback", "seeds", "recipe", "joint")}
     (out / "details.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
     print(text)
     return [out / "results.md", out / "results.json", *plots(result, out)]
