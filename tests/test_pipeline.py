@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,9 @@ def test_rerun_skips_resume_and_invalidation(run_tiny, tmp_path):
     assert data["from"] == "conditional" and data["from_pool_instructions"] == data["rows"] > 0
 
     assert set(run_tiny().values()) == {"skipped"}  # nothing changed: nothing runs
+    shutil.copytree(run, tmp_path / "copied")  # manifests name models by their units' keys, not by folders
+    moved = run_tiny(RECIPE, "--output-dir", str(tmp_path / "copied"))
+    assert set(moved.values()) == {"skipped"}, moved
 
     # a crash inside training: no manifest for it; the rerun resumes there and redoes what reads its model
     (run / "train" / "jpo" / "seed0" / "manifest.json").unlink()

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jpo.cli import main
 from jpo.data import read_jsonl
@@ -163,7 +164,7 @@ def test_recipe_dry_run(recipe_path, stand_ins, tiny_model_path, tmp_path, capsy
     if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:  # the demo's model is pretrained first
         state = json.loads((out / "pretrain" / "model" / "trainer_state.json").read_text())
         assert state["global_step"] == 1
-        sft_base = json.loads((out / "sft" / "manifest.json").read_text())["config"]["base"]
+        sft_base = yaml.safe_load((out / "sft" / "config.yaml").read_text())["model_name_or_path"]
         assert sft_base == str(out / "pretrain" / "model")
     data = json.loads((out / "data" / "manifest.json").read_text())["result"]
     if recipe.sft.from_ == "conditional":  # D_S drawn from the conditional pool's instructions

@@ -54,10 +54,13 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     judge = {k: v for k, v in _plain(recipe.judge).items() if k not in transport}
     feedback = add("feedback", "feedback", {"judge": judge}, [data], ["D_C.jsonl", "D_H.jsonl"],
                    lambda u: stages.collect_feedback(recipe, data.folder, u.folder))
+    # A model a unit made is named by that unit's key (a dependency), never by its folder, so a run folder can be
+    # moved or copied without invalidating its manifests; only a model from outside the run is named here.
+    external = None if isinstance(recipe.model, BuildModel) else _within(recipe.model, run_dir)
     models: dict[str, tuple[Unit | None, str]] = {}
     policy, policy_deps, sft = base, base_deps, None
     if recipe.sft.from_ != "none":
-        sft = add("sft", "sft", {"sft": _plain(recipe.sft), "base": str(base), "template": recipe.prompt_template,
+        sft = add("sft", "sft", {"sft": _plain(recipe.sft), "base": external, "template": recipe.prompt_template,
                                  "seed": recipe.seed}, [data, *base_deps], ["model/config.json"],
                   lambda u: stages.train_sft_model(u, recipe, str(base), data.folder, run_dir))
         policy, policy_deps = str(sft.folder / "model"), [sft]
@@ -67,7 +70,7 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
         for seed in recipe.train.seeds:
             trained[run.name, seed] = add(
                 "train", f"{run.name}/seed{seed}",
-                {"common": recipe.train.common, "run": _plain(run), "seed": seed, "base": str(policy),
+                {"common": recipe.train.common, "run": _plain(run), "seed": seed, "base": external,
                  "template": recipe.prompt_template, "accelerate": _plain(recipe.train.accelerate)},
                 [data, feedback, *policy_deps], ["model/trainer_state.json"],
                 lambda u, run=run, seed=seed: stages.train_run(u, recipe, run, seed, str(policy), data.folder,
@@ -96,3 +99,11 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
         [feedback, *trained.values(), *evaluations.values()], ["results.md", "results.json"],
         lambda u: write_report(recipe, u.folder, feedback, sft, trained, evaluations, data.folder))
     return units
+
+
+def _within(model: str, run_dir: Path) -> str:
+    """A model path inside the run folder (the dry run's stand-in) relative to it; any other name as given."""
+    try:
+        return str(Path(model).resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return model
