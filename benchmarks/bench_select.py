@@ -7,13 +7,10 @@ given. Margin selectors use cached per-instance rewards (a joint pair's margin i
 the n instances once); the model-scoring rate is measured separately on stories260K, and so is the disagreement
 selector, whose two judges answer per candidate (it does not decompose).
 
-`--label-quality` adds what each selector buys on the demo's annotation pool (1000 instructions, one response each,
-10 random partners each: 10,000 candidates): the share of decisive labels from the demo's annotator (oracle, temperature 0.2), how many of those agree
-with the exact oracle, the true quality gap |q_a - q_b| of the chosen comparisons and the instructions they cover,
-over 3 seeds. The margin selectors use the SFT model's per-instance reward (the demo's SFT, `--sft-epochs` epochs);
-`disagreement` asks two cheaper, noisier oracles (temperature 0.4, seeds 3 and 4), not the annotator itself.
+What each selector buys (decisive labels, their agreement with the exact oracle, instructions covered, and the
+win-rate a model trained on them reaches) is measured by the demo's `train.selection` grid, not here.
 
-Run: .venv/bin/python benchmarks/bench_select.py [--quick] [--label-quality]   (stories260K from ../shared)
+Run: .venv/bin/python benchmarks/bench_select.py [--quick]   (stories260K from ../shared)
 """
 
 from __future__ import annotations
@@ -84,57 +81,6 @@ print(report.candidates, f"{time.perf_counter() - start:.3f}")
 """
 
 
-LABEL_QUALITY = """
-import random, sys, tempfile
-from pathlib import Path
-import numpy as np
-import torch
-from scipy.stats import spearmanr
-from jpo.data import read_jsonl
-from jpo.demo.config import load_config
-from jpo.demo.pipeline import Demo
-from jpo.feedback.registry import make_judge
-from jpo.feedback.runner import judge_items
-from jpo.selection import select
-from jpo.selection.scores import instance_rewards
-from jpo.tasks import quality
-torch.set_num_threads(1)
-config = load_config(None)
-config.sft["num_train_epochs"] = int(sys.argv[1])
-with tempfile.TemporaryDirectory() as tmp:
-    demo = Demo(config, Path(tmp), progress=False, echo=lambda line: None)
-    data = demo.data()
-    sft, _ = demo.sft(demo.base_model(data), data, 0)
-    pool = read_jsonl(data / "pool.jsonl")
-    rng = random.Random(config.pairing_seed)
-    rows = [{"prompt": r["prompt"], "response": rng.choice([r["response_a"], r["response_b"]]), "family": r["family"]}
-            for r in pool]
-    rewards = instance_rewards(rows, str(sft), max_length=config.max_length)
-q = np.array([quality(r["prompt"], r["response"]) for r in rows])
-print(f"Spearman(SFT per-instance reward, true quality) = {spearmanr(rewards, q).statistic:.3f} over {len(rows)} instances")
-annotator, exact = make_judge("oracle:temperature=0.2,seed=1"), make_judge("oracle")
-committee = [make_judge("oracle:temperature=0.4,seed=3"), make_judge("oracle:temperature=0.4,seed=4")]
-where = {r["prompt"]: k for k, r in enumerate(rows)}
-print(f"{'budget':>6} {'selector':>12} {'decisive %':>11} {'correct % of decisive':>22} {'true |dq|':>10} {'instructions':>12}")
-for budget in (250, 1000):
-    for name in ("random", "coverage", "uncertainty", "certainty", "disagreement"):
-        runs = []
-        for seed in (0, 1, 2):
-            items, _ = select(rows, name, budget, pool=10, seed=seed, rewards=rewards,
-                              judges=committee if name == "disagreement" else ())
-            said = [r.label for r in judge_items(items, annotator, progress=False).results]
-            truth = [r.label for r in judge_items(items, exact, progress=False).results]
-            decisive = [k for k, label in enumerate(said) if label in ("a", "b")]
-            gap = np.mean([abs(q[where[i["prompt_a"]]] - q[where[i["prompt_b"]]]) for i in items])
-            covered = len({i["prompt_a"] for i in items} | {i["prompt_b"] for i in items})
-            runs.append((len(decisive) / budget, sum(said[k] == truth[k] for k in decisive) / max(1, len(decisive)),
-                         gap, covered))
-        m, sd = np.mean(runs, axis=0), np.std(runs, axis=0)
-        print(f"{budget:>6} {name:>12} {100 * m[0]:>6.1f} +-{100 * sd[0]:.1f} {100 * m[1]:>15.1f} +-{100 * sd[1]:.1f} "
-              f"{m[2]:>10.3f} {m[3]:>12.0f}")
-"""
-
-
 def child(code: str, *args: object) -> list[str]:
     env_path = str(ROOT / "src")
     result = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {env_path!r})\n" + code,
@@ -151,9 +97,6 @@ def instances_for(candidates: int, pool: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="250k only, fewer selectors (a smoke run)")
-    parser.add_argument("--label-quality", action="store_true", help="also measure what each selector buys on the "
-                        "demo's pool (trains the demo's SFT model first)")
-    parser.add_argument("--sft-epochs", type=int, default=1, help="--label-quality: SFT epochs (the demo uses 8)")
     args = parser.parse_args()
     sizes = [250_000] if args.quick else [250_000, 1_000_000]
     selectors = ["random", "uncertainty"] if args.quick else ["random", "coverage", "uncertainty", "certainty"]
@@ -194,11 +137,6 @@ def main() -> None:
     candidates, seconds = child(DISAGREEMENT, n, k, 1_000)
     print(f"disagreement (two oracle judges, both orders, per candidate): {candidates} candidates in "
           f"{float(seconds):.1f} s = {int(candidates) / float(seconds):.0f} candidates/s")
-    if args.label_quality:
-        print(f"\nwhat each selector buys on the demo's pool (SFT {args.sft_epochs} epoch(s); mean +- sd over 3 seeds)")
-        print(subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n"
-                              + LABEL_QUALITY, str(args.sft_epochs)], capture_output=True, text=True,
-                             check=True).stdout, end="")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ def tiny_demo(tmp_path: Path, **changes) -> Path:
     recipe["sft"]["config"].update(num_train_epochs=1, per_device_train_batch_size=16)
     recipe["train"]["common"].update(num_train_epochs=1, per_device_train_batch_size=8)
     recipe["train"]["scaling"]["sizes"] = [4]
+    recipe["train"]["selection"].update(selectors=["random", "uncertainty", "disagreement"], budgets=[4, 8],
+                                        max_steps=2)
+    recipe["pairs"]["pool"] = 3
     recipe["generate"].update(max_new_tokens=6, temperatures=[0.001, 1.0])
     recipe["evaluate"]["n_resamples"] = 500
     recipe.update(changes)
@@ -161,6 +164,18 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     assert len(details["findings"]) == 6 and details["findings"][0].startswith("- DPO - SFT: paper +23.9 points, here")
     assert "- JPO (D_H only) - jpo-dh-100: paper +29.3 points; not run here." in markdown  # this test's scaling size is 4
     assert "## Where the margin comes from" in markdown and "| DPO | " in markdown.split("margin comes from")[1]
+    selection = details["selection"]  # every selector at every budget, the same training steps at each point
+    assert [(p["selector"], p["budget"]) for p in selection["points"]] == [
+        (s, b) for s in ("random", "uncertainty", "disagreement") for b in (4, 8)]
+    for point in selection["points"]:
+        assert sum(point["outcomes"].values()) == 12 * 2 and 0 <= point["decisive"] <= point["budget"]
+        assert set(point["agreement"]) == {"second annotator", "exact oracle"}
+        train = tmp_path / "demo" / "train" / f"jpo-dh-{point['selector']}-{point['budget']}" / "seed0"
+        assert json.loads((train / "model" / "trainer_state.json").read_text())["global_step"] == 2
+    assert set(selection["goals"]) == {"random", "uncertainty", "disagreement"}
+    assert selection["goals"]["random"]["half_budget"] == 4
+    assert "## Which joint comparisons to label" in markdown and "selection.png" in {p.name for p in demo.iterdir()}
+    assert not any("-random-" in row["name"] for row in rows)  # the grid is its own table, not Table 5's rows
     assert "jpo demo: done in" in out
 
     assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
@@ -174,11 +189,39 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
 
 
 @pytest.mark.slow
+def test_a_selector_can_choose_d_h_after_sft(tmp_path, capsys):
+    recipe = tiny_demo(tmp_path)
+    values = yaml.safe_load(recipe.read_text())
+    values["pairs"].update(strategy="certainty", budget=10)
+    values["train"]["runs"] = [r for r in values["train"]["runs"] if r["name"] in ("dpo", "jpo-dh")]
+    for key in ("scaling", "selection"):
+        values["train"].pop(key)
+    values["evaluate"].update(paired=[], joint=[])
+    values["paper"]["findings"] = {}
+    recipe.write_text(yaml.safe_dump(values))
+    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
+    run = tmp_path / "run"
+    assert not (run / "data" / "items.jsonl").exists() and not (run / "feedback" / "joint_labeled.jsonl").exists()
+    labelled = [json.loads(line) for line in (run / "select" / "pairs" / "certainty-10" / "items_labeled.jsonl")
+                .read_text().splitlines()]
+    chosen = (run / "select" / "pairs" / "certainty-10" / "D_H.jsonl").read_text().splitlines()
+    assert len(labelled) == 10 and len(chosen) == sum(r["label"] in ("a", "b") for r in labelled)
+    rows = {r["name"]: r for r in json.loads((run / "report" / "results.json").read_text())}
+    assert rows["jpo-dh"]["rows"] == len(chosen)
+    details = json.loads((run / "report" / "details.json").read_text())
+    assert details["feedback"]["D_H"] == len(chosen)
+    assert details["feedback"]["selected"]["selection"].startswith("certainty: 10 of 72 candidates")  # 24 x 3
+    assert "joint comparisons chosen by a selector after SFT: certainty" in (run / "report" / "results.md").read_text()
+    capsys.readouterr()
+
+
+@pytest.mark.slow
 def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_path, capsys):
     recipe = tiny_demo(tmp_path)
     values = yaml.safe_load(recipe.read_text())
     values["train"]["runs"] = values["train"]["runs"][:2]  # DPO and KTO: enough to see the grid applied to each
-    values["train"].pop("scaling")
+    for key in ("scaling", "selection"):
+        values["train"].pop(key)
     values["evaluate"]["paired"] = values["evaluate"]["joint"] = []
     values["sweep"] = {"learning_rate": [1e-4, 3e-4]}
     recipe.write_text(yaml.safe_dump(values))

@@ -233,3 +233,58 @@ def test_only_a_built_model_with_pretrain_settings_gets_a_pretrain_unit(tmp_path
         parse_recipe({**RECIPE, "data": built["data"]})
     with pytest.raises(JpoError, match="threads: at least 1"):
         parse_recipe({**built, "threads": 0})
+
+
+SELECTING = {**RECIPE, "paper": {},
+             "pairs": {"from": "sft", "pool": 4, "judges": ["oracle:seed=3", "oracle:seed=4"]},
+             "train": {"seeds": [0, 1], "runs": [{"name": "jpo", "objective": "jpo", "data": ["conditional", "joint"]},
+                                                 {"name": "jpo-dh", "objective": "jpo", "data": ["joint"]}],
+                       "selection": {"run": "jpo-dh", "budgets": [10, 20], "max_steps": 30,
+                                     "selectors": ["random", "certainty"]}}}
+
+
+def test_selection_is_a_select_unit_per_seed_and_a_run_per_selector_and_budget(tmp_path):
+    recipe = parse_recipe(SELECTING)
+    selected = [r for r in recipe.runs() if r.selected]
+    assert [r.name for r in selected] == ["jpo-dh-random-10", "jpo-dh-random-20", "jpo-dh-certainty-10",
+                                          "jpo-dh-certainty-20"]
+    assert all(r.config["max_steps"] == 30 and r.data == ["joint"] for r in selected)  # one training budget
+    units = {u.label: u for u in plan(recipe, tmp_path / "run")}
+    labels = list(units)
+    assert labels.index("sft") < labels.index("select/seed0") < labels.index("select/seed1") < labels.index(
+        "train/jpo/seed0")
+    assert [d.label for d in units["select/seed1"].deps] == ["data", "sft"]  # the margin selectors score with SFT
+    assert units["select/seed1"].config["points"] == [("random", 10), ("random", 20), ("certainty", 10),
+                                                      ("certainty", 20)]
+    assert "select/seed1" in [d.label for d in units["train/jpo-dh-certainty-20/seed1"].deps]
+    assert not {"select/seed0", "select/seed1"} & {d.label for d in units["train/jpo-dh/seed0"].deps}
+    assert "evaluate/jpo-dh-random-10/seed1" in units and "select/pairs" not in units
+    # pairs.budget: D_H itself is chosen by a selector after SFT, and every joint run trains on it
+    chosen = parse_recipe({**SELECTING, "pairs": {**SELECTING["pairs"], "strategy": "certainty", "budget": 50},
+                           "train": {k: v for k, v in SELECTING["train"].items() if k != "selection"}})
+    units = {u.label: u for u in plan(chosen, tmp_path / "chosen")}
+    assert [u for u in units if u.startswith("select")] == ["select/pairs"]
+    assert units["select/pairs"].config["points"] == [("certainty", 50)]
+    assert "select/pairs" in [d.label for d in units["train/jpo/seed1"].deps]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"train": {**SELECTING["train"], "selection": {**SELECTING["train"]["selection"], "run": "jpo"}}},
+     "train.selection.run must train on D_H alone"),
+    ({"train": {**SELECTING["train"], "selection": {**SELECTING["train"]["selection"], "selectors": ["certainity"]}}},
+     "train.selection: selector: 'certainity' is not one of random, coverage, uncertainty, certainty, disagreement"),
+    ({"train": {**SELECTING["train"], "selection": {**SELECTING["train"]["selection"], "budgets": [0]}}},
+     r"train.selection: budgets are numbers of comparisons, at least 1: \[0\]"),
+    ({"train": {**SELECTING["train"], "selection": {**SELECTING["train"]["selection"], "max_step": 3}}},
+     r"train.selection: unknown key 'max_step' \(did you mean 'max_steps'\?\)"),
+    ({"pairs": {"from": "sft", "pool": "some"}}, "pairs.pool: --pool must be 'all' or a number"),
+    ({"pairs": {"from": "sft", "pool": 4}, "train": {**SELECTING["train"], "selection": {
+        **SELECTING["train"]["selection"], "selectors": ["disagreement"]}}},
+     "the disagreement selector needs two cheap judges in pairs.judges, got 0"),
+    ({"pairs": {"from": "sft", "strategy": "uncertainty"}}, "pairs.strategy 'uncertainty' is a selector: set pairs.budget"),
+    ({"pairs": {"from": "sft", "strategy": "similar", "budget": 5}}, "pairs: selector: 'similar' is not one of"),
+])
+def test_selection_errors_name_the_file_and_the_key(change, message):
+    with pytest.raises(JpoError, match=message) as error:
+        parse_recipe({**SELECTING, **change}, "configs/x.yaml")
+    assert str(error.value).startswith("configs/x.yaml: ") and "\n" not in str(error.value)

@@ -149,8 +149,10 @@ def test_recipe_dry_run(recipe_path, stand_ins, tiny_model_path, tmp_path, capsy
     assert main(argv) == 0, capsys.readouterr().err
     recipe = load_recipe(recipe_path)
     model = recipe.model if isinstance(recipe.model, BuildModel) else "tiny"
-    dry = for_dry_run(recipe, model, None)  # what the dry run ran: the first seed, one small scaling run
-    assert len(dry.runs()) == len(recipe.runs()) - (len(recipe.train.scaling.sizes) - 1 if recipe.train.scaling else 0)
+    dry = for_dry_run(recipe, model, None)  # the first seed, one small scaling run, one budget per selector
+    scaling, selection = recipe.train.scaling, recipe.train.selection
+    assert len(dry.runs()) == len(recipe.runs()) - (len(scaling.sizes) - 1 if scaling else 0) - (
+        len(selection.selectors) * (len(selection.budgets) - 1) if selection else 0)
     for run in dry.runs():
         folder = out / "train" / run.name / f"seed{dry.train.seeds[0]}"
         state = json.loads((folder / "model" / "trainer_state.json").read_text())

@@ -143,7 +143,7 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
         reports["D_S"] = {"from": origin, "rows": len(d_s), "pool_instructions": len(pool_prompts),
                           "from_pool_instructions": sum(text_of(r["prompt"]) in pool_prompts for r in d_s)}
     pairs = recipe.pairs
-    if pairs is not None:
+    if pairs is not None and not recipe.selecting():  # a selector chooses D_H after SFT (the select stage)
         report = PairReport()
         if pairs.from_ == "sft":
             rows, kind = d_s, "sft"

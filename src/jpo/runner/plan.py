@@ -1,6 +1,7 @@
 """A recipe as a list of units, in the order they run:
 
-    data -> model, pretrain (when built) -> feedback -> sft -> train (run x seed) -> generate / evaluate (model x seed) -> report
+    data -> model, pretrain (when built) -> feedback -> sft -> select (when a selector chooses D_H) -> train (run x seed)
+    -> generate / evaluate (model x seed) -> report
 
 A unit's key hashes the part of the recipe it reads and the keys of the units it reads, so a changed setting reruns
 exactly what depends on it (see units.py for the resume rule).
@@ -14,6 +15,7 @@ from typing import Any
 
 from jpo.runner import stages
 from jpo.runner.recipe import BuildModel, Recipe
+from jpo.runner.select import select_points
 from jpo.runner.units import Unit
 
 
@@ -65,16 +67,33 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                   lambda u: stages.train_sft_model(u, recipe, str(base), data.folder, run_dir))
         policy, policy_deps = str(sft.folder / "model"), [sft]
         models["sft"] = (sft, policy)
+    selects: dict[str, Unit] = {}
+    selection = recipe.train.selection
+    wanted = ([("pairs", recipe.seed, [(recipe.pairs.strategy, recipe.pairs.budget)])] if recipe.selecting() else [])
+    if selection:
+        points = [(selector, budget) for selector in selection.selectors for budget in selection.budgets]
+        wanted += [(f"seed{seed}", seed, points) for seed in recipe.train.seeds]
+    for name, seed, points in wanted:
+        pairs = {k: v for k, v in _plain(recipe.pairs).items() if k in ("pool", "judges")}
+        selects[name] = add("select", name, {"pairs": pairs, "points": points, "seed": seed, "judge": judge,
+                                             "template": recipe.prompt_template},
+                            [data, sft], [f"{s}-{b}/D_H.jsonl" for s, b in points],
+                            lambda u, p=points, s=seed: select_points(u, recipe, p, s, data.folder,
+                                                                      sft.folder / "model"),
+                            name)
     trained: dict[tuple[str, int], Unit] = {}
     for run in recipe.runs():
         for seed in recipe.train.seeds:
+            chosen = selects.get(f"seed{seed}" if run.selected else "pairs")
+            joint = (chosen.folder / (run.selected or f"{recipe.pairs.strategy}-{recipe.pairs.budget}")
+                     if chosen else feedback.folder) / "D_H.jsonl"
             trained[run.name, seed] = add(
                 "train", f"{run.name}/seed{seed}",
                 {"common": recipe.train.common, "run": _plain(run), "seed": seed, "base": external,
                  "template": recipe.prompt_template, "accelerate": _plain(recipe.train.accelerate)},
-                [data, feedback, *policy_deps], ["model/trainer_state.json"],
-                lambda u, run=run, seed=seed: stages.train_run(u, recipe, run, seed, str(policy), data.folder,
-                                                               feedback.folder, run_dir),
+                [data, feedback, *policy_deps, *([chosen] if chosen else [])], ["model/trainer_state.json"],
+                lambda u, run=run, seed=seed, joint=joint: stages.train_run(
+                    u, recipe, run, seed, str(policy), data.folder, feedback.folder / "D_C.jsonl", joint, run_dir),
                 run.name, f"seed{seed}")
     evaluations: dict[tuple[str, int], Unit] = {}
     for name in recipe.evaluated():
@@ -96,8 +115,8 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                 name, f"seed{seed}")
     add("report", "report", {"evaluate": _plain(recipe.evaluate), "paper": _plain(recipe.paper),
                              "name": recipe.name, "seeds": recipe.train.seeds},
-        [feedback, *trained.values(), *evaluations.values()], ["results.md", "results.json"],
-        lambda u: write_report(recipe, u.folder, feedback, sft, trained, evaluations, data.folder))
+        [feedback, *selects.values(), *trained.values(), *evaluations.values()], ["results.md", "results.json"],
+        lambda u: write_report(recipe, u.folder, feedback, sft, trained, evaluations, data.folder, selects))
     return units
 
 

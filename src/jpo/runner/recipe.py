@@ -88,12 +88,18 @@ class SFTSection:
 
 @dataclass
 class PairsSection:
-    """D_H's comparisons: from D_S instances (the paper) or from the conditional rows (`strategy: proxy`)."""
+    """D_H's comparisons: from D_S instances (the paper) or from the conditional rows (`strategy: proxy`). With a
+    `budget`, `strategy` is a selector (`jpo.selection`): that many comparisons chosen out of the `pool` (all pairs
+    of instructions, or K random partners per instance) after SFT, since the margin selectors score with the SFT
+    model; `judges` are the disagreement selector's two cheap judges. `pool` and `judges` serve train.selection too."""
 
     from_: str = field(default="sft", metadata={"key": "from"})
     strategy: str = "random"
     pairs_per_instance: int = 1
     group_field: str | None = None
+    budget: int | None = None
+    pool: str | int = "all"
+    judges: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -138,6 +144,7 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     joint_size: int | None = None  # a random subset of D_H of this size (the scaling runs)
+    selected: str | None = None  # D_H = the labels of one selection point, `<selector>-<budget>` (train.selection)
 
     @property
     def shown(self) -> str:
@@ -145,6 +152,8 @@ class Run:
 
     @property
     def data_label(self) -> str:
+        if self.selected:
+            return f"D_H ({self.selected})"
         return " ∪ ".join(RUN_DATA[d] for d in self.data) + (f" ({self.joint_size})" if self.joint_size else "")
 
 
@@ -157,12 +166,30 @@ class Scaling:
 
 
 @dataclass
+class Selection:
+    """Win-rate by number of labelled joint comparisons (`jpo.selection`): at each seed every selector picks each
+    budget out of `pairs.pool` over D_S, the annotator (judge.spec) labels the picks, and `run` (D_H alone) is
+    retrained on each point's decisive labels for exactly `max_steps` optimizer steps: the same training budget at
+    every point, so a point differs from another only in which comparisons were labelled."""
+
+    run: str
+    budgets: list[int]
+    max_steps: int
+    selectors: list[str] = field(default_factory=lambda: ["random", "coverage", "uncertainty", "certainty",
+                                                          "disagreement"])
+
+    def points(self) -> list[str]:
+        return [f"{selector}-{budget}" for selector in self.selectors for budget in self.budgets]
+
+
+@dataclass
 class TrainSection:
     seeds: list[int] = field(default_factory=lambda: [0])
     common: dict[str, Any] = field(default_factory=dict)
     accelerate: Accelerate | None = field(default=None, metadata={"nested": Accelerate})
     runs: list[Run] = field(default_factory=list, metadata={"each": Run})
     scaling: Scaling | None = field(default=None, metadata={"nested": Scaling})
+    selection: Selection | None = field(default=None, metadata={"nested": Selection})
 
 
 @dataclass
@@ -252,7 +279,17 @@ class Recipe:
             base = next(r for r in self.train.runs if r.name == self.train.scaling.run)
             runs += [dataclasses.replace(base, name=f"{base.name}-{size}", label=f"{base.shown}, {size} of D_H",
                                          joint_size=size) for size in self.train.scaling.sizes]
+        selection = self.train.selection
+        if selection:
+            base = next(r for r in self.train.runs if r.name == selection.run)
+            runs += [dataclasses.replace(base, name=f"{base.name}-{point}", label=f"{base.shown}, {point}",
+                                         selected=point, config={**base.config, "max_steps": selection.max_steps})
+                     for point in selection.points()]
         return runs
+
+    def selecting(self) -> bool:
+        """D_H is chosen by a selector after SFT (pairs.budget), not paired in the data stage."""
+        return self.pairs is not None and self.pairs.budget is not None
 
     def models(self) -> list[str]:
         """Every model that can be evaluated: sft (when the recipe fine-tunes) and the runs."""
@@ -322,7 +359,15 @@ def validate(recipe: Recipe) -> Recipe:
         raise JpoError(f"{at}: sft.from is {sft.from_}, but the recipe has no data.{sft.from_}")
     if pairs is not None:
         _choice(f"{at}: pairs.from", pairs.from_, PAIRS_FROM)
-        _choice(f"{at}: pairs.strategy", pairs.strategy, STRATEGIES)
+        if pairs.budget is None:
+            from jpo.selection import SELECTORS
+
+            if pairs.strategy in SELECTORS and pairs.strategy not in STRATEGIES:
+                raise JpoError(f"{at}: pairs.strategy '{pairs.strategy}' is a selector: set pairs.budget (how many "
+                               "joint comparisons it chooses)")
+            _choice(f"{at}: pairs.strategy", pairs.strategy, STRATEGIES)
+        else:
+            _check_selection(f"{at}: pairs", recipe, [pairs.strategy], [pairs.budget])
         if pairs.from_ == "sft" and sft.from_ == "none":
             raise JpoError(f"{at}: pairs.from is sft, but sft.from is none (there is no D_S to pair)")
         if pairs.from_ == "conditional" and data.conditional is None:
@@ -369,6 +414,14 @@ def validate(recipe: Recipe) -> Recipe:
         _choice(f"{at}: train.scaling.run", scaling.run, names)
         if next(r for r in recipe.train.runs if r.name == scaling.run).data != ["joint"]:
             raise JpoError(f"{at}: train.scaling.run must train on D_H alone (data: [joint])")
+    selection = recipe.train.selection
+    if selection is not None:
+        _choice(f"{at}: train.selection.run", selection.run, names)
+        if next(r for r in recipe.train.runs if r.name == selection.run).data != ["joint"]:
+            raise JpoError(f"{at}: train.selection.run must train on D_H alone (data: [joint])")
+        if selection.max_steps < 1:
+            raise JpoError(f"{at}: train.selection.max_steps: at least 1 (every point trains this many steps)")
+        _check_selection(f"{at}: train.selection", recipe, selection.selectors, selection.budgets)
     all_names = [r.name for r in recipe.runs()]
     if len(set(all_names)) != len(all_names) or "sft" in all_names:
         raise JpoError(f"{at}: train runs must have distinct names, none of them 'sft': {all_names}")
@@ -386,6 +439,31 @@ def validate(recipe: Recipe) -> Recipe:
         _choice(f"{at}: paper.win_rate", name, recipe.models())
     _choice(f"{at}: generate.backend", recipe.generate.backend, ("auto", "hf", "vllm"))
     return recipe
+
+
+def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: list[int]) -> None:
+    """What choosing joint comparisons needs: D_S to choose among, a judge to label them, valid selectors, budgets
+    and pool, and the disagreement selector's two judges."""
+    from jpo.selection import SELECTORS, parse_pool
+
+    pairs = recipe.pairs
+    if pairs is None or pairs.from_ != "sft":
+        raise JpoError(f"{where}: selection chooses among D_S instances: the recipe needs pairs: {{from: sft}}")
+    if not recipe.judge.spec:
+        raise JpoError(f"{where}: the selected comparisons need a judge to label them: set judge.spec")
+    if not selectors or not budgets:
+        raise JpoError(f"{where}: at least one selector and one budget")
+    for selector in selectors:
+        _choice(f"{where}: selector", selector, SELECTORS)
+    if any(not isinstance(b, int) or b < 1 for b in budgets):
+        raise JpoError(f"{where}: budgets are numbers of comparisons, at least 1: {budgets}")
+    try:
+        parse_pool(pairs.pool)
+    except JpoError as error:
+        raise JpoError(f"{recipe.path}: pairs.pool: {error}") from None
+    if "disagreement" in selectors and len(pairs.judges) != 2:
+        raise JpoError(f"{where}: the disagreement selector needs two cheap judges in pairs.judges, got "
+                       f"{len(pairs.judges)}")
 
 
 def parse_recipe(values: dict[str, Any], path: str = "recipe") -> Recipe:
@@ -424,21 +502,31 @@ def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) 
 
     d = recipe.data
     judge = recipe.judge
-    if any(mock(s) == "openai:mock" for s in [judge.spec, recipe.evaluate.judge, *judge.agreement.values()]):
+    specs = [judge.spec, recipe.evaluate.judge, *judge.agreement.values(), *(recipe.pairs.judges if recipe.pairs
+                                                                               else [])]
+    if any(mock(s) == "openai:mock" for s in specs):
         judge = dataclasses.replace(judge, base_url=judge_url, api_key_env="JPO_DRY_RUN_NO_KEY", concurrency=4)
     judge = dataclasses.replace(judge, spec=mock(judge.spec),
                                 agreement={k: mock(v) for k, v in judge.agreement.items()})
     train = recipe.train
     scaling = train.scaling and dataclasses.replace(train.scaling, sizes=[4])
+    selection = train.selection and dataclasses.replace(train.selection, budgets=[4], max_steps=1)
+    pairs = recipe.pairs
+    if pairs is not None and pairs.budget is not None:
+        pairs = dataclasses.replace(pairs, budget=min(pairs.budget, 4))
+    if pairs is not None and pairs.pool != "all":  # K partners need more than 2K instances
+        pairs = dataclasses.replace(pairs, pool=min(int(pairs.pool), (DRY_ROWS - 1) // 2))
+    if pairs is not None:
+        pairs = dataclasses.replace(pairs, judges=[mock(spec) for spec in pairs.judges])
     return validate(dataclasses.replace(
         recipe, model=model, output_dir=None, dry=True,
         data=Data(eval=small(d.eval, DRY_EVAL_ROWS), conditional=small(d.conditional, DRY_ROWS),
                   sft=small(d.sft, DRY_ROWS), joint=small(d.joint, DRY_ROWS),
                   validation=small(d.validation, DRY_EVAL_ROWS), pretrain=small(d.pretrain, DRY_ROWS)),
         sft=dataclasses.replace(recipe.sft, config={**recipe.sft.config, **DRY_TRAIN}, accelerate=None),
-        judge=judge,
+        judge=judge, pairs=pairs,
         train=dataclasses.replace(train, seeds=train.seeds[:1], common={**train.common, **DRY_TRAIN},
-                                  accelerate=None, scaling=scaling),
+                                  accelerate=None, scaling=scaling, selection=selection),
         generate=dataclasses.replace(recipe.generate, max_new_tokens=8, device="cpu", backend="hf"),
         evaluate=dataclasses.replace(recipe.evaluate, judge=mock(recipe.evaluate.judge), n_resamples=200)))
 
@@ -455,7 +543,8 @@ def for_sweep(recipe: Recipe) -> Recipe:
     swept = dataclasses.replace(
         recipe, name=f"{recipe.name}-sweep", output_dir=recipe.output_dir and f"{recipe.output_dir}-sweep",
         data=dataclasses.replace(recipe.data, eval=recipe.data.validation),
-        train=dataclasses.replace(recipe.train, seeds=recipe.train.seeds[:1], runs=runs, scaling=None),
+        train=dataclasses.replace(recipe.train, seeds=recipe.train.seeds[:1], runs=runs, scaling=None,
+                                  selection=None),
         evaluate=dataclasses.replace(recipe.evaluate, models=None, paired=[], joint=[]),
         paper=PaperSection())
     return validate(swept)

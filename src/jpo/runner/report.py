@@ -117,6 +117,10 @@ def feedback_lines(feedback: dict[str, Any]) -> list[str]:
                           for other, a in entry["agreement"].items() if a["percent"] is not None)
         lines.append(f"- {name} comparisons: {entry['items']} items judged by `{entry['judge']}` (labels "
                      f"{entry['labels']})" + (f"; {agree}" if agree else "") + ".")
+    selected = feedback.get("selected")
+    if selected:
+        lines.append(f"- joint comparisons chosen by a selector after SFT: {selected['selection']}; labels "
+                     f"{selected['labels']}, {selected['instructions']} instructions covered.")
     lines.append(f"- D_C: {feedback['D_C']} decisive conditional preferences; D_H: {feedback['D_H']} joint "
                  "preferences.")
     interplay = feedback.get("interplay")
@@ -153,8 +157,77 @@ def joint_ranking(recipe: Recipe, out: Path, evaluations: dict[tuple[str, int], 
     return {"markdown": result.markdown(), **result.as_dict()}
 
 
+def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], selects: dict[str, Unit],
+                     temperatures: list[float]) -> dict[str, Any] | None:
+    """train.selection's grid: each point's win-rate (seeds pooled) and its labels (mean over seeds), and for each
+    selector the fewest labels at which it reaches random's full-budget win-rate, with the paired difference at
+    half that budget."""
+    from jpo.evaluate import paired_difference
+
+    selection = recipe.train.selection
+    if selection is None:
+        return None
+    run = selection.run
+    accounts = [selects[f"seed{seed}"].result()["points"] for seed in recipe.train.seeds]
+    points = []
+    for point in selection.points():
+        mine = [a[point] for a in accounts]
+        row = summarise(point, "D_H", scored[f"{run}-{point}"], temperatures)
+        row.update(selector=mine[0]["selector"], budget=mine[0]["budget"],
+                   decisive=sum(a["D_H"] for a in mine) / len(mine),
+                   instructions=sum(a["instructions"] for a in mine) / len(mine),
+                   agreement={name: sum(a["agreement"][name]["percent"] or 0.0 for a in mine) / len(mine)
+                              for name in mine[0]["agreement"]})
+        points.append(row)
+    full = max(selection.budgets)
+    goals = {}
+    if "random" in selection.selectors:
+        target = next(p for p in points if p["selector"] == "random" and p["budget"] == full)
+        half = max((b for b in selection.budgets if b <= full / 2), default=None)
+        for selector in selection.selectors:
+            mine = sorted((p for p in points if p["selector"] == selector), key=lambda p: p["budget"])
+            reached = next((p["budget"] for p in mine if p["average"] >= target["average"]), None)
+            at_half = None if half is None else paired_difference(scored[f"{run}-{selector}-{half}"],
+                                                                  scored[f"{run}-random-{full}"])
+            goals[selector] = {"reaches_at": reached, "half_budget": half, "half_vs_random_full": at_half}
+    return {"run": run, "max_steps": selection.max_steps, "full": full, "points": points, "goals": goals}
+
+
+def selection_lines(result: dict[str, Any]) -> list[str]:
+    points, budgets = result["points"], sorted({p["budget"] for p in result["points"]})
+    selectors = list(dict.fromkeys(p["selector"] for p in points))
+    at = {(p["selector"], p["budget"]): p for p in points}
+    lines = ["## Which joint comparisons to label: win-rate by number of labels", "",
+             f"Each selector picks each budget of joint comparisons out of the candidate pool; the annotator labels "
+             f"them; {result['run']} is trained on the decisive labels for exactly {result['max_steps']} steps at "
+             "every point (the same training budget). Average win-rate (%) against gold [95% CI], seeds pooled:", "",
+             "| Selector | " + " | ".join(f"{b} labels" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    lines += [f"| {s} | " + " | ".join(_cell(at[s, b]["average"], at[s, b]["ci95"]) for b in budgets) + " |"
+              for s in selectors]
+    names = list(points[0]["agreement"])
+    lines += ["", "What the labels were (mean over seeds): decisive labels (the rows trained on), instructions "
+              "covered" + "".join(f", agreement with {n} (%)" for n in names) + ":", "",
+              "| Selector | Budget | Decisive | Instructions | " + " | ".join(names) + (" |" if names else "|"),
+              "|---|---|---|---|" + "---|" * len(names)]
+    lines += [f"| {p['selector']} | {p['budget']} | {p['decisive']:.0f} | {p['instructions']:.0f} | "
+              + " | ".join(f"{p['agreement'][n]:.1f}" for n in names) + (" |" if names else "|") for p in points]
+    if result["goals"]:
+        target = at["random", result["full"]]
+        lines += ["", f"Against random at the full budget ({result['full']} labels: {target['average']:.1f}%):", ""]
+        for selector, goal in result["goals"].items():
+            reach = (f"reaches it at {goal['reaches_at']} labels" if goal["reaches_at"] is not None
+                     else "does not reach it at any budget")
+            half = goal["half_vs_random_full"]
+            if half is not None:
+                reach += (f"; with {goal['half_budget']} labels {half['difference']:+.1f} points "
+                          f"[{half['ci95'][0]:+.1f}, {half['ci95'][1]:+.1f}] (paired)")
+            lines.append(f"- {selector}: {reach}.")
+    return lines
+
+
 def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, trained: dict[tuple[str, int], Unit],
-                 evaluations: dict[tuple[str, int], Unit], data_dir: Path) -> dict[str, Any]:
+                 evaluations: dict[tuple[str, int], Unit], data_dir: Path,
+                 selects: dict[str, Unit] | None = None) -> dict[str, Any]:
     from jpo.evaluate import paired_difference
 
     temperatures = list(recipe.generate.temperatures)
@@ -173,6 +246,8 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
                "seeds": len(seeds)}
         if name in recipe.paper.win_rate:
             row["paper"] = recipe.paper.win_rate[name]
+        if run and run.selected:
+            continue
         (scaling if run and run.joint_size is not None else rows).append(row)
     if scaling and recipe.train.scaling and recipe.train.scaling.run in scored:
         full = next(r for r in rows if r["name"] == recipe.train.scaling.run)
@@ -191,9 +266,12 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
     curves = {}
     for (name, _), unit in trained.items():
         state = unit.folder / "model" / "trainer_state.json"
-        if state.exists() and runs[name].joint_size is None:
+        if state.exists() and runs[name].joint_size is None and not runs[name].selected:
             curves.setdefault(runs[name].shown, []).append(json.loads(state.read_text())["log_history"])
     feedback_stats = {k: v for k, v in feedback.result().items() if k != "line"}
+    if "pairs" in (selects or {}):  # D_H chosen by a selector after SFT
+        (feedback_stats["selected"],) = selects["pairs"].result()["points"].values()
+        feedback_stats["D_H"] = feedback_stats["selected"]["D_H"]
     timings: dict[str, float] = {}
     for unit in [feedback, *trained.values(), *evaluations.values()]:
         for dep in [unit, *unit.deps]:
@@ -203,7 +281,8 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
                 pass
     result = {"rows": rows, "paired": paired, "findings": findings, "scaling": scaling, "feedback": feedback_stats,
               "curves": curves, "seeds": seeds, "recipe": dataclasses.asdict(recipe),
-              "joint": joint_ranking(recipe, out, evaluations, {**shown, "sft": "SFT"}, data_dir)}
+              "joint": joint_ranking(recipe, out, evaluations, {**shown, "sft": "SFT"}, data_dir),
+              "selection": selection_result(recipe, scored, selects or {}, temperatures)}
     write_outputs(recipe, result, out)
     return {"models": [r["name"] for r in rows], "line": f"wrote {out / 'results.md'}"}
 
@@ -247,6 +326,8 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
     if result["scaling"]:
         lines += ["", "## Data scaling: the same run on growing subsets of D_H (paper Figure 7)", "",
                   *table(result["scaling"], temperatures, False)]
+    if result.get("selection"):
+        lines += ["", *selection_lines(result["selection"])]
     if recipe.paper.data:
         lines += ["", f"Paper's data sizes: {recipe.paper.data}."]
     pretrain = {"model.build.pretrain": recipe.model.pretrain} if isinstance(recipe.model, BuildModel) else {}
@@ -312,6 +393,24 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
         written.append(out / "scaling.png")
         figure.savefig(written[-1], dpi=120)
         plt.close(figure)
+
+    if result.get("selection"):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        points = result["selection"]["points"]
+        for selector in dict.fromkeys(p["selector"] for p in points):
+            mine = sorted((p for p in points if p["selector"] == selector), key=lambda p: p["budget"])
+            axis.errorbar([p["budget"] for p in mine], [p["average"] for p in mine],
+                          yerr=[[p["average"] - p["ci95"][0] for p in mine], [p["ci95"][1] - p["average"] for p in mine]],
+                          marker="o", capsize=3, label=selector, alpha=0.85)
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("labelled joint comparisons")
+        axis.set_ylabel("average win-rate vs gold (%)")
+        axis.set_title(f"Selectors, {result['selection']['max_steps']} training steps per point")
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        written.append(out / "selection.png")
+        figure.savefig(written[-1], dpi=120)
+        plt.close(figure)
     return written
 
 
@@ -325,7 +424,8 @@ def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Pat
     (out / "results.json").write_text(json.dumps(public, indent=1), encoding="utf-8")
     if "interplay" in result["feedback"]:
         (out / "interplay.json").write_text(json.dumps(result["feedback"]["interplay"], indent=1), encoding="utf-8")
-    extra = {k: result[k] for k in ("paired", "findings", "scaling", "feedback", "seeds", "recipe", "joint")}
+    extra = {k: result[k] for k in ("paired", "findings", "scaling", "feedback", "seeds", "recipe", "joint",
+                                    "selection")}
     (out / "details.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
     print(text)
     return [out / "results.md", out / "results.json", *plots(result, out)]

@@ -111,12 +111,12 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
 # --- training ----------------------------------------------------------------------------------------------------
 
 
-def training_rows(run: Run, feedback_dir: Path, seed: int) -> list[dict[str, Any]]:
+def training_rows(run: Run, d_c_file: Path, d_h_file: Path, seed: int) -> list[dict[str, Any]]:
     """The rows a run trains on: D_C, D_H (or a seeded subset of it), their union, or the 50:50 mix of |D_C| rows,
-    each row tagged with its origin."""
+    each row tagged with its origin. D_H is the feedback stage's, or a selection's (the select stage)."""
     from jpo.data.pairs import mix
 
-    d_c, d_h = read_jsonl(feedback_dir / "D_C.jsonl"), read_jsonl(feedback_dir / "D_H.jsonl")
+    d_c, d_h = read_jsonl(d_c_file), read_jsonl(d_h_file)
     if run.joint_size is not None:
         d_h = random.Random(seed).sample(d_h, min(run.joint_size, len(d_h)))
     if run.data == ["mix"]:
@@ -202,16 +202,16 @@ def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pat
             "line": f"pretrained on {len(rows)} documents"}
 
 
-def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Path, feedback_dir: Path,
+def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Path, d_c_file: Path, d_h_file: Path,
               run_dir: Path) -> dict[str, Any]:
-    rows = training_rows(run, feedback_dir, seed)
+    rows = training_rows(run, d_c_file, d_h_file, seed)
     data_file = unit.folder / "data.jsonl"
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "preference"))
     model_dir = unit.folder / "model"
     common = {**recipe.train.common, **run.config, "objective": run.objective}
     config = train_config(recipe, common, base, data_file, model_dir, seed, run_dir)
     launch(unit, "train", config, recipe.train.accelerate)
-    return {**card(unit, recipe, model_dir, run.objective, config, data_dir, feedback_dir), "rows": len(rows),
+    return {**card(unit, recipe, model_dir, run.objective, config, data_dir, d_c_file.parent), "rows": len(rows),
             "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}"}
 
 

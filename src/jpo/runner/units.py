@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STAGES = ("data", "model", "pretrain", "feedback", "sft", "train", "generate", "evaluate", "report")
+STAGES = ("data", "model", "pretrain", "feedback", "sft", "select", "train", "generate", "evaluate", "report")
 
 
 def digest(value: Any) -> str:

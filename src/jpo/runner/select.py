@@ -1,0 +1,66 @@
+"""The select stage: joint comparisons chosen by a selector (`jpo.selection`) among the D_S instances, after SFT
+because the margin selectors score with the SFT model, then labelled by the recipe's annotator. One unit serves
+`pairs: {budget: N}` (the run's D_H) and one per seed serves `train.selection` (every selector at every budget).
+
+Each point is its own labelling campaign of `budget` labels; the points of a unit share one verdict store, so a
+comparison two points both chose is asked once. Besides the annotator, the `judge.agreement` judges label the same
+picks, which is how the report tells how good each selector's labels are, not only how many are decisive.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jpo.data import items_to_preferences, read_jsonl, write_jsonl
+from jpo.runner.recipe import Recipe
+
+
+def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int, data_dir: Path,
+                  sft_dir: Path) -> dict[str, Any]:
+    """`<selector>-<budget>/items_labeled.jsonl` and `D_H.jsonl` per point; the result holds each point's account:
+    candidates, labels, decisive rows, instructions covered and agreement with the agreement judges."""
+    from jpo.analysis.agreement import agreement
+    from jpo.feedback import make_judge
+    from jpo.feedback.runner import judge_items, labeled_rows
+    from jpo.feedback.store import VerdictStore
+    from jpo.runner.stages import templated
+    from jpo.selection import parse_pool, select
+    from jpo.selection.scores import instance_rewards
+    from jpo.selection.selectors import MARGIN_SELECTORS
+
+    pairs = recipe.pairs
+    instances = read_jsonl(data_dir / "sft.jsonl")
+    rewards = None
+    if any(selector in MARGIN_SELECTORS for selector, _ in points):  # the SFT model saw templated instructions
+        rewards = instance_rewards(templated(instances, recipe.prompt_template, "sft"), str(sft_dir),
+                                   max_length=recipe.train.common.get("max_length", 1024))
+    options = recipe.judge.options()
+    cheap = [make_judge(spec, options) for spec in pairs.judges]
+    annotator = make_judge(recipe.judge.spec, options)
+    others = {name: make_judge(spec, options) for name, spec in recipe.judge.agreement.items()}
+    accounts: dict[str, Any] = {}
+    with VerdictStore(unit.folder / "verdicts.sqlite") as store:
+        for selector, budget in points:
+            point = f"{selector}-{budget}"
+            items, report = select(instances, selector, budget, pool=parse_pool(pairs.pool), seed=seed,
+                                   rewards=rewards, judges=cheap if selector == "disagreement" else ())
+            rows = labeled_rows(items, judge_items(items, annotator, store=store, progress=False,
+                                                   description=f"judge {point}"))
+            d_h, counts = items_to_preferences(rows)
+            write_jsonl(unit.folder / point / "items_labeled.jsonl", rows)
+            write_jsonl(unit.folder / point / "D_H.jsonl", d_h)
+            agree = {}
+            for name, judge in others.items():
+                second = judge_items(items, judge, store=store, progress=False, description=f"{name} {point}")
+                result = agreement([r["label"] for r in rows], [r.label for r in second.results])
+                agree[name] = {"percent": result.percent, "kappa": result.kappa, "n": result.n}
+            accounts[point] = {"selector": selector, "budget": budget, "selection": report.summary(),
+                               "candidates": report.candidates, "labelled": len(rows), "labels": counts,
+                               "D_H": len(d_h), "instructions": len({i["prompt_a"] for i in items}
+                                                                    | {i["prompt_b"] for i in items}),
+                               "agreement": agree}
+    (unit.folder / "selection.json").write_text(json.dumps(accounts, indent=1) + "\n", encoding="utf-8")
+    shown = ", ".join(f"{p} {a['D_H']}/{a['labelled']}" for p, a in accounts.items())
+    return {"points": accounts, "seed": seed, "line": f"decisive of labelled: {shown}"}
