@@ -244,3 +244,19 @@ def test_each_paper_finding_is_reproduced_reversed_or_not_by_its_paired_interval
     assert finding("JPO - DPO", 5.2, {"difference": 0.2, "ci95": [-0.5, 0.9]}).endswith("includes 0).")
     assert finding("X - Y", -2.0, {"difference": -1.0, "ci95": [-1.5, -0.5]}).endswith(": reproduced.")
     assert finding("JPO - DPO", 5.2, None) == "- JPO - DPO: paper +5.2 points; not run here."
+
+
+def test_a_built_wheel_carries_the_demo_recipe(tmp_path):
+    """`jpo demo` reads the recipe beside its module, a link to configs/demo.yaml that a wheel stores as a file."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from jpo.runner.demo import DEMO_RECIPE
+
+    assert DEMO_RECIPE.resolve() == (ROOT / "configs" / "demo.yaml").resolve()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("jpo-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("jpo/runner/demo.yaml") == (ROOT / "configs" / "demo.yaml").read_bytes()

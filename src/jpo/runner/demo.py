@@ -10,7 +10,8 @@ from pathlib import Path
 
 from jpo.errors import JpoError
 
-DEMO_RECIPE = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
+# configs/demo.yaml, through a symbolic link beside this module so that a built wheel carries the recipe's contents.
+DEMO_RECIPE = Path(__file__).with_name("demo.yaml")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
