@@ -251,20 +251,27 @@ def test_selection_is_a_select_unit_per_seed_and_a_run_per_selector_and_budget(t
     assert all(r.config["max_steps"] == 30 and r.data == ["joint"] for r in selected)  # one training budget
     units = {u.label: u for u in plan(recipe, tmp_path / "run")}
     labels = list(units)
-    assert labels.index("sft") < labels.index("select/seed0") < labels.index("select/seed1") < labels.index(
-        "train/jpo/seed0")
-    assert [d.label for d in units["select/seed1"].deps] == ["data", "sft"]  # the margin selectors score with SFT
-    assert units["select/seed1"].config["points"] == [("random", 10), ("random", 20), ("certainty", 10),
-                                                      ("certainty", 20)]
-    assert "select/seed1" in [d.label for d in units["train/jpo-dh-certainty-20/seed1"].deps]
-    assert not {"select/seed0", "select/seed1"} & {d.label for d in units["train/jpo-dh/seed0"].deps}
+    assert [label for label in labels if label.startswith("select/")] == [
+        "select/seed0/random", "select/seed0/certainty", "select/seed1/random", "select/seed1/certainty"]
+    assert labels.index("sft") < labels.index("select/seed0/random") < labels.index("train/jpo/seed0")
+    # a unit reads (and its key holds) only what its selector uses: the margin selectors score with the SFT model
+    assert [d.label for d in units["select/seed1/certainty"].deps] == ["data", "sft"]
+    assert [d.label for d in units["select/seed1/random"].deps] == ["data"]
+    assert units["select/seed1/certainty"].config["budgets"] == [10, 20]
+    assert "select/seed1/certainty" in [d.label for d in units["train/jpo-dh-certainty-20/seed1"].deps]
+    assert not any(d.stage == "select" for d in units["train/jpo-dh/seed0"].deps)
     assert "evaluate/jpo-dh-random-10/seed1" in units and "select/pairs" not in units
+    # adding a selector leaves every other selector's units (and what was trained on them) as they were
+    more = parse_recipe({**SELECTING, "train": {**SELECTING["train"], "selection": {
+        **SELECTING["train"]["selection"], "selectors": ["random", "certainty", "coverage"]}}})
+    again = {u.label: u.key for u in plan(more, tmp_path / "run")}
+    assert all(again[label] == unit.key for label, unit in units.items() if label != "report")
     # pairs.budget: D_H itself is chosen by a selector after SFT, and every joint run trains on it
     chosen = parse_recipe({**SELECTING, "pairs": {**SELECTING["pairs"], "strategy": "certainty", "budget": 50},
                            "train": {k: v for k, v in SELECTING["train"].items() if k != "selection"}})
     units = {u.label: u for u in plan(chosen, tmp_path / "chosen")}
     assert [u for u in units if u.startswith("select")] == ["select/pairs"]
-    assert units["select/pairs"].config["points"] == [("certainty", 50)]
+    assert (units["select/pairs"].config["selector"], units["select/pairs"].config["budgets"]) == ("certainty", [50])
     assert "select/pairs" in [d.label for d in units["train/jpo/seed1"].deps]
 
 

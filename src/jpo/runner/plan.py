@@ -17,6 +17,7 @@ from jpo.runner import stages
 from jpo.runner.recipe import BuildModel, Recipe
 from jpo.runner.select import select_points
 from jpo.runner.units import Unit
+from jpo.selection.selectors import MARGIN_SELECTORS
 
 
 def _plain(value: Any) -> Any:
@@ -67,24 +68,29 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                   lambda u: stages.train_sft_model(u, recipe, str(base), data.folder, run_dir))
         policy, policy_deps = str(sft.folder / "model"), [sft]
         models["sft"] = (sft, policy)
+    # One select unit per selector (and seed): what it reads is what its key holds -- the SFT model and the
+    # template only for the margin selectors, the cheap judges only for disagreement -- so adding a selector or a
+    # budget reruns that selector's points alone.
     selects: dict[str, Unit] = {}
     selection = recipe.train.selection
-    wanted = ([("pairs", recipe.seed, [(recipe.pairs.strategy, recipe.pairs.budget)])] if recipe.selecting() else [])
+    wanted = [("pairs", recipe.seed, recipe.pairs.strategy, [recipe.pairs.budget])] if recipe.selecting() else []
     if selection:
-        points = [(selector, budget) for selector in selection.selectors for budget in selection.budgets]
-        wanted += [(f"seed{seed}", seed, points) for seed in recipe.train.seeds]
-    for name, seed, points in wanted:
-        pairs = {k: v for k, v in _plain(recipe.pairs).items() if k in ("pool", "judges")}
-        selects[name] = add("select", name, {"pairs": pairs, "points": points, "seed": seed, "judge": judge,
-                                             "template": recipe.prompt_template},
-                            [data, sft], [f"{s}-{b}/D_H.jsonl" for s, b in points],
-                            lambda u, p=points, s=seed: select_points(u, recipe, p, s, data.folder,
-                                                                      sft.folder / "model"),
-                            name)
+        wanted += [(f"seed{seed}/{selector}", seed, selector, selection.budgets)
+                   for seed in recipe.train.seeds for selector in selection.selectors]
+    for name, seed, selector, budgets in wanted:
+        margin = selector in MARGIN_SELECTORS
+        config = {"selector": selector, "budgets": budgets, "seed": seed, "pool": recipe.pairs.pool, "judge": judge,
+                  "judges": recipe.pairs.judges if selector == "disagreement" else None,
+                  "template": recipe.prompt_template if margin else None}
+        selects[name] = add("select", name, config, [data, sft] if margin else [data],
+                            [f"{selector}-{b}/D_H.jsonl" for b in budgets],
+                            lambda u, p=[(selector, b) for b in budgets], s=seed: select_points(
+                                u, recipe, p, s, data.folder, sft.folder / "model"),
+                            *name.split("/"))
     trained: dict[tuple[str, int], Unit] = {}
     for run in recipe.runs():
         for seed in recipe.train.seeds:
-            chosen = selects.get(f"seed{seed}" if run.selected else "pairs")
+            chosen = selects.get(f"seed{seed}/{run.selected.rsplit('-', 1)[0]}" if run.selected else "pairs")
             joint = (chosen.folder / (run.selected or f"{recipe.pairs.strategy}-{recipe.pairs.budget}")
                      if chosen else feedback.folder) / "D_H.jsonl"
             trained[run.name, seed] = add(

@@ -168,7 +168,9 @@ def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], se
     if selection is None:
         return None
     run = selection.run
-    accounts = [selects[f"seed{seed}"].result()["points"] for seed in recipe.train.seeds]
+    accounts = [{point: account for selector in selection.selectors
+                 for point, account in selects[f"seed{seed}/{selector}"].result()["points"].items()}
+                for seed in recipe.train.seeds]
     points = []
     for point in selection.points():
         mine = [a[point] for a in accounts]

@@ -1,9 +1,9 @@
 """The select stage: joint comparisons chosen by a selector (`jpo.selection`) among the D_S instances, after SFT
 because the margin selectors score with the SFT model, then labelled by the recipe's annotator. One unit serves
-`pairs: {budget: N}` (the run's D_H) and one per seed serves `train.selection` (every selector at every budget).
+`pairs: {budget: N}` (the run's D_H) and one per seed and selector serves `train.selection` (its every budget).
 
-Each point is its own labelling campaign of `budget` labels; the points of a unit share one verdict store, so a
-comparison two points both chose is asked once. Besides the annotator, the `judge.agreement` judges label the same
+Each point is its own labelling campaign of `budget` labels; the budgets of a unit share one verdict store, so a
+comparison two budgets both chose is asked once. Besides the annotator, the `judge.agreement` judges label the same
 picks, which is how the report tells how good each selector's labels are, not only how many are decisive.
 """
 
