@@ -290,8 +290,19 @@ def test_selection_is_a_select_unit_per_seed_and_a_run_per_selector_and_budget(t
      "the disagreement selector needs two cheap judges in pairs.judges, got 0"),
     ({"pairs": {"from": "sft", "strategy": "uncertainty"}}, "pairs.strategy 'uncertainty' is a selector: set pairs.budget"),
     ({"pairs": {"from": "sft", "strategy": "similar", "budget": 5}}, "pairs: selector: 'similar' is not one of"),
+    ({"pairs": {"from": "sft", "strategy": "active-certainty", "budget": 5}},
+     "pairs.strategy: the active loop is measured in train.selection"),
+    ({"train": {**SELECTING["train"], "selection": {**SELECTING["train"]["selection"], "rounds": 11,
+                                                    "selectors": ["active-uncertainty"]}}},
+     r"train.selection.rounds must be between 1 and the smallest budget \(10\), got 11"),
+    ({"train": {**SELECTING["train"], "selection": {**SELECTING["train"]["selection"], "selectors": ["active-random"]}}},
+     "'active-random' is not one of random, .*, active-uncertainty, active-certainty"),
+    ({"train": {**SELECTING["train"], "selection": {**SELECTING["train"]["selection"], "selectors": ["active-certainty"]}}},
+     "the active selectors do not apply prompt_template yet"),
 ])
 def test_selection_errors_name_the_file_and_the_key(change, message):
+    if "active-uncertainty" in str(change) or "active-random" in str(change):
+        change = {**change, "prompt_template": None}  # the active loop does not template yet (its own error)
     with pytest.raises(JpoError, match=message) as error:
         parse_recipe({**SELECTING, **change}, "configs/x.yaml")
     assert str(error.value).startswith("configs/x.yaml: ") and "\n" not in str(error.value)

@@ -78,14 +78,21 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
         wanted += [(f"seed{seed}/{selector}", seed, selector, selection.budgets)
                    for seed in recipe.train.seeds for selector in selection.selectors]
     for name, seed, selector, budgets in wanted:
-        margin = selector in MARGIN_SELECTORS
+        active = selector.startswith("active-")
+        margin = active or selector in MARGIN_SELECTORS
+        trains, rounds = None, None  # the active loop's rounds, and its intermediate models' settings: the run's
+        if active:
+            run = next(r for r in recipe.runs() if r.name == f"{selection.run}-{selector}-{budgets[0]}")
+            trains, rounds = {**recipe.train.common, **run.config, "objective": run.objective}, selection.rounds
         config = {"selector": selector, "budgets": budgets, "seed": seed, "pool": recipe.pairs.pool, "judge": judge,
                   "judges": recipe.pairs.judges if selector == "disagreement" else None,
                   "template": recipe.prompt_template if margin else None}
+        if active:
+            config.update(rounds=rounds, train=trains)
         selects[name] = add("select", name, config, [data, sft] if margin else [data],
                             [f"{selector}-{b}/D_H.jsonl" for b in budgets],
-                            lambda u, p=[(selector, b) for b in budgets], s=seed: select_points(
-                                u, recipe, p, s, data.folder, sft.folder / "model"),
+                            lambda u, p=[(selector, b) for b in budgets], s=seed, t=trains, r=rounds: select_points(
+                                u, recipe, p, s, data.folder, sft.folder / "model", t, r or 2),
                             *name.split("/"))
     trained: dict[tuple[str, int], Unit] = {}
     for run in recipe.runs():

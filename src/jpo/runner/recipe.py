@@ -27,6 +27,15 @@ DRY_TRAIN = {"max_steps": 1, "per_device_train_batch_size": 2, "gradient_accumul
              "warmup_steps": 0, "gradient_checkpointing": False}
 
 
+def _selectors() -> tuple[str, ...]:
+    from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
+
+    return (*SELECTORS, *(f"active-{s}" for s in MARGIN_SELECTORS))
+
+
+RECIPE_SELECTORS = _selectors()  # a recipe's selectors: jpo.selection's, and the active loop over a margin
+
+
 def _key(f: dataclasses.Field) -> str:
     return f.metadata.get("key", f.name)
 
@@ -91,7 +100,8 @@ class PairsSection:
     """D_H's comparisons: from D_S instances (the paper) or from the conditional rows (`strategy: proxy`). With a
     `budget`, `strategy` is a selector (`jpo.selection`): that many comparisons chosen out of the `pool` (all pairs
     of instructions, or K random partners per instance) after SFT, since the margin selectors score with the SFT
-    model; `judges` are the disagreement selector's two cheap judges. `pool` and `judges` serve train.selection too."""
+    model; `judges` are the disagreement selector's two cheap judges. `pool` and `judges` serve train.selection
+    too."""
 
     from_: str = field(default="sft", metadata={"key": "from"})
     strategy: str = "random"
@@ -170,13 +180,16 @@ class Selection:
     """Win-rate by number of labelled joint comparisons (`jpo.selection`): at each seed every selector picks each
     budget out of `pairs.pool` over D_S, the annotator (judge.spec) labels the picks, and `run` (D_H alone) is
     retrained on each point's decisive labels for exactly `max_steps` optimizer steps: the same training budget at
-    every point, so a point differs from another only in which comparisons were labelled."""
+    every point, so a point differs from another only in which comparisons were labelled. `active-<margin
+    selector>` is the active loop (`jpo.selection.select_active`): the budget bought in `rounds` batches, each
+    chosen by a model trained (with `run`'s settings) on the labels so far."""
 
     run: str
     budgets: list[int]
     max_steps: int
     selectors: list[str] = field(default_factory=lambda: ["random", "coverage", "uncertainty", "certainty",
                                                           "disagreement"])
+    rounds: int = 2
 
     def points(self) -> list[str]:
         return [f"{selector}-{budget}" for selector in self.selectors for budget in self.budgets]
@@ -360,13 +373,14 @@ def validate(recipe: Recipe) -> Recipe:
     if pairs is not None:
         _choice(f"{at}: pairs.from", pairs.from_, PAIRS_FROM)
         if pairs.budget is None:
-            from jpo.selection import SELECTORS
-
-            if pairs.strategy in SELECTORS and pairs.strategy not in STRATEGIES:
+            if pairs.strategy in RECIPE_SELECTORS and pairs.strategy not in STRATEGIES:
                 raise JpoError(f"{at}: pairs.strategy '{pairs.strategy}' is a selector: set pairs.budget (how many "
                                "joint comparisons it chooses)")
             _choice(f"{at}: pairs.strategy", pairs.strategy, STRATEGIES)
         else:
+            if pairs.strategy.startswith("active-"):
+                raise JpoError(f"{at}: pairs.strategy: the active loop is measured in train.selection; pairs.budget "
+                               f"takes one of {', '.join(RECIPE_SELECTORS[:5])}")
             _check_selection(f"{at}: pairs", recipe, [pairs.strategy], [pairs.budget])
         if pairs.from_ == "sft" and sft.from_ == "none":
             raise JpoError(f"{at}: pairs.from is sft, but sft.from is none (there is no D_S to pair)")
@@ -422,6 +436,10 @@ def validate(recipe: Recipe) -> Recipe:
         if selection.max_steps < 1:
             raise JpoError(f"{at}: train.selection.max_steps: at least 1 (every point trains this many steps)")
         _check_selection(f"{at}: train.selection", recipe, selection.selectors, selection.budgets)
+        if any(s.startswith("active-") for s in selection.selectors) and not 1 <= selection.rounds <= min(
+                selection.budgets):
+            raise JpoError(f"{at}: train.selection.rounds must be between 1 and the smallest budget "
+                           f"({min(selection.budgets)}), got {selection.rounds}")
     all_names = [r.name for r in recipe.runs()]
     if len(set(all_names)) != len(all_names) or "sft" in all_names:
         raise JpoError(f"{at}: train runs must have distinct names, none of them 'sft': {all_names}")
@@ -444,7 +462,7 @@ def validate(recipe: Recipe) -> Recipe:
 def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: list[int]) -> None:
     """What choosing joint comparisons needs: D_S to choose among, a judge to label them, valid selectors, budgets
     and pool, and the disagreement selector's two judges."""
-    from jpo.selection import SELECTORS, parse_pool
+    from jpo.selection import parse_pool
 
     pairs = recipe.pairs
     if pairs is None or pairs.from_ != "sft":
@@ -454,9 +472,13 @@ def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: 
     if not selectors or not budgets:
         raise JpoError(f"{where}: at least one selector and one budget")
     for selector in selectors:
-        _choice(f"{where}: selector", selector, SELECTORS)
+        _choice(f"{where}: selector", selector, RECIPE_SELECTORS)
     if any(not isinstance(b, int) or b < 1 for b in budgets):
         raise JpoError(f"{where}: budgets are numbers of comparisons, at least 1: {budgets}")
+    if recipe.prompt_template and any(s.startswith("active-") for s in selectors):
+        # the loop trains and scores on the instances as the judge sees them
+        raise JpoError(f"{where}: the active selectors do not apply prompt_template yet; use the other selectors "
+                       "with this recipe")
     try:
         parse_pool(pairs.pool)
     except JpoError as error:

@@ -18,15 +18,17 @@ from jpo.runner.recipe import Recipe
 
 
 def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int, data_dir: Path,
-                  sft_dir: Path) -> dict[str, Any]:
+                  sft_dir: Path, train_config: dict[str, Any] | None = None, rounds: int = 2) -> dict[str, Any]:
     """`<selector>-<budget>/items_labeled.jsonl` and `D_H.jsonl` per point; the result holds each point's account:
-    candidates, labels, decisive rows, instructions covered and agreement with the agreement judges."""
+    candidates, labels, decisive rows, instructions covered and agreement with the agreement judges. An
+    `active-<selector>` point buys its budget in `rounds` batches, training its intermediate models from the SFT model
+    with `train_config` (the settings of the run the labels are for) under `<point>/rounds/`."""
     from jpo.analysis.agreement import agreement
     from jpo.feedback import make_judge
     from jpo.feedback.runner import judge_items, labeled_rows
     from jpo.feedback.store import VerdictStore
     from jpo.runner.stages import templated
-    from jpo.selection import parse_pool, select
+    from jpo.selection import parse_pool, select, select_active
     from jpo.selection.scores import instance_rewards
     from jpo.selection.selectors import MARGIN_SELECTORS
 
@@ -44,10 +46,22 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
     with VerdictStore(unit.folder / "verdicts.sqlite") as store:
         for selector, budget in points:
             point = f"{selector}-{budget}"
-            items, report = select(instances, selector, budget, pool=parse_pool(pairs.pool), seed=seed,
-                                   rewards=rewards, judges=cheap if selector == "disagreement" else ())
-            rows = labeled_rows(items, judge_items(items, annotator, store=store, progress=False,
-                                                   description=f"judge {point}"))
+            if selector.startswith("active-"):
+                active = select_active(instances, budget, judge=annotator, reference=str(sft_dir),
+                                       train_config={"seed": seed, "data_seed": seed, "report_to": "none",
+                                                     **(train_config or {})},
+                                       output_dir=str(unit.folder / point / "rounds"), rounds=rounds,
+                                       selector=selector.removeprefix("active-"), pool=parse_pool(pairs.pool),
+                                       seed=seed, store=store, max_length=recipe.train.common.get("max_length", 1024))
+                rows, candidates, summary = active.rows, active.reports[0].candidates, active.summary()
+                items = [{k: row[k] for k in ("id", "prompt_a", "response_a", "prompt_b", "response_b")}
+                         for row in rows]
+            else:
+                items, report = select(instances, selector, budget, pool=parse_pool(pairs.pool), seed=seed,
+                                       rewards=rewards, judges=cheap if selector == "disagreement" else ())
+                rows = labeled_rows(items, judge_items(items, annotator, store=store, progress=False,
+                                                       description=f"judge {point}"))
+                candidates, summary = report.candidates, report.summary()
             d_h, counts = items_to_preferences(rows)
             write_jsonl(unit.folder / point / "items_labeled.jsonl", rows)
             write_jsonl(unit.folder / point / "D_H.jsonl", d_h)
@@ -56,8 +70,8 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
                 second = judge_items(items, judge, store=store, progress=False, description=f"{name} {point}")
                 result = agreement([r["label"] for r in rows], [r.label for r in second.results])
                 agree[name] = {"percent": result.percent, "kappa": result.kappa, "n": result.n}
-            accounts[point] = {"selector": selector, "budget": budget, "selection": report.summary(),
-                               "candidates": report.candidates, "labelled": len(rows), "labels": counts,
+            accounts[point] = {"selector": selector, "budget": budget, "selection": summary,
+                               "candidates": candidates, "labelled": len(rows), "labels": counts,
                                "D_H": len(d_h), "instructions": len({i["prompt_a"] for i in items}
                                                                     | {i["prompt_b"] for i in items}),
                                "agreement": agree}
