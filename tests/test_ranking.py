@@ -109,7 +109,10 @@ def test_jpo_evaluate_protocol_joint_and_the_human_label_round_trip(tmp_path, ca
     assert len(read_jsonl(tmp_path / "out" / "joint_labeled.jsonl")) == 6 * 2 * 25
 
     # Humans: export the items, label them elsewhere (here `jpo judge`, as `jpo annotate export` would), read back.
-    assert main([*common, "--export_items", str(tmp_path / "items.jsonl")]) == 0
+    no_judge = [arg for arg in common if arg not in ("--judge", "oracle")]  # exporting asks no judge
+    assert main([*no_judge, "--export_items", str(tmp_path / "items.jsonl")]) == 0
+    assert main(no_judge) == 2
+    assert "--judge SPEC is required (only --protocol joint --export_items asks no judge)" in capsys.readouterr().err
     assert main(["judge", "--input", str(tmp_path / "items.jsonl"), "--output", str(tmp_path / "judged.jsonl"),
                  "--judge", "oracle", "--no_progress"]) == 0
     labels = [{k: row[k] for k in ("id", "prompt_a", "response_a", "prompt_b", "response_b", "label")}

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "and stop")
     joint.add_argument("--labels", metavar="PATH", help="judged joint items (`jpo annotate export --format items`, or "
                        "`jpo judge` output), joined by id, instead of asking --judge")
-    add_judge_arguments(parser)
+    add_judge_arguments(parser, required=False)
 
 
 def load_references(source: str) -> list[dict]:
@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from jpo.feedback.registry import make_judge
     from jpo.feedback.store import VerdictStore
 
+    if not args.judge and not (args.protocol == "joint" and args.export_items):
+        raise JpoError("--judge SPEC is required (only --protocol joint --export_items asks no judge)")
     first = args.generations[0].partition("=")[2] or args.generations[0]
     out = Path(args.output) if args.output else Path(first).with_name(Path(first).name.split(".")[0] + "_eval")
     if args.protocol == "joint":

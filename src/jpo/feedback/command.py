@@ -12,10 +12,10 @@ from jpo.feedback.runner import judge_items, labeled_rows
 from jpo.feedback.store import VerdictStore
 
 
-def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
-    """The judge options `jpo judge` and `jpo evaluate` share."""
+def add_judge_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """The judge options `jpo judge` and `jpo evaluate` share (`jpo evaluate --export_items` asks no judge)."""
     group = parser.add_argument_group("judge")
-    group.add_argument("--judge", required=True, metavar="SPEC",
+    group.add_argument("--judge", required=required, metavar="SPEC",
                        help="openai:MODEL | hf:PATH (local causal LM) | rm:PATH (reward model) | oracle")
     group.add_argument("--base_url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, Ollama)")
     group.add_argument("--api_key_env", default="OPENAI_API_KEY", help="environment variable holding the API key")
