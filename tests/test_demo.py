@@ -177,6 +177,8 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     assert [p.name for p in rounds.iterdir()] == ["round_0"]  # 2 rounds: one intermediate model, trained 2 steps
     assert json.loads((rounds / "round_0" / "trainer_state.json").read_text())["global_step"] == 2
     assert selection["goals"]["random"]["half_budget"] == 4
+    assert set(selection["against_random"]) == {f"{s}-{b}" for s in ("uncertainty", "disagreement", "active-certainty")
+                                                for b in (4, 8)}
     assert "## Which joint comparisons to label" in markdown and "selection.png" in {p.name for p in demo.iterdir()}
     assert not any("-random-" in row["name"] for row in rows)  # the grid is its own table, not Table 5's rows
     assert "jpo demo: done in" in out

@@ -182,8 +182,12 @@ def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], se
                               for name in mine[0]["agreement"]})
         points.append(row)
     full = max(selection.budgets)
-    goals = {}
+    goals, against_random = {}, {}
     if "random" in selection.selectors:
+        against_random = {f"{selector}-{budget}": paired_difference(scored[f"{run}-{selector}-{budget}"],
+                                                                    scored[f"{run}-random-{budget}"])
+                          for selector in selection.selectors if selector != "random"
+                          for budget in selection.budgets}
         target = next(p for p in points if p["selector"] == "random" and p["budget"] == full)
         half = max((b for b in selection.budgets if b <= full / 2), default=None)
         for selector in selection.selectors:
@@ -192,7 +196,8 @@ def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], se
             at_half = None if half is None else paired_difference(scored[f"{run}-{selector}-{half}"],
                                                                   scored[f"{run}-random-{full}"])
             goals[selector] = {"reaches_at": reached, "half_budget": half, "half_vs_random_full": at_half}
-    return {"run": run, "max_steps": selection.max_steps, "full": full, "points": points, "goals": goals}
+    return {"run": run, "max_steps": selection.max_steps, "full": full, "points": points, "goals": goals,
+            "against_random": against_random}
 
 
 def selection_lines(result: dict[str, Any]) -> list[str]:
@@ -206,6 +211,15 @@ def selection_lines(result: dict[str, Any]) -> list[str]:
              "| Selector | " + " | ".join(f"{b} labels" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
     lines += [f"| {s} | " + " | ".join(_cell(at[s, b]["average"], at[s, b]["ci95"]) for b in budgets) + " |"
               for s in selectors]
+    if result.get("against_random"):
+        lines += ["", "Each selector against random at the same budget (win-rate points, paired 95% interval):", "",
+                  "| Selector | " + " | ".join(f"{b} labels" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        for s in selectors:
+            if s == "random":
+                continue
+            cells = [result["against_random"][f"{s}-{b}"] for b in budgets]
+            lines.append(f"| {s} | " + " | ".join(f"{d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+                                                  for d in cells) + " |")
     names = list(points[0]["agreement"])
     lines += ["", "What the labels were (mean over seeds): decisive labels (the rows trained on), instructions "
               "covered" + "".join(f", agreement with {n} (%)" for n in names) + ":", "",
