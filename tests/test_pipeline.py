@@ -306,3 +306,18 @@ def test_selection_errors_name_the_file_and_the_key(change, message):
     with pytest.raises(JpoError, match=message) as error:
         parse_recipe({**SELECTING, **change}, "configs/x.yaml")
     assert str(error.value).startswith("configs/x.yaml: ") and "\n" not in str(error.value)
+
+
+def test_a_budget_larger_than_the_pool_names_the_recipe_section_and_the_point(tmp_path):
+    from jpo.data import write_jsonl
+    from jpo.runner.select import select_points
+    from jpo.runner.units import Unit
+
+    recipe = parse_recipe({**SELECTING, "judge": {"spec": "oracle"}, "pairs": {"from": "sft", "pool": 2}}, "r.yaml")
+    write_jsonl(tmp_path / "sft.jsonl", [{"prompt": f"instruction {i}", "response": f"response {i}"} for i in range(5)])
+    unit = Unit("select", "seed0/random", tmp_path / "select", {}, [], [], lambda u: None)
+    unit.folder.mkdir()
+    with pytest.raises(JpoError, match=r"^r.yaml: train.selection: random-11: --budget 11 is larger than the pool "
+                                       r"\(10 candidates\)$"):
+        select_points(unit, recipe, [("random", 10), ("random", 11)], 0, tmp_path, tmp_path / "no-model")
+    assert len((tmp_path / "select" / "random-10" / "D_H.jsonl").read_text().splitlines()) <= 10

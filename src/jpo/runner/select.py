@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jpo.data import items_to_preferences, read_jsonl, write_jsonl
+from jpo.errors import JpoError
 from jpo.runner.recipe import Recipe
 
 
@@ -43,25 +44,30 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
     annotator = make_judge(recipe.judge.spec, options)
     others = {name: make_judge(spec, options) for name, spec in recipe.judge.agreement.items()}
     accounts: dict[str, Any] = {}
+    section = "pairs" if unit.name == "pairs" else "train.selection"
     with VerdictStore(unit.folder / "verdicts.sqlite") as store:
         for selector, budget in points:
             point = f"{selector}-{budget}"
-            if selector.startswith("active-"):
-                active = select_active(instances, budget, judge=annotator, reference=str(sft_dir),
-                                       train_config={"seed": seed, "data_seed": seed, "report_to": "none",
-                                                     **(train_config or {})},
-                                       output_dir=str(unit.folder / point / "rounds"), rounds=rounds,
-                                       selector=selector.removeprefix("active-"), pool=parse_pool(pairs.pool),
-                                       seed=seed, store=store, max_length=recipe.train.common.get("max_length", 1024))
-                rows, candidates, summary = active.rows, active.reports[0].candidates, active.summary()
-                items = [{k: row[k] for k in ("id", "prompt_a", "response_a", "prompt_b", "response_b")}
-                         for row in rows]
-            else:
-                items, report = select(instances, selector, budget, pool=parse_pool(pairs.pool), seed=seed,
-                                       rewards=rewards, judges=cheap if selector == "disagreement" else ())
-                rows = labeled_rows(items, judge_items(items, annotator, store=store, progress=False,
-                                                       description=f"judge {point}"))
-                candidates, summary = report.candidates, report.summary()
+            try:
+                if selector.startswith("active-"):
+                    active = select_active(instances, budget, judge=annotator, reference=str(sft_dir),
+                                           train_config={"seed": seed, "data_seed": seed, "report_to": "none",
+                                                         **(train_config or {})},
+                                           output_dir=str(unit.folder / point / "rounds"), rounds=rounds,
+                                           selector=selector.removeprefix("active-"), pool=parse_pool(pairs.pool),
+                                           seed=seed, store=store,
+                                           max_length=recipe.train.common.get("max_length", 1024))
+                    rows, candidates, summary = active.rows, active.reports[0].candidates, active.summary()
+                    items = [{k: row[k] for k in ("id", "prompt_a", "response_a", "prompt_b", "response_b")}
+                             for row in rows]
+                else:
+                    items, report = select(instances, selector, budget, pool=parse_pool(pairs.pool), seed=seed,
+                                           rewards=rewards, judges=cheap if selector == "disagreement" else ())
+                    rows = labeled_rows(items, judge_items(items, annotator, store=store, progress=False,
+                                                           description=f"judge {point}"))
+                    candidates, summary = report.candidates, report.summary()
+            except JpoError as error:  # found only now that D_S is known: a budget larger than the pool, ...
+                raise JpoError(f"{recipe.path}: {section}: {point}: {error}") from None
             d_h, counts = items_to_preferences(rows)
             write_jsonl(unit.folder / point / "items_labeled.jsonl", rows)
             write_jsonl(unit.folder / point / "D_H.jsonl", d_h)
