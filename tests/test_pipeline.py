@@ -320,4 +320,7 @@ def test_a_budget_larger_than_the_pool_names_the_recipe_section_and_the_point(tm
     with pytest.raises(JpoError, match=r"^r.yaml: train.selection: random-11: --budget 11 is larger than the pool "
                                        r"\(10 candidates\)$"):
         select_points(unit, recipe, [("random", 10), ("random", 11)], 0, tmp_path, tmp_path / "no-model")
-    assert len((tmp_path / "select" / "random-10" / "D_H.jsonl").read_text().splitlines()) <= 10
+    labelled = [json.loads(line) for line in (tmp_path / "select" / "random-10" / "items_labeled.jsonl")
+                .read_text().splitlines()]  # the point before the failing one was bought and written
+    assert len(labelled) == 10 and len((tmp_path / "select" / "random-10" / "D_H.jsonl").read_text().splitlines()) \
+        == sum(row["label"] in ("a", "b") for row in labelled)

@@ -73,6 +73,7 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     # budget reruns that selector's points alone.
     selects: dict[str, Unit] = {}
     selection = recipe.train.selection
+    runs = {r.name: r for r in recipe.runs()}
     wanted = [("pairs", recipe.seed, recipe.pairs.strategy, [recipe.pairs.budget])] if recipe.selecting() else []
     if selection:
         wanted += [(f"seed{seed}/{selector}", seed, selector, selection.budgets)
@@ -80,22 +81,20 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     for name, seed, selector, budgets in wanted:
         active = selector.startswith("active-")
         margin = active or selector in MARGIN_SELECTORS
-        trains, rounds = None, None  # the active loop's rounds, and its intermediate models' settings: the run's
-        if active:
-            run = next(r for r in recipe.runs() if r.name == f"{selection.run}-{selector}-{budgets[0]}")
-            trains, rounds = {**recipe.train.common, **run.config, "objective": run.objective}, selection.rounds
         config = {"selector": selector, "budgets": budgets, "seed": seed, "pool": recipe.pairs.pool, "judge": judge,
                   "judges": recipe.pairs.judges if selector == "disagreement" else None,
                   "template": recipe.prompt_template if margin else None}
-        if active:
-            config.update(rounds=rounds, train=trains)
+        if active:  # the loop's rounds, and its intermediate models' settings: those of the run its labels are for
+            run = runs[f"{selection.run}-{selector}-{budgets[0]}"]
+            config.update(rounds=selection.rounds,
+                          train={**recipe.train.common, **run.config, "objective": run.objective})
         selects[name] = add("select", name, config, [data, sft] if margin else [data],
                             [f"{selector}-{b}/D_H.jsonl" for b in budgets],
-                            lambda u, p=[(selector, b) for b in budgets], s=seed, t=trains, r=rounds: select_points(
-                                u, recipe, p, s, data.folder, sft.folder / "model", t, r or 2),
+                            lambda u, p=[(selector, b) for b in budgets], s=seed, c=config: select_points(
+                                u, recipe, p, s, data.folder, sft.folder / "model", c.get("train"), c.get("rounds")),
                             *name.split("/"))
     trained: dict[tuple[str, int], Unit] = {}
-    for run in recipe.runs():
+    for run in runs.values():
         for seed in recipe.train.seeds:
             chosen = selects.get(f"seed{seed}/{run.selected.rsplit('-', 1)[0]}" if run.selected else "pairs")
             joint = (chosen.folder / (run.selected or f"{recipe.pairs.strategy}-{recipe.pairs.budget}")
@@ -106,7 +105,7 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                  "template": recipe.prompt_template, "accelerate": _plain(recipe.train.accelerate)},
                 [data, feedback, *policy_deps, *([chosen] if chosen else [])], ["model/trainer_state.json"],
                 lambda u, run=run, seed=seed, joint=joint: stages.train_run(
-                    u, recipe, run, seed, str(policy), data.folder, feedback.folder / "D_C.jsonl", joint, run_dir),
+                    u, recipe, run, seed, str(policy), data.folder, feedback.folder, joint, run_dir),
                 run.name, f"seed{seed}")
     evaluations: dict[tuple[str, int], Unit] = {}
     for name in recipe.evaluated():

@@ -17,6 +17,7 @@ from typing import Any
 
 from jpo.config import check_keys, read_yaml
 from jpo.errors import JpoError
+from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
 
 SFT_FROM = ("conditional", "sft", "none")
 PAIRS_FROM = ("sft", "conditional")
@@ -27,13 +28,8 @@ DRY_TRAIN = {"max_steps": 1, "per_device_train_batch_size": 2, "gradient_accumul
              "warmup_steps": 0, "gradient_checkpointing": False}
 
 
-def _selectors() -> tuple[str, ...]:
-    from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
-
-    return (*SELECTORS, *(f"active-{s}" for s in MARGIN_SELECTORS))
-
-
-RECIPE_SELECTORS = _selectors()  # a recipe's selectors: jpo.selection's, and the active loop over a margin
+# A recipe's selectors: jpo.selection's, and the active loop over a margin selector.
+RECIPE_SELECTORS = (*SELECTORS, *(f"active-{s}" for s in MARGIN_SELECTORS))
 
 
 def _key(f: dataclasses.Field) -> str:

@@ -157,6 +157,12 @@ def joint_ranking(recipe: Recipe, out: Path, evaluations: dict[tuple[str, int], 
     return {"markdown": result.markdown(), **result.as_dict()}
 
 
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of the values that exist (an agreement is None where no label could be compared)."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
 def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], selects: dict[str, Unit],
                      temperatures: list[float]) -> dict[str, Any] | None:
     """train.selection's grid: each point's win-rate (seeds pooled) and its labels (mean over seeds), and for each
@@ -178,7 +184,7 @@ def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], se
         row.update(selector=mine[0]["selector"], budget=mine[0]["budget"],
                    decisive=sum(a["D_H"] for a in mine) / len(mine),
                    instructions=sum(a["instructions"] for a in mine) / len(mine),
-                   agreement={name: sum(a["agreement"][name]["percent"] or 0.0 for a in mine) / len(mine)
+                   agreement={name: _mean([a["agreement"][name]["percent"] for a in mine])
                               for name in mine[0]["agreement"]})
         points.append(row)
     full = max(selection.budgets)
@@ -226,7 +232,7 @@ def selection_lines(result: dict[str, Any]) -> list[str]:
               "| Selector | Budget | Decisive | Instructions | " + " | ".join(names) + (" |" if names else "|"),
               "|---|---|---|---|" + "---|" * len(names)]
     lines += [f"| {p['selector']} | {p['budget']} | {p['decisive']:.0f} | {p['instructions']:.0f} | "
-              + " | ".join(f"{p['agreement'][n]:.1f}" for n in names) + (" |" if names else "|") for p in points]
+              + " | ".join(_cell(p["agreement"][n]) for n in names) + (" |" if names else "|") for p in points]
     if result["goals"]:
         target = at["random", result["full"]]
         lines += ["", f"Against random at the full budget ({result['full']} labels: {target['average']:.1f}%):", ""]

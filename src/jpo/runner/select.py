@@ -19,7 +19,8 @@ from jpo.runner.recipe import Recipe
 
 
 def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int, data_dir: Path,
-                  sft_dir: Path, train_config: dict[str, Any] | None = None, rounds: int = 2) -> dict[str, Any]:
+                  sft_dir: Path, train_config: dict[str, Any] | None = None,
+                  rounds: int | None = None) -> dict[str, Any]:
     """`<selector>-<budget>/items_labeled.jsonl` and `D_H.jsonl` per point; the result holds each point's account:
     candidates, labels, decisive rows, instructions covered and agreement with the agreement judges. An
     `active-<selector>` point buys its budget in `rounds` batches, training its intermediate models from the SFT model
@@ -28,17 +29,18 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
     from jpo.feedback import make_judge
     from jpo.feedback.runner import judge_items, labeled_rows
     from jpo.feedback.store import VerdictStore
-    from jpo.runner.stages import templated
+    from jpo.runner.stages import seeded, templated
     from jpo.selection import parse_pool, select, select_active
     from jpo.selection.scores import instance_rewards
     from jpo.selection.selectors import MARGIN_SELECTORS
 
     pairs = recipe.pairs
     instances = read_jsonl(data_dir / "sft.jsonl")
+    max_length = recipe.train.common.get("max_length", 1024)
     rewards = None
     if any(selector in MARGIN_SELECTORS for selector, _ in points):  # the SFT model saw templated instructions
         rewards = instance_rewards(templated(instances, recipe.prompt_template, "sft"), str(sft_dir),
-                                   max_length=recipe.train.common.get("max_length", 1024))
+                                   max_length=max_length)
     options = recipe.judge.options()
     cheap = [make_judge(spec, options) for spec in pairs.judges]
     annotator = make_judge(recipe.judge.spec, options)
@@ -51,12 +53,10 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
             try:
                 if selector.startswith("active-"):
                     active = select_active(instances, budget, judge=annotator, reference=str(sft_dir),
-                                           train_config={"seed": seed, "data_seed": seed, "report_to": "none",
-                                                         **(train_config or {})},
+                                           train_config=seeded(train_config or {}, seed),
                                            output_dir=str(unit.folder / point / "rounds"), rounds=rounds,
                                            selector=selector.removeprefix("active-"), pool=parse_pool(pairs.pool),
-                                           seed=seed, store=store,
-                                           max_length=recipe.train.common.get("max_length", 1024))
+                                           seed=seed, store=store, max_length=max_length)
                     rows, candidates, summary = active.rows, active.reports[0].candidates, active.summary()
                     items = [{k: row[k] for k in ("id", "prompt_a", "response_a", "prompt_b", "response_b")}
                              for row in rows]

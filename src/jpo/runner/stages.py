@@ -162,10 +162,15 @@ def launch(unit, command: str, config: dict[str, Any], accelerate: Accelerate | 
     return train(config, resume_from_checkpoint=True if resume else None)
 
 
+def seeded(settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Training settings at a seed (model init, data order), logging nowhere unless the settings say so."""
+    return {"seed": seed, "data_seed": seed, "report_to": "none", **settings}
+
+
 def train_config(recipe: Recipe, common: dict[str, Any], model: str, data_file: Path, output_dir: Path,
                  seed: int, run_dir: Path) -> dict[str, Any]:
-    config = {"seed": seed, "data_seed": seed, "report_to": "none", **common,
-              "model_name_or_path": model, "dataset": [str(data_file)], "output_dir": str(output_dir)}
+    config = {**seeded(common, seed), "model_name_or_path": model, "dataset": [str(data_file)],
+              "output_dir": str(output_dir)}
     if config.get("precompute_ref_log_probs") and not config.get("ref_cache_dir"):
         config["ref_cache_dir"] = str(run_dir / "cache" / "ref_logps")
     return config
@@ -202,16 +207,16 @@ def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pat
             "line": f"pretrained on {len(rows)} documents"}
 
 
-def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Path, d_c_file: Path, d_h_file: Path,
-              run_dir: Path) -> dict[str, Any]:
-    rows = training_rows(run, d_c_file, d_h_file, seed)
+def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Path, feedback_dir: Path,
+              d_h_file: Path, run_dir: Path) -> dict[str, Any]:
+    rows = training_rows(run, feedback_dir / "D_C.jsonl", d_h_file, seed)
     data_file = unit.folder / "data.jsonl"
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "preference"))
     model_dir = unit.folder / "model"
     common = {**recipe.train.common, **run.config, "objective": run.objective}
     config = train_config(recipe, common, base, data_file, model_dir, seed, run_dir)
     launch(unit, "train", config, recipe.train.accelerate)
-    return {**card(unit, recipe, model_dir, run.objective, config, data_dir, d_c_file.parent), "rows": len(rows),
+    return {**card(unit, recipe, model_dir, run.objective, config, data_dir, feedback_dir), "rows": len(rows),
             "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}"}
 
 
