@@ -45,6 +45,29 @@ def _top_level_help() -> str:
     return "\n".join(lines)
 
 
+def accept_both_spellings(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every long flag of `parser` (and of its sub-commands) its other spelling: `--output_dir` and
+    `--output-dir` name the same option, as `HfArgumentParser` already does for `jpo train` / `jpo sft`.
+
+    Done once here, after a command declared its flags, so no command has to remember it. argparse has no public
+    way to add an alias to an existing action; its option table (`_option_string_actions`, shared by the parser and
+    its argument groups) and `_actions` are stable since Python 3.2. A spelling that is already a flag is left alone.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(p): p for p in action.choices.values()}.values():
+                accept_both_spellings(sub)
+            continue
+        for option in list(action.option_strings):
+            if not option.startswith("--"):
+                continue
+            for other in ("--" + option[2:].replace("_", "-"), "--" + option[2:].replace("-", "_")):
+                if other not in parser._option_string_actions:
+                    action.option_strings.append(other)
+                    parser._option_string_actions[other] = action
+    return parser
+
+
 def build_parser(name: str) -> argparse.ArgumentParser:
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
@@ -53,7 +76,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"jpo {name}", description=help_, parents=parents)
     module.add_arguments(parser)
     parser.set_defaults(_run=module.run)
-    return parser
+    return accept_both_spellings(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

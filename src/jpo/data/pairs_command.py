@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--total", type=int, help="mix: rows in the mix (default: all of both)")
     parser.add_argument("--joint-fraction", type=float, help="mix: share of D_H rows (default 0.5 with --total)")
     add_selection_arguments(parser)  # selection hook: --budget, --pool, --model, --policy, --beta, --judges
-    parser.add_argument("verb", nargs="?", choices=["mix"], help="`mix` builds D_M = D_C ∪ D_H instead of pairs")
+    # No `choices`: argparse checks a positional's choices before it reports unknown flags, so a mistyped flag's
+    # value (`--pairs_per_instanc 2`) would read as "invalid choice: '2'"; without them it is named as unrecognized.
+    parser.add_argument("verb", nargs="?", help="`mix` builds D_M = D_C ∪ D_H instead of pairs")
 
 
 def read_input(args: argparse.Namespace) -> tuple[list[dict], str, str]:
@@ -85,4 +87,6 @@ def run_mix(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verb not in (None, "mix"):
+        raise JpoError(f"unexpected argument {args.verb!r} (the only verb is `mix`)")
     return run_mix(args) if args.verb == "mix" else run_pairs(args)

@@ -17,7 +17,8 @@ DEMO_RECIPE = Path(__file__).with_name("demo.yaml")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from jpo.runner.command import add_run_arguments
 
-    parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    parser.add_argument("--out", "--output-dir", dest="out", default="runs/demo",
+                        help="output folder (default: runs/demo); --output-dir as in `jpo run`")
     parser.add_argument("--seeds", type=int, help="preference-training seeds 0..N-1 (default: the recipe's; the "
                         "paper uses 3)")
     parser.add_argument("--config", default=None, help=f"another recipe instead of the built-in {DEMO_RECIPE.name}")
