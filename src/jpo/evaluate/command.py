@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         result = asyncio.run(aevaluate(generations, references, judge, store=store, progress=not args.no_progress,
                                        n_resamples=args.n_resamples or 10_000,
                                        generations_path=args.generations[0]))
+    result.judge_run.require_valid("generations")
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "labeled.jsonl", result.rows)
     (out / "winrate.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")

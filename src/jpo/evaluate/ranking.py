@@ -294,6 +294,7 @@ async def aevaluate_joint(generations: Mapping[str, Sequence[dict[str, Any]]], j
         if judge is None:
             raise JpoError("a joint evaluation needs a judge or judged labels")
         run = await ajudge(items, judge, store=store, progress=progress, description="judging joint items")
+        run.require_valid("joint items")
         rows, runs, judge_id = labeled_rows(items, run), [run], run.judge_id
     scored = [row for row in rows if row["label"] != "invalid"]
     a, b, score = win_counts(systems, scored)
@@ -312,6 +313,8 @@ async def aevaluate_joint(generations: Mapping[str, Sequence[dict[str, Any]]], j
             raise JpoError("win-rates against gold need a judge")
         evaluations = {name: await aevaluate(generations[name], references, judge, store=store, progress=progress,
                                              n_resamples=n_resamples) for name in systems}
+        for name, evaluation in evaluations.items():
+            evaluation.judge_run.require_valid(f"generations of {name} against gold")
         result.conditional = {name: e.average for name, e in evaluations.items()}
         result.conditional_cost = ProtocolCost.of([e.judge_run for e in evaluations.values()])
         valid = [(k, row) for k, name in enumerate(systems) for row in evaluations[name].rows

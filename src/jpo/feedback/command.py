@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache else default_cache(args.output)
     with VerdictStore(cache) as store:
         result = judge_items(items, judge, store=store, progress=not args.no_progress)
+    result.require_valid()  # nothing written: a failed run must not look like a labelled file
     rows = labeled_rows(items, result)
     write_jsonl(args.output, rows)
     print(f"jpo judge: {result.summary()}")

@@ -66,6 +66,16 @@ class JudgeRun:
                 kinds[result.reason.split("; ")[0].removeprefix("ab: ").removeprefix("ba: ").split(":")[0]] += 1
         return kinds
 
+    def require_valid(self, what: str = "items") -> None:
+        """Raise JpoError (one line: how many, why, the first reason) when items were asked and none got a valid
+        label: a server that is down or a judge that cannot score the data must not pass for a finished run."""
+        if not self.results or any(result.label != "invalid" for result in self.results):
+            return
+        why = ", ".join(f"{kind} x{n}" for kind, n in self.invalid_reasons.most_common(3))
+        first = " ".join(str(self.results[0].reason).split("; ")[0].split())
+        raise JpoError(f"judge {self.judge_id} gave no valid verdict: all {len(self.results)} {what} invalid "
+                       f"({why}); first: {first[:300]}")
+
     def summary(self) -> str:
         counts = self.counts
         line = (

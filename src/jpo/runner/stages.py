@@ -49,6 +49,7 @@ def _judge(items: list[dict[str, Any]], spec: str, recipe: Recipe, store, descri
 
     run = judge_items(items, make_judge(spec, recipe.judge.options()), store=store, progress=False,
                       description=description)
+    run.require_valid(f"{description} items")
     return labeled_rows(items, run), run
 
 
@@ -278,6 +279,7 @@ def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: 
     with VerdictStore(unit.folder / "verdicts.sqlite") as store:
         result = evaluate_generations(generations, references, judge, store=store, progress=False,
                                       n_resamples=recipe.evaluate.n_resamples)
+    result.judge_run.require_valid("generations")
     summary = result.as_dict()
     (unit.folder / "winrate.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (unit.folder / "winrate.md").write_text(result.markdown() + "\n", encoding="utf-8")

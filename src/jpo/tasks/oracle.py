@@ -66,7 +66,8 @@ class OracleJudge(SyncJudge):
             q_a = quality(text_of(question.prompt_a), text_of(question.response_a))
             q_b = quality(text_of(question.prompt_b), text_of(question.response_b))
         except ValueError as error:
-            return Verdict(None, error=f"not scorable: {error}")
+            # Real data reaches here (the oracle knows q only for the synthetic task's instructions): say so.
+            return Verdict(None, error=f"not scorable: the oracle scores only the synthetic task (jpo.tasks): {error}")
         detail = {"q_a": round(q_a, 6), "q_b": round(q_b, 6)}
         difference = q_a - q_b
         if abs(difference) <= self.margin + 1e-12:
