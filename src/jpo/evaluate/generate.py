@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from jpo.errors import JpoError
 from jpo.modeling import (
     encode_text,
@@ -28,6 +26,7 @@ from jpo.modeling import (
     pick_device,
     tokenizer_source,
 )
+from jpo.progress import progress_bar
 
 
 def prompt_rows(prompts: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
@@ -102,8 +101,8 @@ def generate(
     was_training = model.training
     model.eval()
     out: dict[tuple[int, int, int], str] = {}
-    bar = tqdm(total=len(batches) * len(temperatures) * len(seeds), desc="generating", unit="batch",
-               disable=not progress)
+    bar = progress_bar(len(batches) * len(temperatures) * len(seeds), desc="generating", unit="batch",
+                       enabled=progress)
     try:
         for t_index, temperature in enumerate(temperatures):
             for s_index, seed in enumerate(seeds):

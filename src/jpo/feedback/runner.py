@@ -12,18 +12,16 @@ the store are reused; each new answer is stored the moment it arrives, so an int
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from jpo.errors import JpoError
 from jpo.feedback.base import Judge, Question, Usage, Verdict
 from jpo.feedback.store import VerdictStore
+from jpo.progress import progress_bar
 
 LABELS = ("a", "b", "tie", "invalid")
 _SWAP = {"a": "b", "b": "a", "tie": "tie", None: None}
@@ -130,10 +128,7 @@ async def ajudge(
     queue: asyncio.Queue[list[str]] = asyncio.Queue()
     for batch in batches:
         queue.put_nowait(batch)
-    bar = tqdm(
-        total=len(unique), initial=len(answers), desc=description, unit="verdict", disable=not progress,
-        file=sys.stderr, dynamic_ncols=True,
-    )
+    bar = progress_bar(len(unique), initial=len(answers), desc=description, unit="verdict", enabled=progress)
 
     async def worker() -> None:
         while not queue.empty():

@@ -45,10 +45,10 @@ class ActiveResult:
 def select_active(instances: Sequence[dict[str, Any]], budget: int, *, judge, reference: str,
                   train_config: dict[str, Any], output_dir: str, rounds: int = 2, selector: str = "uncertainty",
                   pool: str | int = "all", seed: int = 0, store=None, max_length: int | None = 1024,
-                  device: str | None = None) -> ActiveResult:
+                  device: str | None = None, progress: bool = False) -> ActiveResult:
     """`budget` labels bought in `rounds` batches (see the module doc). `judge` is a jpo Judge; `train_config` a
     PreferenceConfig dict (objective, beta, epochs, ...) used for every intermediate model, each trained from
-    `reference` into `output_dir/round_<r>`."""
+    `reference` into `output_dir/round_<r>`. `progress` shows bars for scoring, selecting and judging."""
     from jpo.feedback.command import preference_rows
     from jpo.feedback.runner import judge_items, labeled_rows
     from jpo.selection.scores import instance_rewards
@@ -66,12 +66,15 @@ def select_active(instances: Sequence[dict[str, Any]], budget: int, *, judge, re
     policy: str | None = None
     n = len(instances)
     for r, size in enumerate(sizes):
-        rewards = instance_rewards(instances, reference, policy, beta=beta, max_length=max_length, device=device)
-        a, b, report = select_indices(n, selector, size, pool=pool, seed=seed, rewards=rewards, exclude=labelled)
+        rewards = instance_rewards(instances, reference, policy, beta=beta, max_length=max_length, device=device,
+                                   progress=progress)
+        a, b, report = select_indices(n, selector, size, pool=pool, seed=seed, rewards=rewards, exclude=labelled,
+                                      progress=progress)
         labelled = np.concatenate([labelled, pair_keys(a, b, n)])
         items = [{**comparison_item(instances, i, j), "selector": f"active-{selector}", "round": r}
                  for i, j in zip(a.tolist(), b.tolist(), strict=True)]
-        rows = labeled_rows(items, judge_items(items, judge, store=store, progress=False))
+        rows = labeled_rows(items, judge_items(items, judge, store=store, progress=progress,
+                                               description=f"active round {r}: judging"))
         result.rows.extend(rows)
         result.reports.append(report)
         result.decisive.append(sum(row["label"] in ("a", "b") for row in rows))

@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "reward margin instead of the reference's length-normalised log-likelihood")
     group.add_argument("--beta", type=float, default=0.1, help="implicit reward scale with --policy")
     group.add_argument("--judges", nargs=2, metavar="SPEC", help="disagreement: two cheap judge specs")
+    group.add_argument("--no_progress", action="store_true", help="no progress bars (shown only on a terminal)")
 
 
 def select_for_pairs(instances: list[dict[str, Any]], args: argparse.Namespace, report: PairReport
@@ -35,7 +36,7 @@ def select_for_pairs(instances: list[dict[str, Any]], args: argparse.Namespace, 
     judges = [make_judge(spec) for spec in args.judges or ()]
     items, selection = select(instances, args.strategy, args.budget, pool=parse_pool(args.pool), seed=args.seed,
                               reference=args.model, policy=args.policy, judges=judges, group=args.group_field,
-                              beta=args.beta)
+                              beta=args.beta, progress=not args.no_progress)
     report.items = len(items)
     report.notes.append(selection.summary())
     return items

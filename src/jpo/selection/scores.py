@@ -16,21 +16,25 @@ Log-probs come from `jpo.train` (the same tokenization, truncation and chunked L
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from jpo.modeling import ensure_pad_token, pad
+from jpo.progress import progress_bar
 from jpo.train.logprobs import SKIP, segments_for, sequence_logps
 from jpo.train.tokenize import Encoder
 
 
 @torch.no_grad()
 def joint_logps(model, tokenizer, instances: Sequence[dict[str, Any]], *, max_length: int | None = 1024,
-                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                batch_size: int = 64, progress: bool = False, description: str = "scoring instances"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Summed joint-scope log p(I, R) of each instance and its token count; NaN (and 0 tokens) where the
-    instance cannot fit `max_length`. Batches are formed longest first, as the trainer's reference pass does."""
+    instance cannot fit `max_length`. Batches are formed longest first, as the trainer's reference pass does.
+    `progress` shows a bar over the instances scored (`jpo.progress`)."""
     encoder = Encoder(tokenizer, max_length=max_length)
     encoded = []
     for row in instances:
@@ -42,6 +46,7 @@ def joint_logps(model, tokenizer, instances: Sequence[dict[str, Any]], *, max_le
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    bar = progress_bar(len(fits), desc=description, unit="instance", enabled=progress)
     for start in range(0, len(fits), batch_size):
         rows = fits[start:start + batch_size]
         seqs = [encoded[i] for i in rows]
@@ -51,13 +56,15 @@ def joint_logps(model, tokenizer, instances: Sequence[dict[str, Any]], *, max_le
         out = sequence_logps(model, model, ids.to(device), mask.to(device), segments.to(device))
         logps[rows] = (out.prompt + out.response).double().cpu().numpy()
         tokens[rows] = (out.prompt_tokens + out.response_tokens).double().cpu().numpy()
+        bar.update(len(rows))
+    bar.close()
     model.train(was_training)
     return logps, tokens
 
 
 def instance_rewards(instances: Sequence[dict[str, Any]], reference: str, policy: str | None = None, *,
                      beta: float = 0.1, max_length: int | None = 1024, batch_size: int = 64,
-                     device: str | None = None) -> np.ndarray:
+                     device: str | None = None, progress: bool = False) -> np.ndarray:
     """One reward per instance (see the module doc): SimPO's with `reference` alone, JPO's implicit reward with a
     `policy` trained from it. Paths are model folders (or PEFT adapters), loaded with `jpo.evaluate`'s loader."""
     from jpo.evaluate.generate import load_model_and_tokenizer
@@ -65,7 +72,8 @@ def instance_rewards(instances: Sequence[dict[str, Any]], reference: str, policy
     def logps_of(path: str) -> tuple[np.ndarray, np.ndarray]:
         model, tokenizer = load_model_and_tokenizer(path, device=device)
         ensure_pad_token(tokenizer)
-        return joint_logps(model, tokenizer, instances, max_length=max_length, batch_size=batch_size)
+        return joint_logps(model, tokenizer, instances, max_length=max_length, batch_size=batch_size,
+                           progress=progress, description=f"scoring instances with {Path(path).name}")
 
     ref_logps, tokens = logps_of(reference)
     if policy is None:

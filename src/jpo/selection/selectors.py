@@ -29,6 +29,7 @@ import numpy as np
 from jpo.data.formats import item_id
 from jpo.data.pairs import GROUP_FIELDS
 from jpo.errors import JpoError
+from jpo.progress import progress_bar
 from jpo.selection.candidates import Chunk, candidate_chunks, pool_size
 
 SELECTORS = ("random", "coverage", "uncertainty", "certainty", "disagreement")
@@ -79,14 +80,19 @@ def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 
 
 def shortlist(chunks: Iterator[Chunk], priority: Priority, keep: int, seed: int, report: SelectionReport, *,
-              n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              n: int, exclude: np.ndarray | None = None, total: int | None = None,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The `keep` best candidates of a streamed pool, best first (priority, then a seeded random key); candidates
-    whose pair key is in the sorted array `exclude` are skipped before they are scored."""
+    whose pair key is in the sorted array `exclude` are skipped before they are scored. `progress` shows a bar over
+    the `total` candidates of the pool (`jpo.progress`)."""
     rng = np.random.default_rng([seed, 1])
+    bar = progress_bar(total, desc=f"selecting ({report.selector})", unit="candidate", enabled=progress,
+                       unit_scale=True)
     best_a, best_b = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     best_p, best_t = np.empty(0), np.empty(0)
     for a, b in chunks:
         report.candidates += a.size
+        looked_at = a.size
         if exclude is not None and exclude.size:
             fresh = np.isin(pair_keys(a, b, n), exclude, invert=True)
             report.labelled_before += int(a.size - fresh.sum())
@@ -100,6 +106,8 @@ def shortlist(chunks: Iterator[Chunk], priority: Priority, keep: int, seed: int,
         if best_p.size > keep:
             order = np.lexsort((best_t, -best_p))[:keep]
             best_a, best_b, best_p, best_t = best_a[order], best_b[order], best_p[order], best_t[order]
+        bar.update(looked_at)
+    bar.close()
     order = np.lexsort((best_t, -best_p))
     return best_a[order], best_b[order]
 
@@ -156,9 +164,11 @@ def random_priority(seed: int) -> Priority:
     return lambda a, b: rng.random(a.size)
 
 
-def disagreement_priority(instances: Sequence[dict[str, Any]], judges: Sequence[Any]) -> Priority:
+def disagreement_priority(instances: Sequence[dict[str, Any]], judges: Sequence[Any], *,
+                          progress: bool = False) -> Priority:
     """2 where two judges give opposite decisive labels, 1 where one says tie, 0 where they agree; an invalid verdict
-    makes the candidate unscorable. Judged through the shared runner (both orders, flip = tie), without a store."""
+    makes the candidate unscorable. Judged through the shared runner (both orders, flip = tie), without a store;
+    `progress` shows each judge's bar over a chunk's verdicts (the slow part: the pool bar moves once a chunk)."""
     from jpo.feedback.runner import ajudge
 
     if len(judges) != 2:
@@ -168,7 +178,9 @@ def disagreement_priority(instances: Sequence[dict[str, Any]], judges: Sequence[
         items = [{"prompt_a": instances[i]["prompt"], "response_a": instances[i]["response"],
                   "prompt_b": instances[j]["prompt"], "response_b": instances[j]["response"]}
                  for i, j in zip(a.tolist(), b.tolist(), strict=True)]
-        labels = [[r.label for r in asyncio.run(ajudge(items, judge, progress=False)).results] for judge in judges]
+        labels = [[r.label for r in asyncio.run(ajudge(items, judge, progress=progress,
+                                                        description=f"disagreement: judge {k} ({judge.id})")).results]
+                  for k, judge in enumerate(judges, start=1)]
         out = np.empty(len(items))
         for k, (first, second) in enumerate(zip(*labels, strict=True)):
             if "invalid" in (first, second):
@@ -192,11 +204,11 @@ def comparison_item(instances: Sequence[dict[str, Any]], i: int, j: int) -> dict
 def select_indices(n: int, selector: str, budget: int, *, pool: str | int = "all", seed: int = 0,
                    rewards: np.ndarray | None = None, priority: Priority | None = None,
                    families: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                   shortlist_factor: int = 8, chunk_size: int = 1 << 18) -> tuple[np.ndarray, np.ndarray,
-                                                                                    SelectionReport]:
+                   shortlist_factor: int = 8, chunk_size: int = 1 << 18, progress: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, SelectionReport]:
     """The index pairs (a, b) of `budget` candidates out of the pool over n instances. `rewards` (one per instance)
     drive the margin selectors; `priority` overrides the selector's own (the disagreement judges); `exclude` holds
-    pair keys min*n+max already labelled (the active loop's earlier rounds)."""
+    pair keys min*n+max already labelled (the active loop's earlier rounds). `progress`: a bar over the pool."""
     if selector not in SELECTORS:
         raise JpoError(f"unknown selector '{selector}' (expected {', '.join(SELECTORS)})")
     if budget < 1:
@@ -217,7 +229,7 @@ def select_indices(n: int, selector: str, budget: int, *, pool: str | int = "all
     capped = selector == "coverage"
     keep = min(total, budget * shortlist_factor if capped else budget)
     a, b = shortlist(candidate_chunks(n, pool, seed=seed, chunk_size=chunk_size), priority, keep, seed, report,
-                     n=n, exclude=None if exclude is None else np.sort(exclude))
+                     n=n, exclude=None if exclude is None else np.sort(exclude), total=total, progress=progress)
     positions = take(a, b, budget, n=n, families=families, capped=capped, report=report)
     report.selected = int(positions.size)
     if report.selected < budget:
@@ -228,23 +240,26 @@ def select_indices(n: int, selector: str, budget: int, *, pool: str | int = "all
 def select(instances: Sequence[dict[str, Any]], selector: str, budget: int, *, pool: str | int = "all",
            seed: int = 0, reference: str | None = None, policy: str | None = None,
            rewards: np.ndarray | None = None, judges: Sequence[Any] = (), group: str | None = None,
-           beta: float = 0.1, max_length: int | None = 1024, device: str | None = None,
+           beta: float = 0.1, max_length: int | None = 1024, device: str | None = None, progress: bool = False,
            ) -> tuple[list[dict[str, Any]], SelectionReport]:
     """The library entry point: `budget` comparison items ({id, prompt_a, response_a, prompt_b, response_b,
     selector, priority_rank}) out of the pool over `instances` ({prompt, response[, family]}, one per instruction).
 
     Margin selectors need `rewards` or a `reference` model path (plus `policy` for the implicit reward of a trained
-    model); `disagreement` needs two `judges` (jpo Judge objects, e.g. from `jpo.feedback.registry.make_judge`)."""
+    model); `disagreement` needs two `judges` (jpo Judge objects, e.g. from `jpo.feedback.registry.make_judge`).
+    `progress` shows bars (`jpo.progress`) for the slow parts: scoring instances, judging, streaming the pool."""
     if selector in MARGIN_SELECTORS and rewards is None:
         if reference is None:
             raise JpoError(f"the {selector} selector needs a reference model (--model PATH)")
         from jpo.selection.scores import instance_rewards
 
-        rewards = instance_rewards(instances, reference, policy, beta=beta, max_length=max_length, device=device)
-    priority = disagreement_priority(instances, judges) if selector == "disagreement" and judges else None
+        rewards = instance_rewards(instances, reference, policy, beta=beta, max_length=max_length, device=device,
+                                   progress=progress)
+    priority = (disagreement_priority(instances, judges, progress=progress)
+                if selector == "disagreement" and judges else None)
     families = family_codes(instances, group) if selector == "coverage" else None
     a, b, report = select_indices(len(instances), selector, budget, pool=pool, seed=seed, rewards=rewards,
-                                  priority=priority, families=families)
+                                  priority=priority, families=families, progress=progress)
     if selector == "coverage" and families is None:
         report.notes.append("no task-family field: instructions balanced, families not")
     items = [{**comparison_item(instances, i, j), "selector": selector, "priority_rank": rank}
