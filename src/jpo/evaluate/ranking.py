@@ -30,6 +30,21 @@ from jpo.feedback.store import VerdictStore
 
 ALPHA = 0.01
 STABLE = 0.95  # share of random subsamples that must reproduce the full ranking
+TIED = 1e-9  # scores closer than this are equal (BT fits of identical records differ only by float rounding)
+
+
+def shared_ranks(values: Mapping[str, float]) -> dict[str, int]:
+    """Competition ranks, highest value first: equal values share the best of their ranks (1, 1, 3), so a tie is
+    shown as a tie rather than ordered by name or dictionary order."""
+    return {name: 1 + sum(other > value + TIED for other in values.values()) for name, value in values.items()}
+
+
+def tau_undefined(first: Sequence[float], second: Sequence[float]) -> str | None:
+    """Why Kendall's tau of two score lists is undefined (one side has no order at all), or None when it is not."""
+    for scores, what in ((first, "Bradley-Terry score"), (second, "win-rate against gold")):
+        if max(scores) - min(scores) <= TIED:
+            return f"every system has the same {what}, so that protocol gives no order to agree with"
+    return None
 
 
 @dataclass
@@ -74,20 +89,32 @@ class JointEvaluation:
     conditional: dict[str, WinRate] | None = None
     conditional_cost: ProtocolCost | None = None
     kendall_tau: float | None = None
+    kendall_tau_undefined: str | None = None  # why there is no tau (with references), e.g. every win-rate equal
     judge_cost: str | None = None
 
     def ranking(self) -> list[str]:
-        return sorted(self.systems, key=lambda s: -self.scores[s][0])
+        """Systems best first; tied systems (see `ranks`) in name order."""
+        return sorted(self.systems, key=lambda s: (-self.scores[s][0], s))
+
+    def ranks(self) -> dict[str, int]:
+        """Each system's rank by BT score; tied systems share a rank."""
+        return shared_ranks({s: v[0] for s, v in self.scores.items()})
 
     def conditional_ranking(self) -> list[str] | None:
         if self.conditional is None:
             return None
-        return sorted(self.systems, key=lambda s: -self.conditional[s].estimate)
+        return sorted(self.systems, key=lambda s: (-self.conditional[s].estimate, s))
+
+    def conditional_ranks(self) -> dict[str, int] | None:
+        """Each system's rank by win-rate against gold; equal win-rates share a rank."""
+        if self.conditional is None:
+            return None
+        return shared_ranks({s: w.estimate for s, w in self.conditional.items()})
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "judge": self.judge_id,
-            "joint": {"ranking": self.ranking(),
+            "joint": {"ranking": self.ranking(), "ranks": self.ranks(),
                       "bradley_terry": {s: {"score": v[0], "low": v[1], "high": v[2]} for s, v in self.scores.items()},
                       "win_matrix": self.matrix, "invalid": self.invalid,
                       "cost": {**vars(self.joint_cost), "per_decisive": self.joint_cost.per_decisive()}},
@@ -96,10 +123,12 @@ class JointEvaluation:
         }
         if self.conditional is not None and self.conditional_cost is not None:
             out["conditional"] = {
-                "ranking": self.conditional_ranking(),
+                "ranking": self.conditional_ranking(), "ranks": self.conditional_ranks(),
                 "win_rate": {s: w.as_dict() for s, w in self.conditional.items()},
                 "cost": {**vars(self.conditional_cost), "per_decisive": self.conditional_cost.per_decisive()}}
             out["kendall_tau"] = self.kendall_tau
+            if self.kendall_tau_undefined:
+                out["kendall_tau_undefined"] = self.kendall_tau_undefined
         return out
 
     def markdown(self) -> str:
@@ -111,14 +140,16 @@ class JointEvaluation:
             header += " win-rate vs gold | rank vs gold |"
             rule += "---|---|"
         lines += [header, rule]
-        by_gold = self.conditional_ranking()
-        for rank, name in enumerate(self.ranking(), 1):
+        ranks, by_gold = self.ranks(), self.conditional_ranks()
+        for name in self.ranking():
             score, low, high = self.scores[name]
-            line = f"| {rank} | {name} | {score:+.3f} | [{low:+.3f}, {high:+.3f}] |"
+            line = f"| {ranks[name]} | {name} | {score:+.3f} | [{low:+.3f}, {high:+.3f}] |"
             if self.conditional is not None and by_gold is not None:
                 w = self.conditional[name]
-                line += f" {100 * w.estimate:.1f}% [{100 * w.low:.1f}, {100 * w.high:.1f}] | {by_gold.index(name) + 1} |"
+                line += f" {100 * w.estimate:.1f}% [{100 * w.low:.1f}, {100 * w.high:.1f}] | {by_gold[name]} |"
             lines.append(line)
+        if len(set(ranks.values())) < len(ranks) or (by_gold and len(set(by_gold.values())) < len(by_gold)):
+            lines += ["", "Systems with equal scores share a rank."]
         lines += ["", "Win matrix (row beats column; tie = 0.5; comparisons in parentheses)", "",
                   "| | " + " | ".join(self.systems) + " |", "|---" * (len(self.systems) + 1) + "|"]
         for x in self.systems:
@@ -139,6 +170,8 @@ class JointEvaluation:
         if self.kendall_tau is not None:
             lines += ["", f"Rank agreement between the protocols: Kendall tau = {self.kendall_tau:+.3f} "
                           f"({len(self.systems)} systems)"]
+        elif self.kendall_tau_undefined:
+            lines += ["", f"Rank agreement between the protocols: Kendall tau undefined: {self.kendall_tau_undefined}"]
         if self.invalid or any(self.left_out.values()):
             left = ", ".join(f"{n} {why}" for why, n in self.left_out.items() if n)
             lines += ["", f"Left out: {self.invalid} invalid joint verdicts" + (f"; {left}" if left else "")]
@@ -177,10 +210,14 @@ def joint_items(generations: Mapping[str, Sequence[dict[str, Any]]], *, seed: in
         partners += [(slot, order[k], order[(k + 1) % len(order)]) for k in range(len(order))]
     names = sorted(generations)
     items = []
+    if max_per_pair is not None and max_per_pair < 2:
+        raise JpoError(f"--max_per_pair {max_per_pair}: items come in counterbalanced pairs, so at least 2")
     for x, y in itertools.combinations(names, 2):
         chosen = partners
         if max_per_pair is not None and 2 * len(partners) > max_per_pair:
             chosen = [partners[k] for k in sorted(rng.choice(len(partners), max_per_pair // 2, replace=False))]
+            cut = "joint items over --max_per_pair"
+            left_out[cut] = left_out.get(cut, 0) + 2 * (len(partners) - len(chosen))
         for (temperature, gen_seed), i, j in chosen:
             for first, second in ((x, y), (y, x)):
                 row_a, row_b = keyed[first][(i, temperature, gen_seed)], keyed[second][(j, temperature, gen_seed)]
@@ -323,8 +360,15 @@ async def aevaluate_joint(generations: Mapping[str, Sequence[dict[str, Any]]], j
         outcome = np.asarray([SCORES[outcome_of_label(row["label"])] for _, row in valid])
         result.conditional_cost.needed = comparisons_needed(_win_rate_order(len(systems), system, outcome),
                                                             outcome != 0.5, seed=seed)
-        tau = kendalltau([result.scores[s][0] for s in systems], [result.conditional[s].estimate for s in systems])
-        result.kendall_tau = float(tau.statistic)
+        joint_scores = [result.scores[s][0] for s in systems]
+        gold_scores = [result.conditional[s].estimate for s in systems]
+        result.kendall_tau_undefined = tau_undefined(joint_scores, gold_scores)
+        if result.kendall_tau_undefined is None:
+            # tau-b over the shared ranks, not the raw scores: a float-rounding difference between two tied BT
+            # scores is no order; tau-b counts ties on one side properly
+            joint_ranks, gold_ranks = result.ranks(), result.conditional_ranks() or {}
+            result.kendall_tau = float(kendalltau([joint_ranks[s] for s in systems],
+                                                  [gold_ranks[s] for s in systems]).statistic)
     result.judge_cost = judge.cost_summary() if judge is not None else None
     return result
 
