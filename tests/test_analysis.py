@@ -211,6 +211,11 @@ def test_analyze_end_to_end_humans_vs_ai_with_interplay(tmp_path, capsys):
     assert bias["ann"]["decisive"] == 6 and bias["all of humans"]["decisive"] == 6 + 5
     md = (out / "analysis.md").read_text()
     assert "| humans vs ai | all | all | 6 | 5 | 83.3% |" in md and "Position bias" in md
+    # the left-out column: one header label, each count named (it was "one side only / invalid" over 3 numbers)
+    assert "| kappa | left out |" in md
+    assert "| 2 only in ai (2 of them labelled without a majority) |" in md
+    assert "| humans vs ai | conditional | hh | 1 | 1 | 100.0% | n/a | nothing |" in md
+    assert "| humans (annotator pairs) | all | all | 8 | 6 | 75.0% |" in md
     for chart in ("agreement.png", "interplay.png", "position_bias.png", "tie_rate.png"):
         assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

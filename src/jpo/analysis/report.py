@@ -42,14 +42,18 @@ def agreement_rows(sources: Sequence[LabelSource], group_by: str = "dataset") ->
             rows.append({"between": f"{source.name} (annotator pairs)", "protocol": protocol, "dataset": dataset,
                          **result.to_dict()})
     for first, second in combinations(sources, 2):
-        labels_a, left_out_a = first.consensus()
-        labels_b, left_out_b = second.consensus()
+        labels_a, _ = first.consensus()
+        labels_b, _ = second.consensus()
+        given_a, given_b = first.by_item().keys(), second.by_item().keys()
         items = {**second.items, **first.items}
         for (protocol, dataset), ids in _grouped(labels_a.keys() | labels_b.keys(), items, group_by).items():
             result = agreement({i: labels_a[i] for i in ids if i in labels_a},
                                {i: labels_b[i] for i in ids if i in labels_b})
+            # items of this group that a side labelled without reaching a majority (counted in only_a / only_b)
+            no_majority = sum((i in given_a and i not in labels_a) + (i in given_b and i not in labels_b)
+                              for i in ids)
             rows.append({"between": f"{first.name} vs {second.name}", "protocol": protocol, "dataset": dataset,
-                         **result.to_dict(), "no_majority": sum(left_out_a.values()) + sum(left_out_b.values())})
+                         **result.to_dict(), "no_majority": no_majority})
         # With several annotators per item, also every single label against the other side (no majority needed).
         for multi, other, other_labels in ((first, second, labels_b), (second, first, labels_a)):
             per_item = multi.by_item()
@@ -122,6 +126,20 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _left_out(row: Mapping[str, Any]) -> str:
+    """An agreement row's left-out counts, each named (the column holds up to four different counts)."""
+    first, _, second = row["between"].partition(" vs ")
+    if not second:  # annotator pairs: `only_a` counts items with fewer than two valid labels
+        parts = [(row["only_a"], "items with under two valid labels"), (row["invalid"], "invalid labels")]
+    else:
+        parts = [(row["only_a"], f"only in {first}"), (row["only_b"], f"only in {second}"),
+                 (row["invalid"], "invalid")]
+    text = ", ".join(f"{n} {what}" for n, what in parts if n) or "nothing"
+    if row.get("no_majority"):
+        text += f" ({row['no_majority']} of them labelled without a majority)"
+    return text
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     lines = ["# Label analysis", "", "## Sources", "", "| source | judges / annotators | labels | items |",
              "|---|---:|---:|---:|"]
@@ -129,11 +147,11 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines += ["", "## Agreement (as in the paper's Table 2)", "",
               "Percent agreement and Cohen's kappa over the labels a / b / tie. Between two sources each is reduced "
               "to its per-item majority; annotator pairs compare the annotators of the same item.", "",
-              "| between | protocol | dataset | n | agree | agreement | kappa | left out (one side only / invalid) |",
+              "| between | protocol | dataset | n | agree | agreement | kappa | left out |",
               "|---|---|---|---:|---:|---:|---:|---|"]
     for r in result["agreement"]:
         lines.append(f"| {r['between']} | {r['protocol']} | {r['dataset']} | {r['n']} | {r['agree']} | "
-                     f"{_pct(r['percent'])} | {_num(r['kappa'])} | {r['only_a']} / {r['only_b']} / {r['invalid']} |")
+                     f"{_pct(r['percent'])} | {_num(r['kappa'])} | {_left_out(r)} |")
     if not result["agreement"]:
         lines.append("| (no two labellings of the same items) | | | | | | | |")
     lines += ["", "## Interplay of joint and conditional rankings (Figures 2-3)", ""]
