@@ -51,28 +51,59 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def match_by_text(generations: Sequence[dict[str, Any]], references: Sequence[dict[str, Any]],
+                  rows: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """For the generations at `rows` (whose ids no reference has): the reference whose prompt text the generation's
+    prompt contains -- equal, or wrapped in a template (the JPO authors' released outputs carry theirs:
+    "### Instructions: ...\n\n### Response:"). The longest such prompt wins; two of that length with different
+    ids, or none, leave the generation unmatched. Conversations are compared as their rendered text."""
+    from jpo.feedback.templates import render_text
+
+    candidates = [(render_text(r["prompt"]).strip(), r) for r in references
+                  if r.get("prompt") is not None and r.get("reference") is not None]
+    candidates = [(text, r) for text, r in candidates if text]
+    matched = {}
+    for index in rows:
+        shown = render_text(generations[index]["prompt"])
+        found = [(len(text), r) for text, r in candidates if text in shown]
+        if not found:
+            continue
+        longest = max(length for length, _ in found)
+        best = {str(r["id"]): r for length, r in found if length == longest}
+        if len(best) == 1:
+            matched[index] = next(iter(best.values()))
+    return matched
+
+
 def comparison_items(generations: Sequence[dict[str, Any]], references: Sequence[dict[str, Any]], *,
                      generations_path: str | None = None) -> list[dict[str, Any]]:
     """One conditional item per generation: (prompt, generation) as `a`, (prompt, reference) as `b`.
 
-    The prompt shown to the judge is the reference file's when it has one (the clean instruction), else the
-    generation's. A generation whose id has no reference is an error naming its row."""
+    Generations meet their references by id; a generation whose id no reference has is matched by its prompt text
+    (`match_by_text`; its item says `"matched_by": "prompt text"`). The prompt shown to the judge is the reference
+    file's when it has one (the clean instruction), else the generation's. A generation matched neither way is an
+    error naming its row."""
     by_id = {str(r["id"]): r for r in references}
+    unknown = [i for i, row in enumerate(generations) if str(row["id"]) not in by_id]
+    by_text = match_by_text(generations, references, unknown) if unknown else {}
     items, missing = [], []
     for index, row in enumerate(generations):
-        reference = by_id.get(str(row["id"]))
+        reference = by_text.get(index) or by_id.get(str(row["id"]))
         if reference is None or reference.get("reference") is None:
             missing.append((index, row["id"]))
             continue
         prompt = reference.get("prompt", row["prompt"])
+        prompt_id = str(reference["id"])
         temperature, seed = row.get("temperature"), row.get("seed")
-        items.append({"id": f"{row['id']}|t={temperature}|s={seed}", "prompt_id": str(row["id"]),
+        items.append({"id": f"{prompt_id}|t={temperature}|s={seed}", "prompt_id": prompt_id,
                       "temperature": temperature, "seed": seed, "prompt_a": prompt, "response_a": row["response"],
-                      "prompt_b": prompt, "response_b": reference["reference"]})
+                      "prompt_b": prompt, "response_b": reference["reference"],
+                      **({"matched_by": "prompt text"} if index in by_text else {})})
     if missing:
         index, rid = missing[0]
         raise DataError(f"id {rid!r} has no reference ({len(missing)} of {len(generations)} generations unmatched; "
-                        "generations join references by id)", path=generations_path, row=index + 1, field="id")
+                        "generations join references by id, else by a reference prompt their prompt contains)",
+                        path=generations_path, row=index + 1, field="id")
     return items
 
 

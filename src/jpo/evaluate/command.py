@@ -128,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
     (out / "winrate.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
     (out / "winrate.md").write_text(result.markdown() + "\n", encoding="utf-8")
     print(result.markdown())
+    by_text = sum(1 for row in result.rows if row.get("matched_by") == "prompt text")
+    if by_text:
+        print(f"jpo evaluate: {by_text} of {len(result.rows)} generations matched to their reference by prompt text "
+              "(no reference has their id)")
     print(f"jpo evaluate: {result.judge_run.summary()}")
     print(f"jpo evaluate: wrote {out / 'winrate.md'}, {out / 'winrate.json'}, {out / 'labeled.jsonl'}")
     return 0

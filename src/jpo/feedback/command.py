@@ -16,7 +16,8 @@ def add_judge_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
     """The judge options `jpo judge` and `jpo evaluate` share (`jpo evaluate --export_items` asks no judge)."""
     group = parser.add_argument_group("judge")
     group.add_argument("--judge", required=required, metavar="SPEC",
-                       help="openai:MODEL | hf:PATH (local causal LM) | rm:PATH (reward model) | oracle")
+                       help="openai:MODEL | hf:PATH (local causal LM) | rm:PATH (reward model) | oracle | "
+                            "verdicts:PATH[#RUN] (the JPO authors' cached verdicts, verdicts/master*.json)")
     group.add_argument("--base_url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, Ollama)")
     group.add_argument("--api_key_env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     group.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (API judges)")

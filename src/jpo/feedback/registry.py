@@ -1,6 +1,7 @@
 """`--judge SPEC` -> a Judge.
 
-A spec is `NAME` or `NAME:ARGUMENT` (`openai:gpt-4o-mini`, `hf:/models/judge`, `rm:/models/rm`, `oracle`). Backends
+A spec is `NAME` or `NAME:ARGUMENT` (`openai:gpt-4o-mini`, `hf:/models/judge`, `rm:/models/rm`, `oracle`,
+`verdicts:master.json`: the JPO authors' cached verdicts). Backends
 are named by "module:Class" strings and imported only when chosen, so `jpo judge --judge oracle` never imports httpx
 or torch. Judges that belong to another package are found through the `jpo.judges` entry-point group (the synthetic
 task declares its `oracle` there in pyproject.toml), so this package never imports them and they work from the CLI
@@ -19,6 +20,7 @@ BACKENDS: dict[str, str] = {
     "openai": "jpo.feedback.openai_judge:OpenAIJudge",
     "hf": "jpo.feedback.lm_judge:LMJudge",
     "rm": "jpo.feedback.reward_judge:RewardModelJudge",
+    "verdicts": "jpo.feedback.cached_judge:CachedVerdictsJudge",
 }
 
 
