@@ -320,3 +320,56 @@ def test_real_preference_files_are_served_as_items_without_leaking_the_original_
 
 def json_text(value) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def readme_api_rows() -> dict[str, str]:
+    """The README's annotation API table: call (e.g. "GET /api/next") -> the rest of its row."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        found = re.match(r"\| `((?:GET|POST) /api/\w+)`[^|]*\|(.*)$", line)
+        if found:
+            rows[found.group(1)] = found.group(2)
+    return rows
+
+
+def test_the_readme_documents_the_api_exactly(tmp_path):
+    """Every key, status and body the README's table names is what the server does (and the reverse)."""
+    documented = readme_api_rows()
+    assert set(documented) == {"GET /api/next", "POST /api/answer", "GET /api/progress", "GET /api/export",
+                               "POST /api/annotators"}
+
+    def says(call: str, *words: str) -> None:
+        for word in words:
+            assert word in documented[call], (call, word)
+
+    s = Setup(tmp_path, make_items(1, conditional=True), per_item=1)
+    assert s.client.get("/api/next").status_code == 401  # "Authorization: Bearer TOKEN" on every call
+    ann = s.annotator("ann")
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    job = s.next(ann)
+    assert set(job) == {"item_id", "assignment_id", "protocol", "item", "require_explanation"}
+    assert set(job["item"]) == {"prompt_a", "response_a", "prompt_b", "response_b"} and job["protocol"] == "conditional"
+    says("GET /api/next", *(f'"{k}"' for k in (*job, *job["item"])), '"conditional"', "204")
+    assert s.next(ann) == job  # the same open assignment until it is answered
+    body = {"item_id": job["item_id"], "assignment_id": job["assignment_id"], "choice": "a", "explanation": "x"}
+    says("POST /api/answer", *(f'"{k}"' for k in body), '"equal"', "201", "200", "409", "404", "400", "413")
+    first = s.client.post("/api/answer", headers=ann, json=body)
+    again = s.client.post("/api/answer", headers=ann, json=body)
+    other = s.client.post("/api/answer", headers=ann, json={**body, "choice": "b"})
+    assert (first.status_code, first.json()) == (201, {"status": "recorded"})
+    assert (again.status_code, again.json()) == (200, {"status": "already recorded"})
+    assert other.status_code == 409 and set(other.json()) == {"error"}
+    says("POST /api/answer", '{"status": "recorded"}', '{"status": "already recorded"}')
+    done = s.client.get("/api/next", headers=ann)
+    assert done.status_code == 204 and done.content == b""
+    mine, everyone = (s.client.get("/api/progress", headers=h).json() for h in (ann, admin))
+    says("GET /api/progress", *(f'"{k}"' for k in (*mine, *everyone, *everyone["annotators"][0])))
+    assert set(mine) == {"answered", "remaining"}
+    assert s.client.get("/api/export", headers=ann).status_code == 403
+    (row,) = s.export()
+    says("GET /api/export", *(f'"{k}"' for k in row), '"gold_label"', '"correct"')
+    made = s.client.post("/api/annotators", headers=admin, json={"name": "bob"})
+    assert made.status_code == 201 and set(made.json()) == {"name", "token", "url"}
+    assert s.client.post("/api/annotators", headers=admin, json={"name": "bob"}).status_code == 409
+    says("POST /api/annotators", '{"name"}', '"token"', '"url"', "201", "409")
