@@ -78,3 +78,16 @@ def test_joint_evaluation_with_no_valid_verdict_names_the_reason(tmp_path, share
                    "--no_progress"])
     line = one_error_line(capsys, "evaluate")
     assert status == 2 and "joint items invalid" in line and "scores only the synthetic task" in line
+
+
+def test_disagreement_selection_whose_judges_cannot_score_the_data_exits_nonzero(tmp_path, shared_data,
+                                                                                 capsys) -> None:
+    rows = [json.loads(line) for line in shared_data("ultrafeedback_sample", "train_clean.jsonl").open()][:8]
+    (tmp_path / "sft.jsonl").write_text("".join(json.dumps({"prompt": r["prompt"], "response": r["chosen"]}) + "\n"
+                                                for r in rows))
+    status = main(["pairs", "--input", str(tmp_path / "sft.jsonl"), "--output", str(tmp_path / "sel.jsonl"),
+                   "--strategy", "disagreement", "--budget", "4", "--judges", "oracle", "oracle:temperature=1",
+                   "--no_progress"])
+    line = one_error_line(capsys, "pairs")
+    assert status == 2 and "no valid verdict" in line and "scores only the synthetic task" in line
+    assert not (tmp_path / "sel.jsonl").exists()

@@ -73,8 +73,9 @@ def select_active(instances: Sequence[dict[str, Any]], budget: int, *, judge, re
         labelled = np.concatenate([labelled, pair_keys(a, b, n)])
         items = [{**comparison_item(instances, i, j), "selector": f"active-{selector}", "round": r}
                  for i, j in zip(a.tolist(), b.tolist(), strict=True)]
-        rows = labeled_rows(items, judge_items(items, judge, store=store, progress=progress,
-                                               description=f"active round {r}: judging"))
+        run = judge_items(items, judge, store=store, progress=progress, description=f"active round {r}: judging")
+        run.require_valid(f"items of active round {r}")
+        rows = labeled_rows(items, run)
         result.rows.extend(rows)
         result.reports.append(report)
         result.decisive.append(sum(row["label"] in ("a", "b") for row in rows))

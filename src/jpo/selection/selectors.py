@@ -178,9 +178,11 @@ def disagreement_priority(instances: Sequence[dict[str, Any]], judges: Sequence[
         items = [{"prompt_a": instances[i]["prompt"], "response_a": instances[i]["response"],
                   "prompt_b": instances[j]["prompt"], "response_b": instances[j]["response"]}
                  for i, j in zip(a.tolist(), b.tolist(), strict=True)]
-        labels = [[r.label for r in asyncio.run(ajudge(items, judge, progress=progress,
-                                                        description=f"disagreement: judge {k} ({judge.id})")).results]
-                  for k, judge in enumerate(judges, start=1)]
+        labels = []
+        for k, judge in enumerate(judges, start=1):
+            run = asyncio.run(ajudge(items, judge, progress=progress, description=f"disagreement: judge {k} ({judge.id})"))
+            run.require_valid("candidates")  # a judge that is down or cannot score the data: say so, select nothing
+            labels.append([r.label for r in run.results])
         out = np.empty(len(items))
         for k, (first, second) in enumerate(zip(*labels, strict=True)):
             if "invalid" in (first, second):
