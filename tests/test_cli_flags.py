@@ -104,3 +104,12 @@ def test_an_unknown_flag_is_named_not_taken_for_a_verb(capsys) -> None:
         main(["pairs", "--output", "o", "--pairs_per_instanse", "2"])
     error = capsys.readouterr().err
     assert "unrecognized arguments: --pairs_per_instanse" in error and "invalid choice" not in error
+
+
+def test_an_abbreviation_of_one_flag_is_not_ambiguous_between_its_spellings(capsys) -> None:
+    assert build_parser("run").parse_args(["r.yaml", "--output", "d"]).output_dir == "d"
+    assert build_parser("data").parse_args(["validate", "f"]).files == ["f"]  # sub-command parsers too
+    assert build_parser("annotate").parse_args(["serve", "--items", "i", "--db", "d", "--per", "3"]).per_item == 3
+    with pytest.raises(SystemExit):  # two different flags still are
+        build_parser("judge").parse_args(["--input", "i", "--output", "o", "--judge", "x", "--price", "1"])
+    assert "ambiguous option: --price could match" in capsys.readouterr().err

@@ -45,6 +45,18 @@ def _top_level_help() -> str:
     return "\n".join(lines)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, where an abbreviation that matches only the two spellings of one flag (`--output` for
+    `--output-dir` / `--output_dir`) is that flag, as it was before both spellings existed, not "ambiguous".
+    Sub-command parsers are made of the same class (argparse's `parser_class` default)."""
+
+    def _get_option_tuples(self, option_string: str) -> list:
+        unique: dict[int, tuple] = {}
+        for option in super()._get_option_tuples(option_string):
+            unique.setdefault(id(option[0]), option)  # option[0] is the action
+        return list(unique.values())
+
+
 def accept_both_spellings(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Give every long flag of `parser` (and of its sub-commands) its other spelling: `--output_dir` and
     `--output-dir` name the same option, as `HfArgumentParser` already does for `jpo train` / `jpo sft`.
@@ -73,7 +85,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     module = importlib.import_module(module_name)
     # A module may bring ready-made parsers (e.g. dataclass fields through HfArgumentParser) as parents.
     parents = module.parent_parsers() if hasattr(module, "parent_parsers") else []
-    parser = argparse.ArgumentParser(prog=f"jpo {name}", description=help_, parents=parents)
+    parser = Parser(prog=f"jpo {name}", description=help_, parents=parents)
     module.add_arguments(parser)
     parser.set_defaults(_run=module.run)
     return accept_both_spellings(parser)
