@@ -41,7 +41,8 @@ def _top_level_help() -> str:
         "commands:",
     ]
     lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run `jpo COMMAND --help` for a command's options."]
+    lines += ["", "Run `jpo COMMAND --help` for a command's options; every flag may be written with _ or - "
+                  "(--output_dir = --output-dir)."]
     return "\n".join(lines)
 
 
