@@ -62,10 +62,15 @@ def match_by_text(generations: Sequence[dict[str, Any]], references: Sequence[di
     candidates = [(render_text(r["prompt"]).strip(), r) for r in references
                   if r.get("prompt") is not None and r.get("reference") is not None]
     candidates = [(text, r) for text, r in candidates if text]
+    exact: dict[str, list[dict[str, Any]]] = {}
+    for text, r in candidates:
+        exact.setdefault(text, []).append(r)
     matched = {}
     for index in rows:
         shown = render_text(generations[index]["prompt"])
-        found = [(len(text), r) for text, r in candidates if text in shown]
+        same = exact.get(shown.strip(), [])
+        # equal text first (a dictionary look-up); the scan over every reference only for templated prompts
+        found = [(len(shown.strip()), r) for r in same] or [(len(text), r) for text, r in candidates if text in shown]
         if not found:
             continue
         longest = max(length for length, _ in found)
