@@ -17,6 +17,7 @@ from typing import Any
 
 from jpo.config import check_keys, read_yaml
 from jpo.errors import JpoError
+from jpo.runner.typed import hints, typed, typed_config
 from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
 
 SFT_FROM = ("conditional", "sft", "none")
@@ -236,7 +237,7 @@ class PaperSection:
     """What the paper reports for this experiment (../shared/paper/RESULTS.md), shown beside a run's numbers."""
 
     source: str = ""
-    win_rate: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {temperature | average: %}
+    win_rate: dict[str, dict[str, float] | float] = field(default_factory=dict)  # model -> {temperature | average: %}
     data: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     # "a - b" (run names) -> the paper's difference in win-rate points; the report says, for each, whether this run
@@ -325,6 +326,7 @@ def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
         raise JpoError(f"{where}: expected a mapping of keys, got {type(values).__name__}")
     fields = {_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     check_keys(where, values, fields)
+    types = hints(cls)
     kwargs = {}
     for key, value in values.items():
         f = fields[key]
@@ -335,7 +337,7 @@ def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
             if not isinstance(value, list):
                 raise JpoError(f"{path}: {inner}: expected a list")
             value = [_build(f.metadata["each"], v, path, f"{inner}[{i}]") for i, v in enumerate(value)]
-        kwargs[f.name] = value
+        kwargs[f.name] = typed(f"{path}: {inner}", value, types[f.name])
     try:
         return cls(**kwargs)
     except TypeError as error:
@@ -347,11 +349,15 @@ def _choice(where: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
         raise JpoError(f"{where}: '{value}' is not one of {', '.join(map(str, valid))}")
 
 
-def _check_config(where: str, values: dict[str, Any], cls_name: str) -> None:
+def _check_config(where: str, values: dict[str, Any], cls_name: str) -> dict[str, Any]:
+    """A training settings mapping, keys and value types checked against JPOConfig / SFTConfig (TrainingArguments);
+    returned with numbers written as text (`1e-4`) made numbers."""
     from jpo.train import config as train_config
 
     cls = getattr(train_config, cls_name)
     check_keys(where, values, (f.name for f in dataclasses.fields(cls) if f.init))
+    # JPOConfig takes TRL's list of loss types too (one of them)
+    return typed_config(where, values, cls, {"loss_type": str | list[str] | None} if cls_name != "SFTConfig" else None)
 
 
 def validate(recipe: Recipe) -> Recipe:
@@ -391,23 +397,23 @@ def validate(recipe: Recipe) -> Recipe:
             raise JpoError(f"{at}: give D_H either as data.joint (ready-made) or as pairs (built), not both")
     if recipe.judge.conditional and not recipe.judge.spec:
         raise JpoError(f"{at}: judge.conditional needs judge.spec")
-    _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
+    sft.config = _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
     if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:
-        _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
+        recipe.model.pretrain = _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
         if data.pretrain is None:
             raise JpoError(f"{at}: model.build.pretrain needs the documents to pretrain on: set data.pretrain")
     elif data.pretrain is not None:
         raise JpoError(f"{at}: data.pretrain is read only to pretrain a built model (model.build.pretrain)")
     if recipe.threads is not None and recipe.threads < 1:
         raise JpoError(f"{at}: threads: at least 1")
-    _check_config(f"{at}: train.common", recipe.train.common, "PreferenceConfig")
+    recipe.train.common = _check_config(f"{at}: train.common", recipe.train.common, "PreferenceConfig")
     names = [r.name for r in recipe.train.runs]
     if not names:
         raise JpoError(f"{at}: train.runs: at least one run")
     for i, run in enumerate(recipe.train.runs):
         where = f"{at}: train.runs[{i}] ({run.name})"
         _choice(f"{where}.objective", run.objective, list(OBJECTIVES))
-        _check_config(f"{where}.config", run.config, "PreferenceConfig")
+        run.config = _check_config(f"{where}.config", run.config, "PreferenceConfig")
         for part in run.data:
             _choice(f"{where}.data", part, list(RUN_DATA))
         if {"joint", "mix"} & set(run.data) and pairs is None and data.joint is None:
