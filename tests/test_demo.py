@@ -16,26 +16,33 @@ from jpo.errors import JpoError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_demo(tmp_path: Path, **changes) -> Path:
-    """configs/demo.yaml at toy sizes (the recipe's own values otherwise)."""
-    recipe = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+def tiny_demo(tmp_path: Path, recipe_file: str = "demo.yaml", **changes) -> Path:
+    """configs/demo.yaml (or another configs/ recipe, its `extends` resolved) at toy sizes (the recipe's own values
+    otherwise)."""
+    from jpo.runner.recipe import recipe_values
+
+    recipe = recipe_values(ROOT / "configs" / recipe_file)
     recipe["data"]["pretrain"]["limit"] = 48
     recipe["data"]["conditional"]["limit"] = 24
     recipe["data"]["validation"]["limit"] = 8
     recipe["data"]["eval"]["limit"] = 12
+    if "fresh" in recipe["data"]:
+        recipe["data"]["fresh"]["limit"] = 40
     pretrain = {**recipe["model"]["build"]["pretrain"], "num_train_epochs": 1, "warmup_steps": 0}
     recipe["model"]["build"] = {"vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                                 "intermediate_size": 64, "pretrain": pretrain}
     recipe["sft"]["config"].update(num_train_epochs=1, per_device_train_batch_size=16)
     recipe["train"]["common"].update(num_train_epochs=1, per_device_train_batch_size=8)
-    recipe["train"]["scaling"]["sizes"] = [4]
-    recipe["train"]["selection"].update(selectors=["random", "uncertainty", "disagreement", "active-certainty"],
-                                        budgets=[4, 8], max_steps=2)
+    if "scaling" in recipe["train"]:
+        recipe["train"]["scaling"]["sizes"] = [4]
+    if "selection" in recipe["train"]:
+        recipe["train"]["selection"].update(selectors=["random", "uncertainty", "disagreement", "active-certainty"],
+                                            budgets=[4, 8], max_steps=2)
     recipe["pairs"]["pool"] = 3
     recipe["generate"].update(max_new_tokens=6, temperatures=[0.001, 1.0])
     recipe["evaluate"]["n_resamples"] = 500
     recipe.update(changes)
-    path = tmp_path / "tiny-demo.yaml"
+    path = tmp_path / f"tiny-{recipe_file}"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
 
@@ -241,13 +248,31 @@ def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_p
         assert trained == [1e-4, 3e-4]
 
 
-def test_each_paper_finding_is_reproduced_reversed_or_not_by_its_paired_interval():
+def test_each_paper_finding_gets_a_verdict_with_magnitude():
+    """Issue 25 item 4: "reproduced" only when the paired interval excludes 0 in the paper's direction, saying
+    whether the paper's value lies inside it; otherwise smaller, not distinguishable from 0, or reversed, each
+    with both numbers."""
     from jpo.runner.report import finding
 
-    assert finding("JPO - DPO", 5.2, {"difference": 1.0, "ci95": [0.2, 1.8]}).endswith(": reproduced.")
-    assert finding("JPO - KTO", 1.5, {"difference": -1.6, "ci95": [-2.6, -0.6]}).endswith(": reversed.")
-    assert finding("JPO - DPO", 5.2, {"difference": 0.2, "ci95": [-0.5, 0.9]}).endswith("includes 0).")
-    assert finding("X - Y", -2.0, {"difference": -1.0, "ci95": [-1.5, -0.5]}).endswith(": reproduced.")
+    # the issue's case: +1.1 [+0.3, +2.0] against the paper's +5.2 is a smaller effect, not a reproduction
+    assert finding("JPO - DPO", 5.2, {"difference": 1.1, "ci95": [0.3, 2.0]}) == (
+        "- JPO - DPO: paper +5.2 points, here +1.1 [+0.3, +2.0]: smaller than the paper's (the paper's value lies "
+        "outside the interval).")
+    assert finding("JPO - DPO", 5.2, {"difference": 4.0, "ci95": [2.1, 6.0]}).endswith(
+        ": reproduced (the paper's value lies inside the interval).")
+    assert finding("JPO - DPO", 5.2, {"difference": 9.0, "ci95": [7.0, 11.0]}).endswith(
+        ": reproduced, larger than the paper's (the paper's value lies outside the interval).")
+    assert finding("JPO - KTO", 1.5, {"difference": -1.6, "ci95": [-2.6, -0.6]}) == \
+        "- JPO - KTO: paper +1.5 points, here -1.6 [-2.6, -0.6]: reversed."
+    assert finding("JPO - DPO", 5.2, {"difference": 0.2, "ci95": [-0.5, 0.9]}) == \
+        "- JPO - DPO: paper +5.2 points, here +0.2 [-0.5, +0.9]: not distinguishable from 0."
+    # a negative finding: the paper's direction is down
+    assert finding("X - Y", -2.0, {"difference": -1.0, "ci95": [-1.5, -0.5]}).endswith(": smaller than the paper's "
+                                                                                       "(the paper's value lies "
+                                                                                       "outside the interval).")
+    assert finding("X - Y", -2.0, {"difference": -2.2, "ci95": [-3.0, -1.5]}).endswith(
+        ": reproduced (the paper's value lies inside the interval).")
+    assert finding("X - Y", -2.0, {"difference": 1.0, "ci95": [0.5, 1.5]}).endswith(": reversed.")
     assert finding("JPO - DPO", 5.2, None) == "- JPO - DPO: paper +5.2 points; not run here."
 
 
