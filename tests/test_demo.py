@@ -137,9 +137,10 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     assert {p.name for p in demo.iterdir()} >= {"results.md", "results.json", "details.json", "interplay.json",
                                                  "winrate.png", "training_loss.png", "training_reward_margin.png",
                                                  "scaling.png"}
-    rows = json.loads((demo / "results.json").read_text())
+    rows = json.loads((demo / "results.json").read_text())["rows"]
     assert [row["method"] for row in rows] == ["SFT", "DPO", "KTO", "JPO", "JPO (D_H only)", "JPO (50:50 mix)",
-                                               "DPO loss on D_H"]
+                                               "DPO loss on D_H", "DPO (D_C + |D_H| fresh)", "DPO (half of D_C)",
+                                               "DPO (D_C + |D_C| fresh)", "DPO (another order)"]
     for row in rows:
         assert set(row["win_rate"]) == {"0.001", "1.0"}
         assert 0.0 <= row["ci95"][0] <= row["average"] <= row["ci95"][1] <= 100.0
@@ -171,6 +172,35 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     assert len(details["findings"]) == 6 and details["findings"][0].startswith("- DPO - SFT: paper +23.9 points, here")
     assert "- JPO (D_H only) - jpo-dh-100: paper +29.3 points; not run here." in markdown  # this test's scaling size is 4
     assert "## Where the margin comes from" in markdown and "| DPO | " in markdown.split("margin comes from")[1]
+    assert by["DPO (D_C + |D_H| fresh)"]["rows"] == feedback["D_C"] + feedback["D_H"]  # the equal-budget control
+    assert by["DPO (half of D_C)"]["rows"] == round(feedback["D_C"] / 2)
+    assert by["DPO (D_C + |D_C| fresh)"]["rows"] == 2 * feedback["D_C"] and feedback["D_F"] >= feedback["D_H"]
+    assert markdown.startswith("# demo\n\n**This testbed cannot tell methods apart here (")  # a toy cannot
+    assert "## Is a joint label worth a conditional one?" in markdown and details["selection"] is None
+    assert "jpo demo: done in" in out
+
+    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "report" / "results.json").read_text() == (demo / "results.json").read_text()
+    capsys.readouterr()
+
+    assert main(["demo", "--config", str(recipe), "--out", str(tmp_path / "demo")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("jpo run: ")]
+    assert lines and all("skipped" in line for line in lines[:-1])  # every unit reused from its manifest
+    assert "0 unit(s) ran" in lines[-1]
+
+
+@pytest.mark.slow
+def test_the_selection_grid_recipe_runs_every_selector_at_every_budget(tmp_path, capsys):
+    """configs/demo-selection.yaml (the demo's settings, its own recipe): every selector at every budget, the same
+    training steps at each point."""
+    recipe = tiny_demo(tmp_path, "demo-selection.yaml")
+    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "demo")]) == 0
+    capsys.readouterr()
+    demo = tmp_path / "demo" / "report"
+    details = json.loads((demo / "details.json").read_text())
+    rows = json.loads((demo / "results.json").read_text())["rows"]
+    assert [row["name"] for row in rows] == ["sft", "jpo-dh"]
+    markdown = (demo / "results.md").read_text()
     selection = details["selection"]  # every selector at every budget, the same training steps at each point
     assert [(p["selector"], p["budget"]) for p in selection["points"]] == [
         (s, b) for s in ("random", "uncertainty", "disagreement", "active-certainty") for b in (4, 8)]
@@ -188,16 +218,6 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
                                                 for b in (4, 8)}
     assert "## Which joint comparisons to label" in markdown and "selection.png" in {p.name for p in demo.iterdir()}
     assert not any("-random-" in row["name"] for row in rows)  # the grid is its own table, not Table 5's rows
-    assert "jpo demo: done in" in out
-
-    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
-    assert (tmp_path / "run" / "report" / "results.json").read_text() == (demo / "results.json").read_text()
-    capsys.readouterr()
-
-    assert main(["demo", "--config", str(recipe), "--out", str(tmp_path / "demo")]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("jpo run: ")]
-    assert lines and all("skipped" in line for line in lines[:-1])  # every unit reused from its manifest
-    assert "0 unit(s) ran" in lines[-1]
 
 
 @pytest.mark.slow
@@ -206,8 +226,8 @@ def test_a_selector_can_choose_d_h_after_sft(tmp_path, capsys):
     values = yaml.safe_load(recipe.read_text())
     values["pairs"].update(strategy="certainty", budget=10)
     values["train"]["runs"] = [r for r in values["train"]["runs"] if r["name"] in ("dpo", "jpo-dh")]
-    for key in ("scaling", "selection"):
-        values["train"].pop(key)
+    values["train"].pop("scaling")
+    values.pop("sensitivity")
     values["evaluate"].update(paired=[], joint=[])
     values["paper"]["findings"] = {}
     recipe.write_text(yaml.safe_dump(values))
@@ -218,7 +238,7 @@ def test_a_selector_can_choose_d_h_after_sft(tmp_path, capsys):
                 .read_text().splitlines()]
     chosen = (run / "select" / "pairs" / "certainty-10" / "D_H.jsonl").read_text().splitlines()
     assert len(labelled) == 10 and len(chosen) == sum(r["label"] in ("a", "b") for r in labelled)
-    rows = {r["name"]: r for r in json.loads((run / "report" / "results.json").read_text())}
+    rows = {r["name"]: r for r in json.loads((run / "report" / "results.json").read_text())["rows"]}
     assert rows["jpo-dh"]["rows"] == len(chosen)
     details = json.loads((run / "report" / "details.json").read_text())
     assert details["feedback"]["D_H"] == len(chosen)
@@ -232,13 +252,13 @@ def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_p
     recipe = tiny_demo(tmp_path)
     values = yaml.safe_load(recipe.read_text())
     values["train"]["runs"] = values["train"]["runs"][:2]  # DPO and KTO: enough to see the grid applied to each
-    for key in ("scaling", "selection"):
-        values["train"].pop(key)
+    values["train"].pop("scaling")
+    values.pop("sensitivity")
     values["evaluate"]["paired"] = values["evaluate"]["joint"] = []
     values["sweep"] = {"learning_rate": [1e-4, 3e-4]}
     recipe.write_text(yaml.safe_dump(values))
     assert main(["demo", "--config", str(recipe), "--sweep", "--out", str(tmp_path / "sweep")]) == 0
-    rows = json.loads((tmp_path / "sweep" / "report" / "results.json").read_text())
+    rows = json.loads((tmp_path / "sweep" / "report" / "results.json").read_text())["rows"]
     assert [r["name"] for r in rows] == ["sft", "dpo-lr0.0001", "dpo-lr0.0003", "kto-lr0.0001", "kto-lr0.0003"]
     assert all(sum(r["outcomes"].values()) == 8 * 2 for r in rows)  # the 8 validation prompts, not the test ones
     assert "synthetic:validation" in (tmp_path / "sweep" / "report" / "results.md").read_text()

@@ -44,16 +44,18 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     # train.vary_base, one per training seed (folders and units named seed<N>).
     external = None if isinstance(recipe.model, BuildModel) else _within(recipe.model, run_dir)
     vary = recipe.train.vary_base
-    chains = {seed: _base_chain(recipe, add, data, external, seed if vary else None, run_dir)
-              for seed in (recipe.train.seeds if vary else recipe.train.seeds[:1])}
-    if not vary:
-        chains = dict.fromkeys(recipe.train.seeds, next(iter(chains.values())))
+    bases = {seed: _base(recipe, add, data, seed if vary else None, run_dir)
+             for seed in (recipe.train.seeds if vary else recipe.train.seeds[:1])}
     # How the judge is reached (endpoint, key, concurrency, retries, prices) does not change what it answers.
     transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
     judge = {k: v for k, v in _plain(recipe.judge).items() if k not in transport}
     feedback = add("feedback", "feedback", {"judge": judge}, [data],
                    ["D_C.jsonl", "D_H.jsonl", *(["D_F.jsonl"] if recipe.data.fresh else [])],
                    lambda u: stages.collect_feedback(recipe, data.folder, u.folder))
+    chains = {seed: _sft(recipe, add, data, external, seed if vary else None, run_dir, *base)
+              for seed, base in bases.items()}
+    if not vary:
+        chains = dict.fromkeys(recipe.train.seeds, next(iter(chains.values())))
     # One select unit per selector (and seed): what it reads is what its key holds -- the SFT model and the
     # template only for the margin selectors, the cheap judges only for disagreement -- so adding a selector or a
     # budget reruns that selector's points alone.
@@ -133,33 +135,42 @@ class _Chain:
     sft: Unit | None
 
 
-def _base_chain(recipe: Recipe, add, data: Unit, external: str | None, seed: int | None, run_dir: Path) -> _Chain:
-    """The units that make preference training's starting model: build and pretrain (a built model), then SFT. At
-    `seed` None they use the recipe's seed and keep their plain names (model, pretrain, sft); at a seed, that seed,
-    under seed<N>. A model a unit made is named by that unit's key (a dependency), never by its folder, so a run
-    folder can be moved or copied without invalidating its manifests; only a model from outside the run is named."""
-    name = {} if seed is None else {"seed": seed}
-    at = () if seed is None else (f"seed{seed}",)
-    seed_of = recipe.seed if seed is None else seed
-    base, base_deps = recipe.model, []
-    if isinstance(recipe.model, BuildModel):
-        built = add("model", at[0] if at else "model", {"build": _plain(recipe.model), **name}, [data],
-                    ["model/config.json"], lambda u: stages.build_model(recipe.model, data.folder, u.folder,
-                                                                        seed_of if seed is not None else 0), *at)
-        base, base_deps = str(built.folder / "model"), [built]
-        if recipe.model.pretrain:
-            pretrained = add("pretrain", at[0] if at else "pretrain", {"pretrain": recipe.model.pretrain,
-                                                                       "seed": seed_of},
-                             [data, built], ["model/config.json"],
-                             lambda u, built_dir=base: stages.pretrain_model(u, recipe, built_dir, data.folder,
-                                                                             run_dir, seed_of), *at)
-            base, base_deps = str(pretrained.folder / "model"), [pretrained]
+def _names(recipe: Recipe, seed: int | None) -> tuple[dict[str, int], tuple[str, ...], int]:
+    """A base unit's extra key, folder and seed: at `seed` None the recipe's seed under the plain names (model,
+    pretrain, sft); at a seed, that seed, under seed<N>."""
+    return ({} if seed is None else {"seed": seed}), (() if seed is None else (f"seed{seed}",)), (
+        recipe.seed if seed is None else seed)
+
+
+def _base(recipe: Recipe, add, data: Unit, seed: int | None, run_dir: Path) -> tuple[str, list[Unit]]:
+    """The model SFT starts from and its units: the recipe's model, or a built one (then pretrained)."""
+    extra, at, seed_of = _names(recipe, seed)
+    if not isinstance(recipe.model, BuildModel):
+        return recipe.model, []
+    built = add("model", at[0] if at else "model", {"build": _plain(recipe.model), **extra}, [data],
+                ["model/config.json"], lambda u: stages.build_model(recipe.model, data.folder, u.folder,
+                                                                    0 if seed is None else seed), *at)
+    if not recipe.model.pretrain:
+        return str(built.folder / "model"), [built]
+    pretrained = add("pretrain", at[0] if at else "pretrain", {"pretrain": recipe.model.pretrain, "seed": seed_of},
+                     [data, built], ["model/config.json"],
+                     lambda u, built_dir=str(built.folder / "model"): stages.pretrain_model(
+                         u, recipe, built_dir, data.folder, run_dir, seed_of), *at)
+    return str(pretrained.folder / "model"), [pretrained]
+
+
+def _sft(recipe: Recipe, add, data: Unit, external: str | None, seed: int | None, run_dir: Path, base: str,
+         base_deps: list[Unit]) -> _Chain:
+    """The model preference training starts from: the SFT model trained on `base` (or `base` itself without
+    SFT). A model a unit made is named by that unit's key (a dependency), never by its folder, so a run folder can
+    be moved or copied without invalidating its manifests; only a model from outside the run is named."""
+    _, at, seed_of = _names(recipe, seed)
     if recipe.sft.from_ == "none":
-        return _Chain(str(base), base_deps, None)
+        return _Chain(base, base_deps, None)
     sft = add("sft", at[0] if at else "sft", {"sft": _plain(recipe.sft), "base": external,
                                               "template": recipe.prompt_template, "seed": seed_of},
               [data, *base_deps], ["model/config.json"],
-              lambda u, base=base: stages.train_sft_model(u, recipe, str(base), data.folder, run_dir, seed_of), *at)
+              lambda u: stages.train_sft_model(u, recipe, base, data.folder, run_dir, seed_of), *at)
     return _Chain(str(sft.folder / "model"), [sft], sft)
 
 

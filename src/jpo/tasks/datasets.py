@@ -41,10 +41,10 @@ def _unique_prompts(n: int, rng: random.Random, seen: set[str]) -> list[tuple[st
 
 def build_splits(sizes: Sizes, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     """{"pretrain": [{prompt, response, family}], "pool": [{id, prompt, response_a, response_b, family}],
-    "validation" / "test": [{id, prompt, reference, family}], "fresh": pool-format rows}."""
+    "validation" / "test": [{id, prompt, reference, family}], "fresh" (when asked for): pool-format rows}."""
     rng = random.Random(seed)
     seen: set[str] = set()
-    splits: dict[str, list[dict[str, Any]]] = {"pretrain": [], "pool": [], "validation": [], "test": [], "fresh": []}
+    splits: dict[str, list[dict[str, Any]]] = {"pretrain": [], "pool": [], "validation": [], "test": []}
     for prompt, family in _unique_prompts(sizes.pool, rng, seen):
         response_a, response_b = annotation_pair(prompt, rng)
         splits["pool"].append({"id": item_id(prompt, response_a, response_b), "prompt": prompt,
@@ -57,6 +57,8 @@ def build_splits(sizes: Sizes, seed: int = 0) -> dict[str, list[dict[str, Any]]]
     for prompt, family in _unique_prompts(sizes.pretrain, rng, seen):
         splits["pretrain"].append({"prompt": prompt, "response": world_response(prompt, rng), "family": family})
     # After the corpus, so asking for fresh comparisons changes no other split (the pretrained model included).
+    if sizes.fresh:
+        splits["fresh"] = []
     for prompt, family in _unique_prompts(sizes.fresh, rng, seen):
         response_a, response_b = annotation_pair(prompt, rng)
         splits["fresh"].append({"id": item_id(prompt, response_a, response_b), "prompt": prompt,
