@@ -417,3 +417,22 @@ def test_the_readme_block_renders_from_a_results_json(tmp_path):
                            str(readme)], capture_output=True, text=True)
     assert done.returncode == 2 and "needs one '<!-- demo-numbers:start -->' line" in done.stderr
     assert START in (ROOT / "README.md").read_text()  # the README carries the block
+
+
+@pytest.mark.parametrize("name", ["demo", "tldr-mistral7b", "tldr-qwen0.5b", "hh-helpful-mistral7b",
+                                  "hh-helpful-qwen0.5b"])
+def test_every_recipe_with_extra_conditional_labels_has_the_equal_budget_control(name):
+    """Issue 25 item 3: beside JPO on D_C ∪ D_H, DPO on D_C + |D_H| fresh conditional labels of the same source,
+    at JPO's steps, paired against JPO."""
+    recipe = load_recipe(CONFIGS / f"{name}.yaml")
+    runs = {r.name: r for r in recipe.train.runs}
+    assert runs["jpo"].data == ["conditional", "joint"]
+    control = runs["dpo-budget"]
+    assert (control.objective, control.data, control.fresh, control.steps_of) == \
+        ("dpo", ["conditional", "fresh"], "size_of_joint", "jpo")
+    assert "jpo - dpo-budget" in recipe.evaluate.paired
+    fresh, conditional = recipe.data.fresh, recipe.data.conditional
+    if fresh.source == "synthetic":  # the task's own split of comparisons, disjoint from every other
+        assert fresh.split == "fresh"
+    else:  # a held-out slice of the same preference source (its instructions after D_C's)
+        assert (fresh.source, fresh.split, fresh.kind) == (conditional.source, conditional.split, conditional.kind)
