@@ -273,20 +273,35 @@ def test_vary_base_gives_each_seed_its_own_built_pretrained_and_sft_model(tmp_pa
     from jpo.runner.plan import plan
 
     values = demo_values()
-    values["train"].update(seeds=[0, 1], vary_base=True)
+    values["train"].update(seeds=[0, 1, 2], vary_base=True)
     units = {u.label: u for u in plan(parse_recipe(values, "demo.yaml"), tmp_path)}
-    for seed in (0, 1):
-        assert {f"model/seed{seed}", f"pretrain/seed{seed}", f"sft/seed{seed}"} <= set(units)
+    # the recipe's own seed (0) keeps the names and keys a one-seed run has; the others their own
+    for stage in ("model", "pretrain", "sft"):
+        assert stage in units and {f"{stage}/seed1", f"{stage}/seed2"} <= set(units) and f"{stage}/seed0" not in units
+    assert units["sft"] in units["train/dpo/seed0"].deps and units["sft"] in units["generate/sft/seed0"].deps
+    for seed in (1, 2):
         assert units[f"sft/seed{seed}"] in units[f"train/dpo/seed{seed}"].deps
         assert units[f"sft/seed{seed}"] in units[f"generate/sft/seed{seed}"].deps
         assert units[f"sft/seed{seed}"].config["seed"] == units[f"pretrain/seed{seed}"].config["seed"] == seed
-    assert units["model/seed0"].key != units["model/seed1"].key
+        assert units[f"pretrain/seed{seed}"] in units[f"sft/seed{seed}"].deps
+    assert len({units[label].key for label in ("model", "model/seed1", "model/seed2")}) == 3
     assert units["model/seed1"].folder == tmp_path / "model" / "seed1"
-    # without it, one base for every seed, under the names a run folder already has
+    one = {u.label: u for u in plan(parse_recipe({**values, "train": {**values["train"], "seeds": [0]}},
+                                                 "demo.yaml"), tmp_path)}
+    assert one["sft"].key == units["sft"].key  # one seed is the same run with or without vary_base
+    # without it, one base for every seed
     values["train"]["vary_base"] = False
     units = {u.label: u for u in plan(parse_recipe(values, "demo.yaml"), tmp_path)}
     assert {"model", "pretrain", "sft"} <= set(units) and "sft/seed1" not in units
-    assert units["sft"] in units["train/dpo/seed1"].deps
+    assert units["sft"] in units["train/dpo/seed1"].deps and units["sft"].key == one["sft"].key
+
+
+def test_the_sweep_leaves_out_the_variant_runs():
+    from jpo.runner.recipe import for_sweep
+
+    swept = for_sweep(load_recipe(CONFIGS / "demo.yaml"))
+    names = {r.name.split("-lr")[0] for r in swept.runs()}
+    assert names == {"dpo", "kto", "jpo", "jpo-dh", "jpo-mix", "dpo-dh"} and swept.sensitivity is None
 
 
 # --- reproducible, and the README's numbers from a report --------------------------------------------------------
@@ -346,6 +361,7 @@ def test_two_fresh_runs_of_a_recipe_write_the_same_results_json(tmp_path, capsys
     assert {"data", "model", "pretrain", "sft", "train", "generate", "evaluate"} <= set(provenance["seconds"])
     # each seed its own base model; the checks' runs at DPO's steps
     assert (tmp_path / "first" / "sft" / "seed1" / "model" / "config.json").exists()
+    assert (tmp_path / "first" / "sft" / "model" / "config.json").exists()  # seed 0: the recipe's own
     for seed in (0, 1):
         steps = {name: json.loads((tmp_path / "first" / "train" / name / f"seed{seed}" / "model" /
                                    "trainer_state.json").read_text())["global_step"]

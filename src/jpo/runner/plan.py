@@ -41,10 +41,12 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                 "seed": recipe.seed, "paths": source_paths or {}},
                [], ["eval.jsonl"], lambda u: prepare_data(recipe, u.folder, source_paths or {}))
     # The base (built, pretrained) and SFT models: one, at the recipe's seed, for every training seed; or, with
-    # train.vary_base, one per training seed (folders and units named seed<N>).
+    # train.vary_base, one per training seed (folders and units named seed<N>, but for the recipe's own seed).
     external = None if isinstance(recipe.model, BuildModel) else _within(recipe.model, run_dir)
     vary = recipe.train.vary_base
-    bases = {seed: _base(recipe, add, data, seed if vary else None, run_dir)
+    # The recipe's own seed keeps the plain names (and keys) under vary_base too, so one seed is the same run either way.
+    own = {seed: None if not vary or seed == recipe.seed else seed for seed in recipe.train.seeds}
+    bases = {seed: _base(recipe, add, data, own[seed], run_dir)
              for seed in (recipe.train.seeds if vary else recipe.train.seeds[:1])}
     # How the judge is reached (endpoint, key, concurrency, retries, prices) does not change what it answers.
     transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
@@ -52,8 +54,7 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     feedback = add("feedback", "feedback", {"judge": judge}, [data],
                    ["D_C.jsonl", "D_H.jsonl", *(["D_F.jsonl"] if recipe.data.fresh else [])],
                    lambda u: stages.collect_feedback(recipe, data.folder, u.folder))
-    chains = {seed: _sft(recipe, add, data, external, seed if vary else None, run_dir, *base)
-              for seed, base in bases.items()}
+    chains = {seed: _sft(recipe, add, data, external, own[seed], run_dir, *base) for seed, base in bases.items()}
     if not vary:
         chains = dict.fromkeys(recipe.train.seeds, next(iter(chains.values())))
     # One select unit per selector (and seed): what it reads is what its key holds -- the SFT model and the

@@ -224,8 +224,9 @@ class Selection:
 @dataclass
 class TrainSection:
     """`seeds`: the repeats. With `vary_base`, each seed also reseeds what preference training starts from -- the
-    built model's initial weights, its pretraining and SFT (one base and SFT model per seed) -- so that a result does
-    not hang on one pretrained model; the data and labels stay those of the recipe's seed."""
+    built model's initial weights, its pretraining and SFT (one base and SFT model per seed; the recipe's own seed
+    keeps the shared one's names) -- so that a result does not hang on one pretrained model; the data and labels
+    stay those of the recipe's seed."""
 
     seeds: list[int] = field(default_factory=lambda: [0])
     vary_base: bool = False
@@ -701,7 +702,9 @@ def for_sweep(recipe: Recipe) -> Recipe:
     if recipe.data.validation is None:
         raise JpoError(f"{recipe.path}: --sweep scores on data.validation; the recipe has none")
     # every run at its own steps: the run another one counted its steps from is swept into several
-    runs = [dataclasses.replace(r, sweep=r.sweep or recipe.sweep, steps_of=None) for r in recipe.train.runs]
+    runs = [dataclasses.replace(r, sweep=r.sweep or recipe.sweep, steps_of=None) for r in recipe.train.runs
+            if r.subset is None and r.fresh is None and not r.reorder and r.steps_of is None]  # variants: their
+    # method's settings, not their own
     swept = dataclasses.replace(
         recipe, name=f"{recipe.name}-sweep", output_dir=recipe.output_dir and f"{recipe.output_dir}-sweep",
         data=dataclasses.replace(recipe.data, eval=recipe.data.validation),
