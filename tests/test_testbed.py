@@ -218,9 +218,11 @@ def test_the_sensitivity_checks_are_met_or_not_by_their_thresholds_and_intervals
               "sft": _scored(20)}
     stripped = {"habit": "filler", "share": {"sft": 95.0, "dpo": 10.0},
                 "scored": {"dpo": _scored(60), "sft": _scored(40)}}  # 10 of the 20 points survive: exactly half
-    result = sensitivity_result(recipe, scored, shown, stripped)
+    result = sensitivity_result(recipe, scored, shown, stripped, {"dpo": 210, "dpo-half": 210, "dpo-more": 210,
+                                                                  "dpo-reordered": 210, "jpo": 400})
     by = {c["check"]: c for c in result["checks"]}
     assert list(by) == ["R1", "R2", "R3", "R4", "DPO - SFT"] and result["met"] and not result["failed"]
+    assert "every run at the same number of optimizer steps (210)." in sensitivity_lines(result, dry=False)[2]
     assert by["R1"]["value"] == 10.0 and by["R1"]["ci95"][0] > 0 and by["R2"]["value"] == 6.0
     assert by["R3"]["value"] == 0.0 and by["R4"]["value"] == 10.0 and by["DPO - SFT"]["value"] == 20.0
     assert "50% survives" in by["R4"]["note"] and "95.0% of SFT's" in by["R4"]["note"]
@@ -232,8 +234,10 @@ def test_the_sensitivity_checks_are_met_or_not_by_their_thresholds_and_intervals
     scored = {"dpo": _scored(60), "dpo-half": _scored(60), "dpo-more": _scored(61), "dpo-reordered": _scored(66),
               "sft": _scored(42)}
     stripped["scored"] = {"dpo": _scored(60), "sft": _scored(58)}
-    result = sensitivity_result(recipe, scored, shown, stripped)
+    result = sensitivity_result(recipe, scored, shown, stripped, {"dpo": 210, "dpo-half": 105})
     assert result["failed"] == ["R1", "R2", "R3", "R4", "DPO - SFT"]
+    assert "**the runs did not train equally long** (dpo 210, dpo-half 105 optimizer steps)" in \
+        sensitivity_lines(result, dry=False)[4]
     lines = sensitivity_lines(result, dry=False)
     assert lines[0] == ("**This testbed cannot tell methods apart here (R1, R2, R3, R4, DPO - SFT not met): its "
                         "results below must not be read as evidence about the methods.**")

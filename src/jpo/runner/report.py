@@ -312,9 +312,11 @@ def _check(check: str, what: str, paired: dict[str, Any] | None, threshold: str,
 
 
 def sensitivity_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], shown: dict[str, str],
-                       stripped: dict[str, Any] | None) -> dict[str, Any] | None:
+                       stripped: dict[str, Any] | None,
+                       steps: dict[str, int] | None = None) -> dict[str, Any] | None:
     """The recipe's sensitivity checks (recipe.Sensitivity: R1-R4 and `run` - SFT), each with its value, paired 95%
-    interval, threshold and whether it is met (None: could not be measured, which is not met)."""
+    interval, threshold and whether it is met (None: could not be measured, which is not met). `steps`: each run's
+    optimizer steps at the first seed, to say whether the checks' runs trained equally long."""
     from jpo.evaluate import paired_difference
 
     checks = recipe.sensitivity
@@ -356,8 +358,10 @@ def sensitivity_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], 
                               f">= {100 * checks.r4:.0f}% of {name} - SFT", None, f"not measured: {why}"))
     results.append(_check(f"{name} - SFT", f"{name} over the SFT model it starts from", base,
                           f">= {checks.over_sft:+.1f}", None if base is None else base["difference"] >= checks.over_sft))
+    involved = [n for n in (run, checks.half, checks.more, checks.reordered) if n in (steps or {})]
     return {"checks": results, "met": all(r["met"] for r in results),
-            "failed": [r["check"] for r in results if not r["met"]]}
+            "failed": [r["check"] for r in results if not r["met"]],
+            "steps": {n: steps[n] for n in involved}}
 
 
 def sensitivity_lines(result: dict[str, Any], dry: bool) -> list[str]:
@@ -367,9 +371,17 @@ def sensitivity_lines(result: dict[str, Any], dry: bool) -> list[str]:
         lines += [f"**This testbed cannot tell methods apart here ({', '.join(result['failed'])} not met): its results "
                   "below must not be read as evidence about the methods.**"
                   + (" (A dry run: no check is expected to pass.)" if dry else ""), ""]
+    steps = result.get("steps") or {}
+    if len(set(steps.values())) == 1:
+        equal = f"every run at the same number of optimizer steps ({next(iter(steps.values()))})."
+    elif steps:
+        equal = ("**the runs did not train equally long** (" + ", ".join(f"{n} {v}" for n, v in steps.items())
+                 + " optimizer steps): give them `steps_of`, or the checks measure compute as well as labels.")
+    else:
+        equal = "optimizer steps not known."
     lines += ["## Can this testbed tell methods apart?", "",
               "Each check is a paired difference in win-rate points on the same prompts, 95% paired bootstrap "
-              "interval; every run at the same number of optimizer steps.", "",
+              f"interval; {equal}", "",
               "| Check | What | Value [95% CI] | Threshold | Met |", "|---|---|---|---|---|"]
     for r in result["checks"]:
         value = "n/a" if r["value"] is None else f"{r['value']:+.1f} [{r['ci95'][0]:+.1f}, {r['ci95'][1]:+.1f}]"
@@ -530,6 +542,16 @@ def provenance(units: list[Unit]) -> dict[str, Any]:
             "total_seconds": round(sum(seconds.values()), 1)}
 
 
+def _steps(trained: dict[tuple[str, int], Unit], seed: int) -> dict[str, int]:
+    """Each run's optimizer steps at `seed` (its trainer_state.json), where it has one."""
+    steps = {}
+    for (name, at), unit in trained.items():
+        state = unit.folder / "model" / "trainer_state.json"
+        if at == seed and state.exists():
+            steps[name] = json.loads(state.read_text())["global_step"]
+    return steps
+
+
 def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, trained: dict[tuple[str, int], Unit],
                  evaluations: dict[tuple[str, int], Unit], data_dir: Path,
                  selects: dict[str, Unit] | None = None) -> dict[str, Any]:
@@ -585,7 +607,7 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
               "curves": curves, "seeds": seeds, "recipe": dataclasses.asdict(recipe),
               "joint": joint_ranking(recipe, out, evaluations, shown_all, data_dir),
               "selection": selection_result(recipe, scored, selects or {}, temperatures),
-              "sensitivity": sensitivity_result(recipe, scored, shown_all, stripped),
+              "sensitivity": sensitivity_result(recipe, scored, shown_all, stripped, _steps(trained, seeds[0])),
               "equal_budget": equal_budget_result(recipe, scored, shown_all, sizes),
               "per_seed": per_seed_result(recipe, evaluations, [r["name"] for r in rows]),
               "provenance": provenance([feedback, *trained.values(), *evaluations.values()])}
