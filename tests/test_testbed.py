@@ -456,3 +456,33 @@ def test_every_recipe_with_extra_conditional_labels_has_the_equal_budget_control
         assert fresh.split == "fresh"
     else:  # a held-out slice of the same preference source (its instructions after D_C's)
         assert (fresh.source, fresh.split, fresh.kind) == (conditional.source, conditional.split, conditional.kind)
+
+
+def test_r4_removes_the_most_frequent_habit_from_both_models_and_judges_again(tmp_path):
+    """R4's measurement on the synthetic task with its exact oracle: SFT's answers are the gold ones plus the filler
+    habit, DPO's are the gold ones without it; with the habit removed from both, nothing of DPO's gain survives."""
+    from jpo.runner.report import habit_stripped, sensitivity_result
+    from jpo.runner.units import Unit
+    from jpo.tasks import Sizes, build_splits
+
+    references = build_splits(Sizes(pretrain=0, pool=0, validation=0, test=30), seed=5)["test"]
+    write_jsonl(tmp_path / "eval.jsonl", references)
+    evaluations = {}
+    for name, suffix in (("sft", " i hope this helps"), ("dpo", "")):
+        folder = tmp_path / "generate" / name
+        write_jsonl(folder / "generations.jsonl", [
+            {"id": r["id"], "prompt": r["prompt"], "response": r["reference"] + suffix, "temperature": 1.0, "seed": 0}
+            for r in references])
+        generate = Unit("generate", name, folder, {}, [], [], lambda u: None)
+        evaluations[name, 0] = Unit("evaluate", name, tmp_path / "evaluate" / name, {}, [generate], [],
+                                    lambda u: None)
+    recipe = _recipe()
+    stripped = habit_stripped(recipe, evaluations, ["dpo", "sft"], tmp_path, tmp_path)
+    assert stripped["habit"] == "filler" and stripped["share"] == {"dpo": 0.0, "sft": 100.0}
+    outcomes = {name: {s["outcome"] for s in scored} for name, scored in stripped["scored"].items()}
+    assert outcomes == {"dpo": {"tie"}, "sft": {"tie"}}  # the gold answer itself, once the filler is gone
+    scored = {"dpo": [{**s, "outcome": "tie"} for s in stripped["scored"]["dpo"]],
+              "sft": [{**s, "outcome": "loss"} for s in stripped["scored"]["sft"]]}  # before: the filler loses
+    by = {c["check"]: c for c in sensitivity_result(recipe, scored, {"dpo": "DPO"}, stripped)["checks"]}
+    assert by["DPO - SFT"]["value"] == 50.0 and by["R4"]["value"] == 0.0 and by["R4"]["met"] is False
+    assert "0% survives" in by["R4"]["note"]
