@@ -141,7 +141,9 @@ def feedback_lines(feedback: dict[str, Any]) -> list[str]:
         lines.append(f"- joint comparisons chosen by a selector after SFT: {selected['selection']}; labels "
                      f"{selected['labels']}, {selected['instructions']} instructions covered.")
     lines.append(f"- D_C: {feedback['D_C']} decisive conditional preferences; D_H: {feedback['D_H']} joint "
-                 "preferences.")
+                 "preferences" + (f"; D_F: {feedback['D_F']} decisive fresh conditional preferences (labels "
+                                  f"{feedback['fresh_labels']}), for the runs that add fresh labels"
+                                  if "D_F" in feedback else "") + ".")
     interplay = feedback.get("interplay")
     if interplay:
         lines += ["", "## Interplay of conditional and joint labels (paper Figures 2-3)", "",

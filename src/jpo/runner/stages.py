@@ -81,7 +81,7 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
             labelled[name] = rows
             stats[name] = {"items": len(items), "labels": run.counts, "judge": run.judge_id, "cost": run.cost,
                            "agreement": {}}
-            for other, spec in recipe.judge.agreement.items():
+            for other, spec in (recipe.judge.agreement.items() if name != "fresh" else ()):  # control labels only
                 second, _ = _judge(items, spec, recipe, store, f"{other} {name}")
                 agree = agreement([r["label"] for r in rows], [r["label"] for r in second])
                 stats[name]["agreement"][other] = {"percent": agree.percent, "kappa": agree.kappa, "n": agree.n}
@@ -106,7 +106,7 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
 
         sources = [load_labels(out / f"{name}_labeled.jsonl", name) for name in labelled]
         write_report(analyze(sources), out / "analysis")
-    agree = "; ".join(f"{other} agrees {entry['percent']:.1f}% ({name})" for name in ("conditional", "fresh", "joint")
+    agree = "; ".join(f"{other} agrees {entry['percent']:.1f}% ({name})" for name in ("conditional", "joint")
                       for other, entry in stats.get(name, {}).get("agreement", {}).items()
                       if entry["percent"] is not None)
     stats["line"] = f"D_C {len(d_c)} of {len(pool)} conditional comparisons, D_H {len(d_h)}" + \
