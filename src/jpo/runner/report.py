@@ -506,13 +506,14 @@ def provenance(units: list[Unit]) -> dict[str, Any]:
     import subprocess
     import sys
 
-    def git(*args: str) -> str | None:
+    def git(*args: str) -> str | None:  # Popen, not run: a test's stand-in for a training subprocess.run stays so
         try:
-            done = subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                                  cwd=Path(__file__).resolve().parent)
-        except (OSError, subprocess.CalledProcessError):
+            with subprocess.Popen(["git", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  cwd=Path(__file__).resolve().parent) as process:
+                out = process.communicate()[0].strip()
+        except OSError:
             return None
-        return done.stdout.strip()
+        return out if process.returncode == 0 else None
 
     program = Path(sys.argv[0]).name
     command = shlex.join(["jpo" if program in ("jpo", "__main__.py") else program, *sys.argv[1:]])
