@@ -207,6 +207,8 @@ def _demo_values() -> dict:
     (("sft", "config"), "disable_tqdm", 1, "sft.config.disable_tqdm: expected true or false or nothing (null), "
                                            "got 1"),
     (("model", "build", "pretrain"), "learning_rate", [0.1], "model.build.pretrain.learning_rate: expected a number"),
+    ((), "sweep", {"learning_rate": [1e-4, "fast"]}, "sweep.learning_rate: expected a number, got 'fast'"),
+    ((), "sweep", {"learning_rat": [1e-4]}, "sweep: unknown key 'learning_rat' (did you mean 'learning_rate'?)"),
     (("model", "build"), "hidden_size", "96", None),  # text that spells an integer is that integer
     (("train", "common"), "learning_rate", "1e-4", None),  # YAML 1.1 text for a number: the number
 ])

@@ -488,8 +488,10 @@ def validate(recipe: Recipe) -> Recipe:
             raise JpoError(f"{where} uses conditional data, but the recipe has no data.conditional")
         if len(run.sweep) > 1:
             raise JpoError(f"{where}.sweep: one option at a time")
+        run.sweep = _typed_sweep(f"{where}.sweep", run.sweep)
     if recipe.sweep and len(recipe.sweep) != 1:
         raise JpoError(f"{at}: sweep: one option at a time (e.g. learning_rate: [...])")
+    recipe.sweep = _typed_sweep(f"{at}: sweep", recipe.sweep)
     scaling = recipe.train.scaling
     if scaling is not None:
         _choice(f"{at}: train.scaling.run", scaling.run, names)
@@ -535,6 +537,12 @@ def validate(recipe: Recipe) -> Recipe:
             raise JpoError(f"{at}: sensitivity: R4 and {checks.run} - SFT need the SFT model evaluated")
     _choice(f"{at}: generate.backend", recipe.generate.backend, ("auto", "hf", "vllm"))
     return recipe
+
+
+def _typed_sweep(where: str, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """A sweep grid's option is a preference-training setting and each of its values of that setting's type."""
+    return {option: [_check_config(where, {option: value}, "PreferenceConfig")[option] for value in values]
+            for option, values in sweep.items()}
 
 
 def _check_variants(where: str, recipe: Recipe, run: Run, names: list[str]) -> None:
