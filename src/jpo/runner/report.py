@@ -631,7 +631,10 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
     lines += [f"Win-rate (%) against the gold references of {recipe.data.eval.source}:{recipe.data.eval.split}, "
               f"judged by `{recipe.evaluation_judge()}` in both orders (win 1, tie 0.5, loss 0), per sampling "
               f"temperature and over all of them; {len(result['seeds'])} preference-training seed(s) "
-              f"({', '.join(map(str, result['seeds']))}) from one SFT model, pooled; 95% bootstrap intervals resample "
+              f"({', '.join(map(str, result['seeds']))}) "
+              + ("each from its own built model, pretraining and SFT" if recipe.train.vary_base
+                 and len(result["seeds"]) > 1 else "from one SFT model")
+              + ", pooled; 95% bootstrap intervals resample "
               "prompts (all seeds and temperatures of a prompt together)."
               + (" Mean q: the generations' true quality (x100)." if any("mean_quality" in r for r in rows) else ""),
               "", *table(rows, temperatures, has_paper), ""]
