@@ -166,8 +166,12 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     sft_config = yaml.safe_load((tmp_path / "demo" / "sft" / "config.yaml").read_text())
     assert sft_config["model_name_or_path"] == str(tmp_path / "demo" / "pretrain" / "model")
     assert [r["rows"] for r in details["scaling"]] == [4, feedback["D_H"]]
+    steps = {name: json.loads((tmp_path / "demo" / "train" / name / "seed0" / "model" / "trainer_state.json")
+                              .read_text())["global_step"] for name in ("jpo-dh", "jpo-dh-4")}
+    assert steps["jpo-dh-4"] == steps["jpo-dh"]  # the scaling curve at a fixed number of steps
     markdown = (demo / "results.md").read_text()
     assert "| JPO |" in markdown and "Interplay" in markdown and "Data scaling" in markdown
+    assert "(paper Figure 7), fixed steps\n\nEvery point trains as many optimizer steps as jpo-dh" in markdown
     assert "Ranking by joint comparisons" in markdown and "Kendall tau" in markdown
     assert len(details["findings"]) == 6 and details["findings"][0].startswith("- DPO - SFT: paper +23.9 points, here")
     assert "- JPO (D_H only) - jpo-dh-100: paper +29.3 points; not run here." in markdown  # this test's scaling size is 4

@@ -46,6 +46,18 @@ def test_the_demo_has_the_sensitivity_runs_and_the_equal_budget_control():
     assert recipe.train.selection is None  # the grid is configs/demo-selection.yaml
 
 
+def test_scaling_at_fixed_steps_or_fixed_epochs():
+    values = demo_values()
+    runs = {r.name: r for r in parse_recipe(values, "demo.yaml").runs()}
+    assert runs["jpo-dh-100"].steps_of == "jpo-dh" and runs["jpo-dh-100"].joint_size == 100
+    values["train"]["scaling"]["fixed"] = "epochs"
+    runs = {r.name: r for r in parse_recipe(values, "demo.yaml").runs()}
+    assert runs["jpo-dh-100"].steps_of is None
+    values["train"]["scaling"]["fixed"] = "compute"
+    with pytest.raises(JpoError, match="train.scaling.fixed: 'compute' is not one of steps, epochs"):
+        parse_recipe(values, "demo.yaml")
+
+
 def test_the_selection_grid_is_its_own_recipe_extending_the_demo(tmp_path):
     from jpo.runner.plan import plan
 
