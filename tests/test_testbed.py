@@ -174,7 +174,7 @@ def test_the_fresh_split_is_disjoint_and_leaves_the_other_splits_as_they_are():
     for name in ("pretrain", "pool", "validation", "test"):
         assert with_fresh[name] == without[name]
     fresh = with_fresh["fresh"]
-    assert len(fresh) == 20 and set(fresh[0]) == {"id", "prompt", "response_a", "response_b", "family"}
+    assert len(fresh) == 20 and set(fresh[0]) >= {"id", "prompt", "response_a", "response_b", "family"}
     others = {r["prompt"] for name in ("pretrain", "pool", "validation", "test") for r in with_fresh[name]}
     assert not others & {r["prompt"] for r in fresh}
 
@@ -195,16 +195,15 @@ def test_a_fresh_slice_of_a_real_source_leaves_out_the_pools_instructions():
 
 
 def test_the_tasks_most_frequent_habit_can_be_named_and_removed():
-    from jpo.tasks import habits, remove_habit
+    from jpo.tasks import habits_in, without_habit
 
-    prompt = "Sort these words alphabetically: pear apple kiwi Answer:"
-    assert habits(prompt, " apple kiwi pear i hope this helps") == ["filler"]
-    assert habits(prompt, " apple kiwi pear") == [] and habits(prompt, " i hope this") == []
-    assert remove_habit(prompt, " apple kiwi pear i hope this helps", "filler") == " apple kiwi pear"
-    assert remove_habit(prompt, " i hope this helps apple i hope this helps", "filler") == " apple"
-    assert remove_habit(prompt, " apple kiwi", "filler") == " apple kiwi"
+    assert habits_in(" apple kiwi pear i hope this helps") == ["filler"]
+    assert habits_in(" apple kiwi pear") == [] and habits_in(" i hope this") == []
+    assert without_habit(" apple kiwi pear i hope this helps", "filler") == " apple kiwi pear"
+    assert without_habit(" i hope this helps apple i hope this helps", "filler") == " apple"
+    assert without_habit(" apple kiwi", "filler") == " apple kiwi"
     with pytest.raises(ValueError, match="unknown habit"):
-        remove_habit(prompt, " apple", "verbosity")
+        without_habit(" apple", "verbosity")
 
 
 # --- the report --------------------------------------------------------------------------------------------------

@@ -270,7 +270,7 @@ class Sensitivity:
     - R2: `more` (D_C + |D_C| fresh conditional labels) - `run` >= r2 points, interval above 0;
     - R3: `reordered` (all of D_C in another order) differs from `run` by at most r3 points, interval covering 0;
     - R4: at least a share r4 of `run` - SFT survives removing the most frequent surface habit from both models'
-      outputs (the synthetic task's `jpo.tasks.habits` / `remove_habit`);
+      outputs (the synthetic task's `jpo.tasks.habits_in` / `without_habit`);
     - `run` - SFT >= over_sft points.
     If one is not met (or cannot be measured), the report's first lines say that its results are no evidence."""
 

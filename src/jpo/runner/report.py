@@ -271,7 +271,7 @@ def selection_lines(result: dict[str, Any]) -> list[str]:
 def habit_stripped(recipe: Recipe, evaluations: dict[tuple[str, int], Unit], names: list[str],
                    data_dir: Path, out: Path) -> dict[str, Any] | None:
     """R4's measurement: the surface habit most frequent in the generations of `names` (every seed; the synthetic
-    task's `jpo.tasks.habits`), removed from all of them (`jpo.tasks.remove_habit`), and each generation judged
+    task's `jpo.tasks.habits_in`), removed from all of them (`jpo.tasks.without_habit`), and each generation judged
     against gold again with the evaluation judge. None for a source without habits (not the synthetic task)."""
     if recipe.data.eval.source != "synthetic":
         return None
@@ -280,15 +280,13 @@ def habit_stripped(recipe: Recipe, evaluations: dict[tuple[str, int], Unit], nam
     from jpo.evaluate import evaluate_generations, outcome_of_label
     from jpo.feedback import make_judge
     from jpo.feedback.store import VerdictStore
-    from jpo.tasks import habits, remove_habit
+    from jpo.tasks import habits_in, without_habit
 
     references = read_jsonl(data_dir / "eval.jsonl")
-    bare = {str(r["id"]): r["prompt"] for r in references}  # the generations' prompts may carry a template
     generations = {name: [row for seed in recipe.train.seeds for row in
                           read_jsonl(evaluations[name, seed].deps[0].folder / "generations.jsonl")]
                    for name in names}
-    shown = {name: [set(habits(bare[str(r["id"])], r["response"])) for r in rows]
-             for name, rows in generations.items()}
+    shown = {name: [set(habits_in(r["response"])) for r in rows] for name, rows in generations.items()}
     counts = Counter(h for found in shown.values() for each in found for h in each)
     if not counts:
         return {"habit": None, "share": {}, "scored": {}}
@@ -297,7 +295,7 @@ def habit_stripped(recipe: Recipe, evaluations: dict[tuple[str, int], Unit], nam
     scored = {}
     with VerdictStore(out / "habit_verdicts.sqlite") as store:
         for name, rows in generations.items():
-            stripped = [{**r, "response": remove_habit(bare[str(r["id"])], r["response"], habit)} for r in rows]
+            stripped = [{**r, "response": without_habit(r["response"], habit)} for r in rows]
             result = evaluate_generations(stripped, references, judge, store=store, progress=False,
                                           n_resamples=100)  # only the outcomes are read
             scored[name] = [{"id": r["prompt_id"], "temperature": r["temperature"], "seed": r["seed"],
