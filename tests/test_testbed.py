@@ -469,17 +469,23 @@ def test_every_recipe_with_extra_conditional_labels_has_the_equal_budget_control
         assert (fresh.source, fresh.split, fresh.kind) == (conditional.source, conditional.split, conditional.kind)
 
 
-def test_r4_removes_the_most_frequent_habit_from_both_models_and_judges_again(tmp_path):
-    """R4's measurement on the synthetic task with its exact oracle: SFT's answers are the gold ones plus the filler
-    habit, DPO's are the gold ones without it; with the habit removed from both, nothing of DPO's gain survives."""
+def test_r4_removes_the_most_frequent_habit_from_both_models_and_judges_again(tmp_path, monkeypatch):
+    """R4's measurement on the synthetic task with its exact oracle: SFT's answers are the gold ones plus a habit,
+    DPO's are the gold ones without it; with the habit removed from both, nothing of DPO's gain survives. The habit
+    is a stand-in through the task's contract (`habits_in`, `without_habit`), whatever the task's own habits are."""
+    import jpo.tasks
     from jpo.runner.report import habit_stripped, sensitivity_result
     from jpo.runner.units import Unit
     from jpo.tasks import Sizes, build_splits
 
+    monkeypatch.setattr(jpo.tasks, "habits_in", lambda response: ["zzz"] if "zzz" in response.split() else [])
+    monkeypatch.setattr(jpo.tasks, "without_habit", lambda response, habit: " " + " ".join(
+        w for w in response.split() if w != habit))
+
     references = build_splits(Sizes(pretrain=0, pool=0, validation=0, test=30), seed=5)["test"]
     write_jsonl(tmp_path / "eval.jsonl", references)
     evaluations = {}
-    for name, suffix in (("sft", " i hope this helps"), ("dpo", "")):
+    for name, suffix in (("sft", " zzz"), ("dpo", "")):
         folder = tmp_path / "generate" / name
         write_jsonl(folder / "generations.jsonl", [
             {"id": r["id"], "prompt": r["prompt"], "response": r["reference"] + suffix, "temperature": 1.0, "seed": 0}
@@ -489,9 +495,9 @@ def test_r4_removes_the_most_frequent_habit_from_both_models_and_judges_again(tm
                                     lambda u: None)
     recipe = _recipe()
     stripped = habit_stripped(recipe, evaluations, ["dpo", "sft"], tmp_path, tmp_path)
-    assert stripped["habit"] == "filler" and stripped["share"] == {"dpo": 0.0, "sft": 100.0}
+    assert stripped["habit"] == "zzz" and stripped["share"] == {"dpo": 0.0, "sft": 100.0}
     outcomes = {name: {s["outcome"] for s in scored} for name, scored in stripped["scored"].items()}
-    assert outcomes == {"dpo": {"tie"}, "sft": {"tie"}}  # the gold answer itself, once the filler is gone
+    assert outcomes == {"dpo": {"tie"}, "sft": {"tie"}}  # the gold answer itself, once the habit is gone
     scored = {"dpo": [{**s, "outcome": "tie"} for s in stripped["scored"]["dpo"]],
               "sft": [{**s, "outcome": "loss"} for s in stripped["scored"]["sft"]]}  # before: the filler loses
     by = {c["check"]: c for c in sensitivity_result(recipe, scored, {"dpo": "DPO"}, stripped)["checks"]}
