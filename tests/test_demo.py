@@ -16,26 +16,33 @@ from jpo.errors import JpoError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_demo(tmp_path: Path, **changes) -> Path:
-    """configs/demo.yaml at toy sizes (the recipe's own values otherwise)."""
-    recipe = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+def tiny_demo(tmp_path: Path, recipe_file: str = "demo.yaml", **changes) -> Path:
+    """configs/demo.yaml (or another configs/ recipe, its `extends` resolved) at toy sizes (the recipe's own values
+    otherwise)."""
+    from jpo.runner.recipe import recipe_values
+
+    recipe = recipe_values(ROOT / "configs" / recipe_file)
     recipe["data"]["pretrain"]["limit"] = 48
     recipe["data"]["conditional"]["limit"] = 24
     recipe["data"]["validation"]["limit"] = 8
     recipe["data"]["eval"]["limit"] = 12
+    if "fresh" in recipe["data"]:
+        recipe["data"]["fresh"]["limit"] = 40
     pretrain = {**recipe["model"]["build"]["pretrain"], "num_train_epochs": 1, "warmup_steps": 0}
     recipe["model"]["build"] = {"vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                                 "intermediate_size": 64, "pretrain": pretrain}
     recipe["sft"]["config"].update(num_train_epochs=1, per_device_train_batch_size=16)
     recipe["train"]["common"].update(num_train_epochs=1, per_device_train_batch_size=8)
-    recipe["train"]["scaling"]["sizes"] = [4]
-    recipe["train"]["selection"].update(selectors=["random", "uncertainty", "disagreement", "active-certainty"],
-                                        budgets=[4, 8], max_steps=2)
+    if "scaling" in recipe["train"]:
+        recipe["train"]["scaling"]["sizes"] = [4]
+    if "selection" in recipe["train"]:
+        recipe["train"]["selection"].update(selectors=["random", "uncertainty", "disagreement", "active-certainty"],
+                                            budgets=[4, 8], max_steps=2)
     recipe["pairs"]["pool"] = 3
     recipe["generate"].update(max_new_tokens=6, temperatures=[0.001, 1.0])
     recipe["evaluate"]["n_resamples"] = 500
     recipe.update(changes)
-    path = tmp_path / "tiny-demo.yaml"
+    path = tmp_path / f"tiny-{recipe_file}"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
 
@@ -130,9 +137,10 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     assert {p.name for p in demo.iterdir()} >= {"results.md", "results.json", "details.json", "interplay.json",
                                                  "winrate.png", "training_loss.png", "training_reward_margin.png",
                                                  "scaling.png"}
-    rows = json.loads((demo / "results.json").read_text())
+    rows = json.loads((demo / "results.json").read_text())["rows"]
     assert [row["method"] for row in rows] == ["SFT", "DPO", "KTO", "JPO", "JPO (D_H only)", "JPO (50:50 mix)",
-                                               "DPO loss on D_H"]
+                                               "DPO loss on D_H", "DPO (D_C + |D_H| fresh)", "DPO (half of D_C)",
+                                               "DPO (D_C + |D_C| fresh)", "DPO (another order)"]
     for row in rows:
         assert set(row["win_rate"]) == {"0.001", "1.0"}
         assert 0.0 <= row["ci95"][0] <= row["average"] <= row["ci95"][1] <= 100.0
@@ -158,12 +166,45 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
     sft_config = yaml.safe_load((tmp_path / "demo" / "sft" / "config.yaml").read_text())
     assert sft_config["model_name_or_path"] == str(tmp_path / "demo" / "pretrain" / "model")
     assert [r["rows"] for r in details["scaling"]] == [4, feedback["D_H"]]
+    steps = {name: json.loads((tmp_path / "demo" / "train" / name / "seed0" / "model" / "trainer_state.json")
+                              .read_text())["global_step"] for name in ("jpo-dh", "jpo-dh-4")}
+    assert steps["jpo-dh-4"] == steps["jpo-dh"]  # the scaling curve at a fixed number of steps
     markdown = (demo / "results.md").read_text()
     assert "| JPO |" in markdown and "Interplay" in markdown and "Data scaling" in markdown
+    assert "(paper Figure 7), fixed steps\n\nEvery point trains as many optimizer steps as jpo-dh" in markdown
     assert "Ranking by joint comparisons" in markdown and "Kendall tau" in markdown
     assert len(details["findings"]) == 6 and details["findings"][0].startswith("- DPO - SFT: paper +23.9 points, here")
     assert "- JPO (D_H only) - jpo-dh-100: paper +29.3 points; not run here." in markdown  # this test's scaling size is 4
     assert "## Where the margin comes from" in markdown and "| DPO | " in markdown.split("margin comes from")[1]
+    assert by["DPO (D_C + |D_H| fresh)"]["rows"] == feedback["D_C"] + feedback["D_H"]  # the equal-budget control
+    assert by["DPO (half of D_C)"]["rows"] == round(feedback["D_C"] / 2)
+    assert by["DPO (D_C + |D_C| fresh)"]["rows"] == 2 * feedback["D_C"] and feedback["D_F"] >= feedback["D_H"]
+    assert markdown.startswith("# demo\n\n**This testbed cannot tell methods apart here (")  # a toy cannot
+    assert "## Is a joint label worth a conditional one?" in markdown and details["selection"] is None
+    assert "jpo demo: done in" in out
+
+    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "report" / "results.json").read_text() == (demo / "results.json").read_text()
+    capsys.readouterr()
+
+    assert main(["demo", "--config", str(recipe), "--out", str(tmp_path / "demo")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("jpo run: ")]
+    assert lines and all("skipped" in line for line in lines[:-1])  # every unit reused from its manifest
+    assert "0 unit(s) ran" in lines[-1]
+
+
+@pytest.mark.slow
+def test_the_selection_grid_recipe_runs_every_selector_at_every_budget(tmp_path, capsys):
+    """configs/demo-selection.yaml (the demo's settings, its own recipe): every selector at every budget, the same
+    training steps at each point."""
+    recipe = tiny_demo(tmp_path, "demo-selection.yaml")
+    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "demo")]) == 0
+    capsys.readouterr()
+    demo = tmp_path / "demo" / "report"
+    details = json.loads((demo / "details.json").read_text())
+    rows = json.loads((demo / "results.json").read_text())["rows"]
+    assert [row["name"] for row in rows] == ["sft", "jpo-dh"]
+    markdown = (demo / "results.md").read_text()
     selection = details["selection"]  # every selector at every budget, the same training steps at each point
     assert [(p["selector"], p["budget"]) for p in selection["points"]] == [
         (s, b) for s in ("random", "uncertainty", "disagreement", "active-certainty") for b in (4, 8)]
@@ -181,16 +222,6 @@ def test_demo_and_run_give_the_same_results_through_one_code_path(tmp_path, caps
                                                 for b in (4, 8)}
     assert "## Which joint comparisons to label" in markdown and "selection.png" in {p.name for p in demo.iterdir()}
     assert not any("-random-" in row["name"] for row in rows)  # the grid is its own table, not Table 5's rows
-    assert "jpo demo: done in" in out
-
-    assert main(["run", str(recipe), "--output-dir", str(tmp_path / "run")]) == 0
-    assert (tmp_path / "run" / "report" / "results.json").read_text() == (demo / "results.json").read_text()
-    capsys.readouterr()
-
-    assert main(["demo", "--config", str(recipe), "--out", str(tmp_path / "demo")]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("jpo run: ")]
-    assert lines and all("skipped" in line for line in lines[:-1])  # every unit reused from its manifest
-    assert "0 unit(s) ran" in lines[-1]
 
 
 @pytest.mark.slow
@@ -199,8 +230,8 @@ def test_a_selector_can_choose_d_h_after_sft(tmp_path, capsys):
     values = yaml.safe_load(recipe.read_text())
     values["pairs"].update(strategy="certainty", budget=10)
     values["train"]["runs"] = [r for r in values["train"]["runs"] if r["name"] in ("dpo", "jpo-dh")]
-    for key in ("scaling", "selection"):
-        values["train"].pop(key)
+    values["train"].pop("scaling")
+    values.pop("sensitivity")
     values["evaluate"].update(paired=[], joint=[])
     values["paper"]["findings"] = {}
     recipe.write_text(yaml.safe_dump(values))
@@ -211,7 +242,7 @@ def test_a_selector_can_choose_d_h_after_sft(tmp_path, capsys):
                 .read_text().splitlines()]
     chosen = (run / "select" / "pairs" / "certainty-10" / "D_H.jsonl").read_text().splitlines()
     assert len(labelled) == 10 and len(chosen) == sum(r["label"] in ("a", "b") for r in labelled)
-    rows = {r["name"]: r for r in json.loads((run / "report" / "results.json").read_text())}
+    rows = {r["name"]: r for r in json.loads((run / "report" / "results.json").read_text())["rows"]}
     assert rows["jpo-dh"]["rows"] == len(chosen)
     details = json.loads((run / "report" / "details.json").read_text())
     assert details["feedback"]["D_H"] == len(chosen)
@@ -225,13 +256,13 @@ def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_p
     recipe = tiny_demo(tmp_path)
     values = yaml.safe_load(recipe.read_text())
     values["train"]["runs"] = values["train"]["runs"][:2]  # DPO and KTO: enough to see the grid applied to each
-    for key in ("scaling", "selection"):
-        values["train"].pop(key)
+    values["train"].pop("scaling")
+    values.pop("sensitivity")
     values["evaluate"]["paired"] = values["evaluate"]["joint"] = []
     values["sweep"] = {"learning_rate": [1e-4, 3e-4]}
     recipe.write_text(yaml.safe_dump(values))
     assert main(["demo", "--config", str(recipe), "--sweep", "--out", str(tmp_path / "sweep")]) == 0
-    rows = json.loads((tmp_path / "sweep" / "report" / "results.json").read_text())
+    rows = json.loads((tmp_path / "sweep" / "report" / "results.json").read_text())["rows"]
     assert [r["name"] for r in rows] == ["sft", "dpo-lr0.0001", "dpo-lr0.0003", "kto-lr0.0001", "kto-lr0.0003"]
     assert all(sum(r["outcomes"].values()) == 8 * 2 for r in rows)  # the 8 validation prompts, not the test ones
     assert "synthetic:validation" in (tmp_path / "sweep" / "report" / "results.md").read_text()
@@ -241,13 +272,31 @@ def test_demo_sweep_scores_one_grid_for_every_method_on_validation_prompts(tmp_p
         assert trained == [1e-4, 3e-4]
 
 
-def test_each_paper_finding_is_reproduced_reversed_or_not_by_its_paired_interval():
+def test_each_paper_finding_gets_a_verdict_with_magnitude():
+    """Issue 25 item 4: "reproduced" only when the paired interval excludes 0 in the paper's direction, saying
+    whether the paper's value lies inside it; otherwise smaller, not distinguishable from 0, or reversed, each
+    with both numbers."""
     from jpo.runner.report import finding
 
-    assert finding("JPO - DPO", 5.2, {"difference": 1.0, "ci95": [0.2, 1.8]}).endswith(": reproduced.")
-    assert finding("JPO - KTO", 1.5, {"difference": -1.6, "ci95": [-2.6, -0.6]}).endswith(": reversed.")
-    assert finding("JPO - DPO", 5.2, {"difference": 0.2, "ci95": [-0.5, 0.9]}).endswith("includes 0).")
-    assert finding("X - Y", -2.0, {"difference": -1.0, "ci95": [-1.5, -0.5]}).endswith(": reproduced.")
+    # the issue's case: +1.1 [+0.3, +2.0] against the paper's +5.2 is a smaller effect, not a reproduction
+    assert finding("JPO - DPO", 5.2, {"difference": 1.1, "ci95": [0.3, 2.0]}) == (
+        "- JPO - DPO: paper +5.2 points, here +1.1 [+0.3, +2.0]: smaller than the paper's (the paper's value lies "
+        "outside the interval).")
+    assert finding("JPO - DPO", 5.2, {"difference": 4.0, "ci95": [2.1, 6.0]}).endswith(
+        ": reproduced (the paper's value lies inside the interval).")
+    assert finding("JPO - DPO", 5.2, {"difference": 9.0, "ci95": [7.0, 11.0]}).endswith(
+        ": reproduced, larger than the paper's (the paper's value lies outside the interval).")
+    assert finding("JPO - KTO", 1.5, {"difference": -1.6, "ci95": [-2.6, -0.6]}) == \
+        "- JPO - KTO: paper +1.5 points, here -1.6 [-2.6, -0.6]: reversed."
+    assert finding("JPO - DPO", 5.2, {"difference": 0.2, "ci95": [-0.5, 0.9]}) == \
+        "- JPO - DPO: paper +5.2 points, here +0.2 [-0.5, +0.9]: not distinguishable from 0."
+    # a negative finding: the paper's direction is down
+    assert finding("X - Y", -2.0, {"difference": -1.0, "ci95": [-1.5, -0.5]}).endswith(": smaller than the paper's "
+                                                                                       "(the paper's value lies "
+                                                                                       "outside the interval).")
+    assert finding("X - Y", -2.0, {"difference": -2.2, "ci95": [-3.0, -1.5]}).endswith(
+        ": reproduced (the paper's value lies inside the interval).")
+    assert finding("X - Y", -2.0, {"difference": 1.0, "ci95": [0.5, 1.5]}).endswith(": reversed.")
     assert finding("JPO - DPO", 5.2, None) == "- JPO - DPO: paper +5.2 points; not run here."
 
 

@@ -176,3 +176,77 @@ def test_recipe_dry_run(recipe_path, stand_ins, tiny_model_path, tmp_path, capsy
         assert sft and {row["prompt"] for row in sft} == pool
     assert (out / "report" / "results.md").read_text().startswith(f"# {recipe.name} (dry run")
     assert f"jpo run: {recipe.name} (dry run)" in capsys.readouterr().out
+
+
+def _demo_values() -> dict:
+    return yaml.safe_load((CONFIGS / "demo.yaml").read_text())
+
+
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    (("generate",), "max_new_tokens", "twenty", "generate.max_new_tokens: expected an integer, got 'twenty'"),
+    (("generate",), "max_new_tokens", 2.5, "generate.max_new_tokens: expected an integer, got 2.5"),
+    (("generate",), "max_new_tokens", True, "generate.max_new_tokens: expected an integer, got True"),
+    (("generate",), "top_p", "high", "generate.top_p: expected a number, got 'high'"),
+    (("generate",), "temperatures", 0.5, "generate.temperatures: expected a list of numbers, got 0.5"),
+    (("generate",), "temperatures", [0.5, "hot"], "generate.temperatures: expected a list of numbers"),
+    (("generate",), "alpaca_eval", "yes", "generate.alpaca_eval: expected true or false, got 'yes'"),
+    (("generate",), "backend", "tensorrt", "generate.backend: 'tensorrt' is not one of auto, hf, vllm"),
+    (("train",), "seeds", [0, "one"], "train.seeds: expected a list of integers, got [0, 'one']"),
+    (("train", "common"), "learning_rate", "fast", "train.common.learning_rate: expected a number, got 'fast'"),
+    (("train", "common"), "max_steps", 2.5, "train.common.max_steps: expected an integer, got 2.5"),
+    (("train", "common"), "per_device_train_batch_size", "32x",
+     "train.common.per_device_train_batch_size: expected an integer, got '32x'"),
+    (("train", "common"), "use_cpu", "yes", "train.common.use_cpu: expected true or false, got 'yes'"),
+    (("train", "common"), "lr_scheduler_type", "cosinus", "train.common.lr_scheduler_type: expected one of linear, "
+                                                            "cosine"),
+    (("train", "common"), "truncation_mode", "middle",
+     "train.common.truncation_mode: expected one of keep_start, keep_end, got 'middle'"),
+    (("train", "common"), "lora_target_modules", "q_proj", "train.common.lora_target_modules: expected a list of "
+                                                           "texts or nothing (null), got 'q_proj'"),
+    (("sft", "config"), "num_train_epochs", "three", "sft.config.num_train_epochs: expected a number, got 'three'"),
+    (("sft", "config"), "disable_tqdm", 1, "sft.config.disable_tqdm: expected true or false or nothing (null), "
+                                           "got 1"),
+    (("model", "build", "pretrain"), "learning_rate", [0.1], "model.build.pretrain.learning_rate: expected a number"),
+    ((), "sweep", {"learning_rate": [1e-4, "fast"]}, "sweep.learning_rate: expected a number, got 'fast'"),
+    ((), "sweep", {"learning_rat": [1e-4]}, "sweep: unknown key 'learning_rat' (did you mean 'learning_rate'?)"),
+    (("model", "build"), "hidden_size", "96", None),  # text that spells an integer is that integer
+    (("train", "common"), "learning_rate", "1e-4", None),  # YAML 1.1 text for a number: the number
+])
+def test_every_recipe_value_is_typed_at_parse_time(section, key, value, expected, tmp_path):
+    """Issue 23 item 7: a wrong value is one line naming the file, the key and the expected type, before any work;
+    a number YAML 1.1 reads as text (`1e-4`) is that number."""
+    from jpo.errors import JpoError
+    from jpo.runner.recipe import parse_recipe
+
+    values = _demo_values()
+    target = values
+    for part in section:
+        target = target[part]
+    target[key] = value
+    if expected is None:
+        recipe = parse_recipe(values, "recipe.yaml")
+        parsed = {"hidden_size": lambda: recipe.model.hidden_size,
+                  "learning_rate": lambda: recipe.train.common["learning_rate"]}[key]()
+        assert parsed == float(value) and not isinstance(parsed, str)
+        return
+    with pytest.raises(JpoError) as error:
+        parse_recipe(values, "recipe.yaml")
+    message = str(error.value)
+    assert message.startswith("recipe.yaml: ") and expected in message and "\n" not in message
+
+
+def test_a_run_config_and_a_yaml_file_are_typed_too(tmp_path):
+    from jpo.errors import JpoError
+
+    values = _demo_values()
+    values["train"]["runs"][1]["config"]["learning_rate"] = "3e-4"  # KTO's own value, YAML 1.1 text
+    path = tmp_path / "typed.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False).replace("'3e-4'", "3e-4"))
+    recipe = load_recipe(path)
+    assert recipe.train.runs[1].config["learning_rate"] == 3e-4
+    assert plan(recipe, tmp_path / "run")  # the typed value reaches the units' configs
+    values["train"]["runs"][1]["config"]["beta"] = "strong"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    with pytest.raises(JpoError, match=rf"^{re.escape(str(path))}: train.runs\[1\] \(kto\).config.beta: expected a "
+                                       "number, got 'strong'$"):
+        load_recipe(path)

@@ -26,9 +26,10 @@ from jpo.errors import JpoError
 from jpo.runner.recipe import DataPart, Recipe
 
 SYNTHETIC = "synthetic"
-SYNTHETIC_SPLITS = {"pretrain": "sft", "pool": "preference", "validation": "prompts", "test": "prompts"}
+SYNTHETIC_SPLITS = {"pretrain": "sft", "pool": "preference", "validation": "prompts", "test": "prompts",
+                    "fresh": "preference"}
 PART_KINDS = {"eval": "prompts", "validation": "prompts", "sft": "sft", "conditional": "preference",
-              "joint": "preference", "pretrain": "sft"}
+              "joint": "preference", "pretrain": "sft", "fresh": "preference"}
 
 
 def synthetic_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
@@ -60,14 +61,17 @@ def read_part(recipe: Recipe, name: str, part: DataPart, source_paths: dict[str,
     from jpo.data.sources import load_source
 
     path = part.path or source_paths.get(f"{part.source}:{kind}") or source_paths.get(part.source)
-    limit = None if name == "conditional" else part.limit
+    limit = None if name in ("conditional", "fresh") else part.limit  # counted in instructions, by pool_items
     loaded = load_source(part.source, part.split, kind=kind, path=path, task=part.task, limit=limit)
     return loaded.rows, loaded.report.as_dict()
 
 
-def pool_items(rows: list[dict[str, Any]], limit: int | None, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Conditional comparisons as items, one per instruction, at most `limit` instructions."""
+def pool_items(rows: list[dict[str, Any]], limit: int | None, report: dict[str, Any],
+               exclude: set[str] | None = None) -> list[dict[str, Any]]:
+    """Conditional comparisons as items, one per instruction, at most `limit` instructions; none of the
+    instructions in `exclude` (the fresh slice leaves out D_C's pool)."""
     seen: set[str] = set()
+    excluded = 0
     items = []
     for row in rows:
         if "response_a" in row:  # unlabelled comparisons (the synthetic pool)
@@ -79,6 +83,9 @@ def pool_items(rows: list[dict[str, Any]], limit: int | None, report: dict[str, 
                 continue
             prompt, first, second, label = row["prompt_chosen"], row["chosen"], row["rejected"], "a"
         key = text_of(prompt)
+        if exclude is not None and key in exclude:
+            excluded += 1
+            continue
         if key in seen:
             report["left_out"]["a later comparison of the same instruction"] = \
                 report["left_out"].get("a later comparison of the same instruction", 0) + 1
@@ -87,6 +94,8 @@ def pool_items(rows: list[dict[str, Any]], limit: int | None, report: dict[str, 
         item = {"id": row.get("id") or item_id(prompt, first, second), "prompt_a": prompt, "response_a": first,
                 "prompt_b": prompt, "response_b": second}
         items.append({**item, "label": label} if label else item)
+    if excluded:
+        report["left_out"]["an instruction of the conditional pool"] = excluded
     if limit is not None and len(items) > limit:
         report["left_out"][f"beyond limit {limit} instructions"] = len(items) - limit
         items = items[:limit]
@@ -105,7 +114,7 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
     reports: dict[str, Any] = {}
     held_out: list[dict[str, Any]] = []
     loaded: dict[str, list[dict[str, Any]]] = {}
-    for name in ("eval", "validation", "sft", "conditional", "joint", "pretrain"):  # held-out prompts first
+    for name in ("eval", "validation", "sft", "conditional", "fresh", "joint", "pretrain"):  # held-out prompts first
         part = getattr(data, name)
         if part is None:
             continue
@@ -128,6 +137,9 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
     if "conditional" in loaded:
         pool = pool_items(loaded["conditional"], data.conditional.limit, reports["conditional"])
         write_jsonl(out / "pool.jsonl", pool)
+    if "fresh" in loaded:  # after D_C's instructions, never one of them
+        fresh = pool_items(loaded["fresh"], data.fresh.limit, reports["fresh"], {text_of(i["prompt_a"]) for i in pool})
+        write_jsonl(out / "fresh.jsonl", fresh)
     if "joint" in loaded:
         write_jsonl(out / "joint.jsonl", loaded["joint"])
 
@@ -159,5 +171,6 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
         reports["pairs"] = report.summary()
     labels = Counter(i.get("label", "unlabelled") for i in pool)
     line = (f"pool {len(pool)} instructions ({dict(labels)}), D_S {len(d_s)} ({origin}), eval {len(loaded['eval'])}"
+            + (f", fresh {reports['fresh']['kept']} instructions" if "fresh" in reports else "")
             + (f", pairs: {reports['pairs']}" if "pairs" in reports else ""))
     return {**reports, "line": line}

@@ -40,34 +40,23 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                {"data": _plain(recipe.data), "sft_from": recipe.sft.from_, "pairs": _plain(recipe.pairs),
                 "seed": recipe.seed, "paths": source_paths or {}},
                [], ["eval.jsonl"], lambda u: prepare_data(recipe, u.folder, source_paths or {}))
-    base = recipe.model
-    base_deps: list[Unit] = []
-    if isinstance(recipe.model, BuildModel):
-        built = add("model", "model", {"build": _plain(recipe.model)}, [data], ["model/config.json"],
-                    lambda u: stages.build_model(recipe.model, data.folder, u.folder))
-        base, base_deps = str(built.folder / "model"), [built]
-        if recipe.model.pretrain:
-            pretrained = add("pretrain", "pretrain", {"pretrain": recipe.model.pretrain, "seed": recipe.seed},
-                             [data, built], ["model/config.json"],
-                             lambda u, built_dir=base: stages.pretrain_model(u, recipe, built_dir, data.folder,
-                                                                             run_dir))
-            base, base_deps = str(pretrained.folder / "model"), [pretrained]
+    # The base (built, pretrained) and SFT models: one, at the recipe's seed, for every training seed; or, with
+    # train.vary_base, one per training seed (folders and units named seed<N>, but for the recipe's own seed).
+    external = None if isinstance(recipe.model, BuildModel) else _within(recipe.model, run_dir)
+    vary = recipe.train.vary_base
+    # The recipe's own seed keeps the plain names (and keys) under vary_base too, so one seed is the same run either way.
+    own = {seed: None if not vary or seed == recipe.seed else seed for seed in recipe.train.seeds}
+    bases = {seed: _base(recipe, add, data, own[seed], run_dir)
+             for seed in (recipe.train.seeds if vary else recipe.train.seeds[:1])}
     # How the judge is reached (endpoint, key, concurrency, retries, prices) does not change what it answers.
     transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
     judge = {k: v for k, v in _plain(recipe.judge).items() if k not in transport}
-    feedback = add("feedback", "feedback", {"judge": judge}, [data], ["D_C.jsonl", "D_H.jsonl"],
+    feedback = add("feedback", "feedback", {"judge": judge}, [data],
+                   ["D_C.jsonl", "D_H.jsonl", *(["D_F.jsonl"] if recipe.data.fresh else [])],
                    lambda u: stages.collect_feedback(recipe, data.folder, u.folder))
-    # A model a unit made is named by that unit's key (a dependency), never by its folder, so a run folder can be
-    # moved or copied without invalidating its manifests; only a model from outside the run is named here.
-    external = None if isinstance(recipe.model, BuildModel) else _within(recipe.model, run_dir)
-    models: dict[str, tuple[Unit | None, str]] = {}
-    policy, policy_deps, sft = base, base_deps, None
-    if recipe.sft.from_ != "none":
-        sft = add("sft", "sft", {"sft": _plain(recipe.sft), "base": external, "template": recipe.prompt_template,
-                                 "seed": recipe.seed}, [data, *base_deps], ["model/config.json"],
-                  lambda u: stages.train_sft_model(u, recipe, str(base), data.folder, run_dir))
-        policy, policy_deps = str(sft.folder / "model"), [sft]
-        models["sft"] = (sft, policy)
+    chains = {seed: _sft(recipe, add, data, external, own[seed], run_dir, *base) for seed, base in bases.items()}
+    if not vary:
+        chains = dict.fromkeys(recipe.train.seeds, next(iter(chains.values())))
     # One select unit per selector (and seed): what it reads is what its key holds -- the SFT model and the
     # template only for the margin selectors, the cheap judges only for disagreement -- so adding a selector or a
     # budget reruns that selector's points alone.
@@ -88,29 +77,35 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
             run = runs[f"{selection.run}-{selector}-{budgets[0]}"]
             config.update(rounds=selection.rounds,
                           train={**recipe.train.common, **run.config, "objective": run.objective})
+        sft = chains.get(seed, chains[recipe.train.seeds[0]]).sft  # `pairs` at the recipe's seed: the first SFT
         selects[name] = add("select", name, config, [data, sft] if margin else [data],
                             [f"{selector}-{b}/D_H.jsonl" for b in budgets],
-                            lambda u, p=[(selector, b) for b in budgets], s=seed, c=config: select_points(
+                            lambda u, p=[(selector, b) for b in budgets], s=seed, c=config, sft=sft: select_points(
                                 u, recipe, p, s, data.folder, sft.folder / "model", c.get("train"), c.get("rounds")),
                             *name.split("/"))
     trained: dict[tuple[str, int], Unit] = {}
-    for run in runs.values():
+    # A run that takes another's number of steps (steps_of) reads that run's unit: planned after it.
+    for run in sorted(runs.values(), key=lambda r: r.steps_of is not None):
         for seed in recipe.train.seeds:
             chosen = selects.get(f"seed{seed}/{run.selected.rsplit('-', 1)[0]}" if run.selected else "pairs")
             joint = (chosen.folder / (run.selected or f"{recipe.pairs.strategy}-{recipe.pairs.budget}")
                      if chosen else feedback.folder) / "D_H.jsonl"
+            steps = trained[run.steps_of, seed] if run.steps_of else None
+            policy, policy_deps = chains[seed].policy, chains[seed].policy_deps
             trained[run.name, seed] = add(
                 "train", f"{run.name}/seed{seed}",
                 {"common": recipe.train.common, "run": _plain(run), "seed": seed, "base": external,
                  "template": recipe.prompt_template, "accelerate": _plain(recipe.train.accelerate)},
-                [data, feedback, *policy_deps, *([chosen] if chosen else [])], ["model/trainer_state.json"],
-                lambda u, run=run, seed=seed, joint=joint: stages.train_run(
-                    u, recipe, run, seed, str(policy), data.folder, feedback.folder, joint, run_dir),
+                [data, feedback, *policy_deps, *([chosen] if chosen else []), *([steps] if steps else [])],
+                ["model/trainer_state.json"],
+                lambda u, run=run, seed=seed, joint=joint, steps=steps, policy=policy: stages.train_run(
+                    u, recipe, run, seed, str(policy), data.folder, feedback.folder, joint, run_dir,
+                    steps.folder / "model" if steps else None),
                 run.name, f"seed{seed}")
     evaluations: dict[tuple[str, int], Unit] = {}
     for name in recipe.evaluated():
         for seed in recipe.train.seeds:
-            source, model_dir = (models[name] if name == "sft"
+            source, model_dir = ((chains[seed].sft, chains[seed].policy) if name == "sft"
                                  else (trained[name, seed], str(trained[name, seed].folder / "model")))
             generate = add("generate", f"{name}/seed{seed}",
                            {"generate": _plain(recipe.generate), "template": recipe.prompt_template, "seed": seed},
@@ -126,10 +121,58 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                     u, recipe, g.folder / "generations.jsonl", data.folder / "eval.jsonl", Path(m)),
                 name, f"seed{seed}")
     add("report", "report", {"evaluate": _plain(recipe.evaluate), "paper": _plain(recipe.paper),
-                             "name": recipe.name, "seeds": recipe.train.seeds},
+                             "name": recipe.name, "seeds": recipe.train.seeds,
+                             "sensitivity": _plain(recipe.sensitivity), "vary_base": vary},
         [feedback, *selects.values(), *trained.values(), *evaluations.values()], ["results.md", "results.json"],
-        lambda u: write_report(recipe, u.folder, feedback, sft, trained, evaluations, data.folder, selects))
+        lambda u: write_report(recipe, u.folder, feedback, chains[recipe.train.seeds[0]].sft, trained, evaluations,
+                               data.folder, selects))
     return units
+
+
+@dataclasses.dataclass
+class _Chain:
+    policy: str  # the model preference training starts from (and the reference)
+    policy_deps: list[Unit]
+    sft: Unit | None
+
+
+def _names(recipe: Recipe, seed: int | None) -> tuple[dict[str, int], tuple[str, ...], int]:
+    """A base unit's extra key, folder and seed: at `seed` None the recipe's seed under the plain names (model,
+    pretrain, sft); at a seed, that seed, under seed<N>."""
+    return ({} if seed is None else {"seed": seed}), (() if seed is None else (f"seed{seed}",)), (
+        recipe.seed if seed is None else seed)
+
+
+def _base(recipe: Recipe, add, data: Unit, seed: int | None, run_dir: Path) -> tuple[str, list[Unit]]:
+    """The model SFT starts from and its units: the recipe's model, or a built one (then pretrained)."""
+    extra, at, seed_of = _names(recipe, seed)
+    if not isinstance(recipe.model, BuildModel):
+        return recipe.model, []
+    built = add("model", at[0] if at else "model", {"build": _plain(recipe.model), **extra}, [data],
+                ["model/config.json"], lambda u: stages.build_model(recipe.model, data.folder, u.folder,
+                                                                    0 if seed is None else seed), *at)
+    if not recipe.model.pretrain:
+        return str(built.folder / "model"), [built]
+    pretrained = add("pretrain", at[0] if at else "pretrain", {"pretrain": recipe.model.pretrain, "seed": seed_of},
+                     [data, built], ["model/config.json"],
+                     lambda u, built_dir=str(built.folder / "model"): stages.pretrain_model(
+                         u, recipe, built_dir, data.folder, run_dir, seed_of), *at)
+    return str(pretrained.folder / "model"), [pretrained]
+
+
+def _sft(recipe: Recipe, add, data: Unit, external: str | None, seed: int | None, run_dir: Path, base: str,
+         base_deps: list[Unit]) -> _Chain:
+    """The model preference training starts from: the SFT model trained on `base` (or `base` itself without
+    SFT). A model a unit made is named by that unit's key (a dependency), never by its folder, so a run folder can
+    be moved or copied without invalidating its manifests; only a model from outside the run is named."""
+    _, at, seed_of = _names(recipe, seed)
+    if recipe.sft.from_ == "none":
+        return _Chain(base, base_deps, None)
+    sft = add("sft", at[0] if at else "sft", {"sft": _plain(recipe.sft), "base": external,
+                                              "template": recipe.prompt_template, "seed": seed_of},
+              [data, *base_deps], ["model/config.json"],
+              lambda u: stages.train_sft_model(u, recipe, base, data.folder, run_dir, seed_of), *at)
+    return _Chain(str(sft.folder / "model"), [sft], sft)
 
 
 def _within(model: str, run_dir: Path) -> str:

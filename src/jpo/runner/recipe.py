@@ -13,15 +13,20 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jpo.config import check_keys, read_yaml
 from jpo.errors import JpoError
+from jpo.runner.typed import hints, typed, typed_config
 from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
 
 SFT_FROM = ("conditional", "sft", "none")
 PAIRS_FROM = ("sft", "conditional")
-RUN_DATA = {"conditional": "D_C", "joint": "D_H", "mix": "D_M 50:50"}
+RUN_DATA = {"conditional": "D_C", "joint": "D_H", "mix": "D_M 50:50", "fresh": "D_F"}
+# A run's `fresh` count: a number of decisive fresh conditional labels, or the size of D_H / D_C (the equal-budget
+# control of JPO on D_C ∪ D_H, and R2 of the sensitivity checks).
+FRESH_SIZES = ("size_of_joint", "size_of_conditional")
 DRY_ROWS, DRY_EVAL_ROWS = 12, 2
 DRY_TRAIN = {"max_steps": 1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "max_length": 128,
              "max_prompt_length": 96, "logging_steps": 1, "save_strategy": "no", "bf16": False, "load_in_4bit": False,
@@ -64,6 +69,9 @@ class Data:
     joint: DataPart | None = field(default=None, metadata={"nested": DataPart})
     validation: DataPart | None = field(default=None, metadata={"nested": DataPart})
     pretrain: DataPart | None = field(default=None, metadata={"nested": DataPart})
+    # More conditional comparisons, labelled by D_C's annotator, for the runs that ask for `fresh` labels: a held-out
+    # slice of the conditional source (its instructions after D_C's, none of D_C's) or the synthetic `fresh` split.
+    fresh: DataPart | None = field(default=None, metadata={"nested": DataPart})
 
 
 @dataclass
@@ -140,8 +148,14 @@ class JudgeSection:
 
 @dataclass
 class Run:
-    """One preference-trained model: `data` lists conditional (D_C), joint (D_H) and/or mix (50:50 of D_C and D_H,
-    |D_C| rows); `sweep` expands it into one run per value."""
+    """One preference-trained model: `data` lists conditional (D_C), joint (D_H), mix (50:50 of D_C and D_H, |D_C|
+    rows) and/or fresh (D_F: `fresh` more decisive conditional labels from data.fresh, by D_C's annotator); `sweep`
+    expands it into one run per value.
+
+    The variants that measure a testbed's sensitivity: `subset` trains on a nested random fraction of D_C (the first
+    `subset` of one seeded permutation, so 0.25 lies within 0.5); `reorder` trains on another order of the same rows
+    (data_seed = seed + 10007 x reorder, an order no seed of the run uses); `steps_of` trains for exactly as many
+    optimizer steps as that run did at the same seed (every point of a comparison at the same number of steps)."""
 
     name: str
     objective: str
@@ -151,6 +165,10 @@ class Run:
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     joint_size: int | None = None  # a random subset of D_H of this size (the scaling runs)
     selected: str | None = None  # D_H = the labels of one selection point, `<selector>-<budget>` (train.selection)
+    subset: float | None = None
+    fresh: int | str | None = None  # a number of rows, or size_of_joint / size_of_conditional
+    reorder: int = 0
+    steps_of: str | None = None
 
     @property
     def shown(self) -> str:
@@ -160,15 +178,27 @@ class Run:
     def data_label(self) -> str:
         if self.selected:
             return f"D_H ({self.selected})"
-        return " ∪ ".join(RUN_DATA[d] for d in self.data) + (f" ({self.joint_size})" if self.joint_size else "")
+        parts = []
+        for d in self.data:
+            part = RUN_DATA[d]
+            if d == "conditional" and self.subset is not None:
+                part += f" ({self.subset:g})"
+            if d == "fresh":
+                part += f" ({'|D_H|' if self.fresh == 'size_of_joint' else '|D_C|' if self.fresh == 'size_of_conditional' else self.fresh})"
+            parts.append(part)
+        return " ∪ ".join(parts) + (f" ({self.joint_size})" if self.joint_size else "") + (
+            f", order {self.reorder}" if self.reorder else "")
 
 
 @dataclass
 class Scaling:
-    """Repeat `run` (whose data is D_H alone) on random subsets of D_H of these sizes (paper Figure 7)."""
+    """Repeat `run` (whose data is D_H alone) on random subsets of D_H of these sizes (paper Figure 7). `fixed`:
+    steps (each point trains as many optimizer steps as `run` on all of D_H: the curve measures labels) or epochs
+    (the run's own epochs: steps grow with the data, so the curve measures labels and compute together)."""
 
     run: str
     sizes: list[int]
+    fixed: str = "steps"
 
 
 @dataclass
@@ -193,7 +223,13 @@ class Selection:
 
 @dataclass
 class TrainSection:
+    """`seeds`: the repeats. With `vary_base`, each seed also reseeds what preference training starts from -- the
+    built model's initial weights, its pretraining and SFT (one base and SFT model per seed; the recipe's own seed
+    keeps the shared one's names) -- so that a result does not hang on one pretrained model; the data and labels
+    stay those of the recipe's seed."""
+
     seeds: list[int] = field(default_factory=lambda: [0])
+    vary_base: bool = False
     common: dict[str, Any] = field(default_factory=dict)
     accelerate: Accelerate | None = field(default=None, metadata={"nested": Accelerate})
     runs: list[Run] = field(default_factory=list, metadata={"each": Run})
@@ -226,6 +262,30 @@ class EvaluateSection:
 
 
 @dataclass
+class Sensitivity:
+    """Can this testbed tell methods apart? Checked by the report's first section, on the runs named here (every
+    one at `run`'s number of steps: give them `steps_of: <run>`), by paired 95% intervals on the same prompts:
+
+    - R1: `run` (DPO on all of D_C) - `half` (a nested random half of D_C) >= r1 points, interval above 0;
+    - R2: `more` (D_C + |D_C| fresh conditional labels) - `run` >= r2 points, interval above 0;
+    - R3: `reordered` (all of D_C in another order) differs from `run` by at most r3 points, interval covering 0;
+    - R4: at least a share r4 of `run` - SFT survives removing the most frequent surface habit from both models'
+      outputs (the synthetic task's `jpo.tasks.habits_in` / `without_habit`);
+    - `run` - SFT >= over_sft points.
+    If one is not met (or cannot be measured), the report's first lines say that its results are no evidence."""
+
+    run: str = "dpo"
+    half: str | None = None
+    more: str | None = None
+    reordered: str | None = None
+    r1: float = 2.0
+    r2: float = 1.0
+    r3: float = 1.0
+    r4: float = 0.5
+    over_sft: float = 10.0
+
+
+@dataclass
 class DryRunSection:
     model_type: str | None = None
     tokenizer: str | None = None
@@ -236,7 +296,7 @@ class PaperSection:
     """What the paper reports for this experiment (../shared/paper/RESULTS.md), shown beside a run's numbers."""
 
     source: str = ""
-    win_rate: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {temperature | average: %}
+    win_rate: dict[str, dict[str, float] | float] = field(default_factory=dict)  # model -> {temperature | average: %}
     data: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     # "a - b" (run names) -> the paper's difference in win-rate points; the report says, for each, whether this run
@@ -265,6 +325,7 @@ class Recipe:
     evaluate: EvaluateSection = field(default_factory=EvaluateSection, metadata={"nested": EvaluateSection})
     sweep: dict[str, list[Any]] = field(default_factory=dict)  # the grid `--sweep` gives every run
     dry_run: DryRunSection = field(default_factory=DryRunSection, metadata={"nested": DryRunSection})
+    sensitivity: Sensitivity | None = field(default=None, metadata={"nested": Sensitivity})
     paper: PaperSection = field(default_factory=PaperSection, metadata={"nested": PaperSection})
     hardware: str = ""
     threads: int | None = None  # torch.set_num_threads at the start of a run (the demo: 1 on shared cores)
@@ -286,13 +347,15 @@ class Recipe:
                                          config={**run.config, option: value}) for value in values]
         if self.train.scaling:
             base = next(r for r in self.train.runs if r.name == self.train.scaling.run)
+            steps_of = base.name if self.train.scaling.fixed == "steps" else None
             runs += [dataclasses.replace(base, name=f"{base.name}-{size}", label=f"{base.shown}, {size} of D_H",
-                                         joint_size=size) for size in self.train.scaling.sizes]
+                                         joint_size=size, steps_of=steps_of) for size in self.train.scaling.sizes]
         selection = self.train.selection
         if selection:
             base = next(r for r in self.train.runs if r.name == selection.run)
             runs += [dataclasses.replace(base, name=f"{base.name}-{point}", label=f"{base.shown}, {point}",
-                                         selected=point, config={**base.config, "max_steps": selection.max_steps})
+                                         selected=point, config={**base.config, "max_steps": selection.max_steps},
+                                         steps_of=None)
                      for point in selection.points()]
         return runs
 
@@ -325,6 +388,7 @@ def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
         raise JpoError(f"{where}: expected a mapping of keys, got {type(values).__name__}")
     fields = {_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     check_keys(where, values, fields)
+    types = hints(cls)
     kwargs = {}
     for key, value in values.items():
         f = fields[key]
@@ -335,7 +399,7 @@ def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
             if not isinstance(value, list):
                 raise JpoError(f"{path}: {inner}: expected a list")
             value = [_build(f.metadata["each"], v, path, f"{inner}[{i}]") for i, v in enumerate(value)]
-        kwargs[f.name] = value
+        kwargs[f.name] = typed(f"{path}: {inner}", value, types[f.name])
     try:
         return cls(**kwargs)
     except TypeError as error:
@@ -347,11 +411,15 @@ def _choice(where: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
         raise JpoError(f"{where}: '{value}' is not one of {', '.join(map(str, valid))}")
 
 
-def _check_config(where: str, values: dict[str, Any], cls_name: str) -> None:
+def _check_config(where: str, values: dict[str, Any], cls_name: str) -> dict[str, Any]:
+    """A training settings mapping, keys and value types checked against JPOConfig / SFTConfig (TrainingArguments);
+    returned with numbers written as text (`1e-4`) made numbers."""
     from jpo.train import config as train_config
 
     cls = getattr(train_config, cls_name)
     check_keys(where, values, (f.name for f in dataclasses.fields(cls) if f.init))
+    # JPOConfig takes TRL's list of loss types too (one of them)
+    return typed_config(where, values, cls, {"loss_type": str | list[str] | None} if cls_name != "SFTConfig" else None)
 
 
 def validate(recipe: Recipe) -> Recipe:
@@ -389,27 +457,30 @@ def validate(recipe: Recipe) -> Recipe:
             raise JpoError(f"{at}: pairs need a judge to label them: set judge.spec")
         if data.joint is not None:
             raise JpoError(f"{at}: give D_H either as data.joint (ready-made) or as pairs (built), not both")
+    if data.fresh is not None and data.conditional is None:
+        raise JpoError(f"{at}: data.fresh is more of the conditional data: the recipe needs data.conditional")
     if recipe.judge.conditional and not recipe.judge.spec:
         raise JpoError(f"{at}: judge.conditional needs judge.spec")
-    _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
+    sft.config = _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
     if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:
-        _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
+        recipe.model.pretrain = _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
         if data.pretrain is None:
             raise JpoError(f"{at}: model.build.pretrain needs the documents to pretrain on: set data.pretrain")
     elif data.pretrain is not None:
         raise JpoError(f"{at}: data.pretrain is read only to pretrain a built model (model.build.pretrain)")
     if recipe.threads is not None and recipe.threads < 1:
         raise JpoError(f"{at}: threads: at least 1")
-    _check_config(f"{at}: train.common", recipe.train.common, "PreferenceConfig")
+    recipe.train.common = _check_config(f"{at}: train.common", recipe.train.common, "PreferenceConfig")
     names = [r.name for r in recipe.train.runs]
     if not names:
         raise JpoError(f"{at}: train.runs: at least one run")
     for i, run in enumerate(recipe.train.runs):
         where = f"{at}: train.runs[{i}] ({run.name})"
         _choice(f"{where}.objective", run.objective, list(OBJECTIVES))
-        _check_config(f"{where}.config", run.config, "PreferenceConfig")
+        run.config = _check_config(f"{where}.config", run.config, "PreferenceConfig")
         for part in run.data:
             _choice(f"{where}.data", part, list(RUN_DATA))
+        _check_variants(where, recipe, run, names)
         if {"joint", "mix"} & set(run.data) and pairs is None and data.joint is None:
             raise JpoError(f"{where} uses joint data, but the recipe has no pairs section (to build D_H) or "
                            "data.joint (ready-made)")
@@ -417,11 +488,17 @@ def validate(recipe: Recipe) -> Recipe:
             raise JpoError(f"{where} uses conditional data, but the recipe has no data.conditional")
         if len(run.sweep) > 1:
             raise JpoError(f"{where}.sweep: one option at a time")
+        run.sweep = _typed_sweep(f"{where}.sweep", run.sweep)
     if recipe.sweep and len(recipe.sweep) != 1:
         raise JpoError(f"{at}: sweep: one option at a time (e.g. learning_rate: [...])")
+    recipe.sweep = _typed_sweep(f"{at}: sweep", recipe.sweep)
     scaling = recipe.train.scaling
     if scaling is not None:
         _choice(f"{at}: train.scaling.run", scaling.run, names)
+        _choice(f"{at}: train.scaling.fixed", scaling.fixed, ("steps", "epochs"))
+        if next(r for r in recipe.train.runs if r.name == scaling.run).steps_of:
+            raise JpoError(f"{at}: train.scaling.run trains for another run's steps (steps_of): scale a run "
+                           "that sets its own")
         if next(r for r in recipe.train.runs if r.name == scaling.run).data != ["joint"]:
             raise JpoError(f"{at}: train.scaling.run must train on D_H alone (data: [joint])")
     selection = recipe.train.selection
@@ -451,8 +528,54 @@ def validate(recipe: Recipe) -> Recipe:
         raise JpoError(f"{at}: evaluate.joint: a joint ranking needs at least two models")
     for name in recipe.paper.win_rate:
         _choice(f"{at}: paper.win_rate", name, recipe.models())
+    if recipe.sensitivity is not None:
+        checks = recipe.sensitivity
+        for key in ("run", "half", "more", "reordered"):
+            if getattr(checks, key) is not None:
+                _choice(f"{at}: sensitivity.{key}", getattr(checks, key), recipe.evaluated())
+        if "sft" not in recipe.evaluated():
+            raise JpoError(f"{at}: sensitivity: R4 and {checks.run} - SFT need the SFT model evaluated")
     _choice(f"{at}: generate.backend", recipe.generate.backend, ("auto", "hf", "vllm"))
     return recipe
+
+
+def _typed_sweep(where: str, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """A sweep grid's option is a preference-training setting and each of its values of that setting's type."""
+    return {option: [_check_config(where, {option: value}, "PreferenceConfig")[option] for value in values]
+            for option, values in sweep.items()}
+
+
+def _check_variants(where: str, recipe: Recipe, run: Run, names: list[str]) -> None:
+    """A run's subset / fresh / reorder / steps_of settings and what they need."""
+    if run.subset is not None:
+        if "conditional" not in run.data:
+            raise JpoError(f"{where}.subset: a fraction of D_C, but the run does not train on conditional data")
+        if not 0 < run.subset <= 1:
+            raise JpoError(f"{where}.subset: a fraction of D_C in (0, 1], got {run.subset}")
+    if ("fresh" in run.data) != (run.fresh is not None):
+        raise JpoError(f"{where}: data 'fresh' and `fresh: N` (or size_of_joint / size_of_conditional) go together")
+    if run.fresh is not None:
+        if recipe.data.fresh is None:
+            raise JpoError(f"{where}.fresh: fresh conditional labels need data.fresh (a held-out slice of the "
+                           "conditional source, or the synthetic fresh split)")
+        if isinstance(run.fresh, str):
+            _choice(f"{where}.fresh", run.fresh, FRESH_SIZES)
+        elif run.fresh < 1:
+            raise JpoError(f"{where}.fresh: at least 1 row, got {run.fresh}")
+        if set(run.data) - {"conditional", "fresh"}:
+            raise JpoError(f"{where}.data: fresh labels go with conditional data only ([conditional, fresh] or "
+                           "[fresh])")
+        if run.fresh == "size_of_joint" and recipe.pairs is None and recipe.data.joint is None:
+            raise JpoError(f"{where}.fresh: size_of_joint, but the recipe has no D_H (pairs or data.joint)")
+    if run.reorder < 0:
+        raise JpoError(f"{where}.reorder: 0 (the seed's own order) or more, got {run.reorder}")
+    if run.steps_of is not None:
+        _choice(f"{where}.steps_of", run.steps_of, [n for n in names if n != run.name])
+        other = next(r for r in recipe.train.runs if r.name == run.steps_of)
+        if other.steps_of is not None or other.sweep:
+            raise JpoError(f"{where}.steps_of: {other.name} must set its own number of steps (no steps_of, no sweep)")
+        if "max_steps" in run.config:
+            raise JpoError(f"{where}: steps_of and config.max_steps both set the number of steps; keep one")
 
 
 def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: list[int]) -> None:
@@ -494,8 +617,36 @@ def parse_recipe(values: dict[str, Any], path: str = "recipe") -> Recipe:
     return validate(recipe)
 
 
+def _merged(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` over `base`: mappings merged key by key, anything else replaced; a null value removes the key."""
+    out = dict(base)
+    for key, value in values.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def recipe_values(path: str | os.PathLike, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The mapping a recipe file gives, with `extends: OTHER.yaml` (a path relative to the file) resolved: the
+    other recipe's values, this file's merged over them (a null removes a key)."""
+    values = read_yaml(path, "recipe")
+    if "extends" not in values:
+        return values
+    base = values.pop("extends")
+    if not isinstance(base, str):
+        raise JpoError(f"{path}: extends: expected the path of another recipe file, got {base!r}")
+    base_path = Path(path).parent / base
+    if str(base_path.resolve()) in seen:
+        raise JpoError(f"{path}: extends: {base} extends this file again (a cycle)")
+    return _merged(recipe_values(base_path, (*seen, str(Path(path).resolve()))), values)
+
+
 def load_recipe(path: str | os.PathLike) -> Recipe:
-    return parse_recipe(read_yaml(path, "recipe"), str(path))
+    return parse_recipe(recipe_values(path), str(path))
 
 
 # --- the two transformations -------------------------------------------------------------------------------------
@@ -540,7 +691,8 @@ def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) 
         recipe, model=model, output_dir=None, dry=True,
         data=Data(eval=small(d.eval, DRY_EVAL_ROWS), conditional=small(d.conditional, DRY_ROWS),
                   sft=small(d.sft, DRY_ROWS), joint=small(d.joint, DRY_ROWS),
-                  validation=small(d.validation, DRY_EVAL_ROWS), pretrain=small(d.pretrain, DRY_ROWS)),
+                  validation=small(d.validation, DRY_EVAL_ROWS), pretrain=small(d.pretrain, DRY_ROWS),
+                  fresh=small(d.fresh, DRY_ROWS)),
         sft=dataclasses.replace(recipe.sft, config={**recipe.sft.config, **DRY_TRAIN}, accelerate=None),
         judge=judge, pairs=pairs,
         train=dataclasses.replace(train, seeds=train.seeds[:1], common={**train.common, **DRY_TRAIN},
@@ -557,12 +709,15 @@ def for_sweep(recipe: Recipe) -> Recipe:
                        "[3e-5, 1e-4, 3e-4]}})")
     if recipe.data.validation is None:
         raise JpoError(f"{recipe.path}: --sweep scores on data.validation; the recipe has none")
-    runs = [dataclasses.replace(r, sweep=r.sweep or recipe.sweep) for r in recipe.train.runs]
+    # every run at its own steps: the run another one counted its steps from is swept into several
+    runs = [dataclasses.replace(r, sweep=r.sweep or recipe.sweep, steps_of=None) for r in recipe.train.runs
+            if r.subset is None and r.fresh is None and not r.reorder and r.steps_of is None]  # variants: their
+    # method's settings, not their own
     swept = dataclasses.replace(
         recipe, name=f"{recipe.name}-sweep", output_dir=recipe.output_dir and f"{recipe.output_dir}-sweep",
         data=dataclasses.replace(recipe.data, eval=recipe.data.validation),
         train=dataclasses.replace(recipe.train, seeds=recipe.train.seeds[:1], runs=runs, scaling=None,
                                   selection=None),
         evaluate=dataclasses.replace(recipe.evaluate, models=None, paired=[], joint=[]),
-        paper=PaperSection())
+        paper=PaperSection(), sensitivity=None)
     return validate(swept)

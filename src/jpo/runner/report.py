@@ -38,6 +38,11 @@ def summarise(label: str, data: str, scored: list[dict[str, Any]], temperatures:
     return row
 
 
+def _md(text: str) -> str:
+    """Text for a markdown table cell: a `|` (as in "|D_H|") would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def _cell(value: float | None, interval: list[float] | None = None) -> str:
     if value is None:
         return ""
@@ -51,7 +56,7 @@ def table(rows: list[dict[str, Any]], temperatures: list[float], paper: bool) ->
     head += ["Paper avg"] if paper else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row["method"], row["data"], str(row.get("rows", ""))]
+        cells = [_md(row["method"]), _md(row["data"]), str(row.get("rows", ""))]
         cells += [_cell(row["win_rate"][str(t)]) for t in temperatures]
         cells += [_cell(row["average"], row["ci95"])]
         cells += [_cell(row.get("mean_quality"))] if quality else []
@@ -77,17 +82,31 @@ def verdict(first: dict[str, Any], second: dict[str, Any], paired: dict[str, Any
 
 
 def finding(name: str, paper: float, ours: dict[str, Any] | None) -> str:
-    """One sentence on one of the paper's findings: reproduced (same sign, the paired interval excludes 0), reversed
-    (opposite sign, excludes 0) or not reproduced (the interval includes 0)."""
+    """One sentence on one of the paper's findings, with both numbers, decided by the paired interval [low, high] of
+    the same difference here:
+
+    - "reproduced": the interval excludes 0 in the paper's direction and holds the paper's value (or lies beyond
+      it: "reproduced, larger than the paper's");
+    - "smaller than the paper's": it excludes 0 in the paper's direction, but the paper's value lies beyond it;
+    - "not distinguishable from 0": it includes 0;
+    - "reversed": it excludes 0 in the other direction.
+    """
     if ours is None:
         return f"- {name}: paper {paper:+.1f} points; not run here."
     low, high = ours["ci95"]
-    if (low > 0 and paper > 0) or (high < 0 and paper < 0):
-        word = "reproduced"
-    elif low > 0 or high < 0:
+    sign = -1.0 if paper < 0 else 1.0  # the paper's direction (a difference of 0 is read as "not negative")
+    near, far = sorted((sign * low, sign * high))  # the interval in the paper's direction
+    if near > 0:
+        if sign * paper > far:
+            word = "smaller than the paper's (the paper's value lies outside the interval)"
+        elif sign * paper < near:
+            word = "reproduced, larger than the paper's (the paper's value lies outside the interval)"
+        else:
+            word = "reproduced (the paper's value lies inside the interval)"
+    elif far < 0:
         word = "reversed"
     else:
-        word = "not reproduced (the interval includes 0)"
+        word = "not distinguishable from 0"
     return f"- {name}: paper {paper:+.1f} points, here {ours['difference']:+.1f} [{low:+.1f}, {high:+.1f}]: {word}."
 
 
@@ -103,7 +122,7 @@ def margin_lines(curves: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
         total = sum(f["rewards/margins"] for f in finals) / len(finals)
         prompt = sum(f.get("rewards/margins_prompt", 0.0) for f in finals) / len(finals)
         share = f"{100 * prompt / total:.0f}%" if total else "n/a"
-        lines.append(f"| {label} | {total:.3f} | {prompt:.3f} | {share} |")
+        lines.append(f"| {_md(label)} | {total:.3f} | {prompt:.3f} | {share} |")
     return lines if len(lines) > 2 else []
 
 
@@ -122,7 +141,9 @@ def feedback_lines(feedback: dict[str, Any]) -> list[str]:
         lines.append(f"- joint comparisons chosen by a selector after SFT: {selected['selection']}; labels "
                      f"{selected['labels']}, {selected['instructions']} instructions covered.")
     lines.append(f"- D_C: {feedback['D_C']} decisive conditional preferences; D_H: {feedback['D_H']} joint "
-                 "preferences.")
+                 "preferences" + (f"; D_F: {feedback['D_F']} decisive fresh conditional preferences (labels "
+                                  f"{feedback['fresh_labels']}), for the runs that add fresh labels"
+                                  if "D_F" in feedback else "") + ".")
     interplay = feedback.get("interplay")
     if interplay:
         lines += ["", "## Interplay of conditional and joint labels (paper Figures 2-3)", "",
@@ -247,6 +268,291 @@ def selection_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def habit_stripped(recipe: Recipe, evaluations: dict[tuple[str, int], Unit], names: list[str],
+                   data_dir: Path, out: Path) -> dict[str, Any] | None:
+    """R4's measurement: the surface habit most frequent in the generations of `names` (every seed; the synthetic
+    task's `jpo.tasks.habits_in`), removed from all of them (`jpo.tasks.without_habit`), and each generation judged
+    against gold again with the evaluation judge. None for a source without habits (not the synthetic task)."""
+    if recipe.data.eval.source != "synthetic":
+        return None
+    from collections import Counter
+
+    from jpo.evaluate import evaluate_generations, outcome_of_label
+    from jpo.feedback import make_judge
+    from jpo.feedback.store import VerdictStore
+    from jpo.tasks import habits_in, without_habit
+
+    references = read_jsonl(data_dir / "eval.jsonl")
+    generations = {name: [row for seed in recipe.train.seeds for row in
+                          read_jsonl(evaluations[name, seed].deps[0].folder / "generations.jsonl")]
+                   for name in names}
+    shown = {name: [set(habits_in(r["response"])) for r in rows] for name, rows in generations.items()}
+    counts = Counter(h for found in shown.values() for each in found for h in each)
+    if not counts:
+        return {"habit": None, "share": {}, "scored": {}}
+    habit = min(counts, key=lambda h: (-counts[h], h))  # the most frequent; ties by name, so the choice is stable
+    judge = make_judge(recipe.evaluation_judge(), recipe.judge.options())
+    scored = {}
+    with VerdictStore(out / "habit_verdicts.sqlite") as store:
+        for name, rows in generations.items():
+            stripped = [{**r, "response": without_habit(r["response"], habit)} for r in rows]
+            result = evaluate_generations(stripped, references, judge, store=store, progress=False,
+                                          n_resamples=100)  # only the outcomes are read
+            scored[name] = [{"id": r["prompt_id"], "temperature": r["temperature"], "seed": r["seed"],
+                             "outcome": outcome_of_label(r["label"])} for r in result.rows]
+    share = {name: round(100 * sum(habit in each for each in found) / len(found), 1) if found else None
+             for name, found in shown.items()}
+    return {"habit": habit, "share": share, "scored": scored}
+
+
+def _check(check: str, what: str, paired: dict[str, Any] | None, threshold: str, met: bool | None,
+           note: str = "") -> dict[str, Any]:
+    return {"check": check, "what": what, "value": paired["difference"] if paired else None,
+            "ci95": paired["ci95"] if paired else None, "threshold": threshold, "met": met, "note": note}
+
+
+def sensitivity_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], shown: dict[str, str],
+                       stripped: dict[str, Any] | None,
+                       steps: dict[str, int] | None = None) -> dict[str, Any] | None:
+    """The recipe's sensitivity checks (recipe.Sensitivity: R1-R4 and `run` - SFT), each with its value, paired 95%
+    interval, threshold and whether it is met (None: could not be measured, which is not met). `steps`: each run's
+    optimizer steps at the first seed, to say whether the checks' runs trained equally long."""
+    from jpo.evaluate import paired_difference
+
+    checks = recipe.sensitivity
+    if checks is None:
+        return None
+
+    def paired(first: str | None, second: str | None) -> dict[str, Any] | None:
+        return paired_difference(scored[first], scored[second]) if first in scored and second in scored else None
+
+    run, name = checks.run, shown.get(checks.run, checks.run)
+    results = []
+    d = paired(run, checks.half)
+    results.append(_check("R1", f"{name} on all of D_C - on a nested random half ({checks.half or 'not run'})", d,
+                          f">= {checks.r1:+.1f}, interval above 0",
+                          None if d is None else d["difference"] >= checks.r1 and d["ci95"][0] > 0))
+    d = paired(checks.more, run)
+    results.append(_check("R2", f"{name} on D_C + |D_C| fresh conditional labels ({checks.more or 'not run'}) - on "
+                          "D_C", d, f">= {checks.r2:+.1f}, interval above 0",
+                          None if d is None else d["difference"] >= checks.r2 and d["ci95"][0] > 0))
+    d = paired(checks.reordered, run)
+    results.append(_check("R3", f"{name} on D_C in another order ({checks.reordered or 'not run'}) - in its own",
+                          d, f"within ±{checks.r3:.1f}, interval covering 0",
+                          None if d is None else abs(d["difference"]) <= checks.r3 and d["ci95"][0] <= 0 <= d["ci95"][1]))
+    base = paired(run, "sft")
+    if stripped and stripped["habit"] and base:
+        after = paired_difference(stripped["scored"][run], stripped["scored"]["sft"])
+        share = after["difference"] / base["difference"] if base["difference"] > 0 else None
+        note = (f"habit '{stripped['habit']}' in {stripped['share'].get('sft')}% of SFT's and "
+                f"{stripped['share'].get(run)}% of {name}'s generations; {name} - SFT {base['difference']:+.1f} "
+                "before removing it" + (f", {100 * share:.0f}% survives" if share is not None else
+                                        ", which is not a gain"))
+        results.append(_check("R4", f"{name} - SFT with the most frequent surface habit removed from both", after,
+                              f">= {100 * checks.r4:.0f}% of {name} - SFT",
+                              share is not None and share >= checks.r4, note))
+    else:
+        why = ("the task names no surface habits" if stripped is None else
+               "no generation shows a habit" if stripped and not stripped["habit"] else "no SFT evaluation")
+        results.append(_check("R4", f"{name} - SFT with the most frequent surface habit removed from both", None,
+                              f">= {100 * checks.r4:.0f}% of {name} - SFT", None, f"not measured: {why}"))
+    results.append(_check(f"{name} - SFT", f"{name} over the SFT model it starts from", base,
+                          f">= {checks.over_sft:+.1f}", None if base is None else base["difference"] >= checks.over_sft))
+    involved = [n for n in (run, checks.half, checks.more, checks.reordered) if n in (steps or {})]
+    return {"checks": results, "met": all(r["met"] for r in results),
+            "failed": [r["check"] for r in results if not r["met"]],
+            "steps": {n: steps[n] for n in involved}}
+
+
+def sensitivity_lines(result: dict[str, Any], dry: bool) -> list[str]:
+    """The report's first lines: whether the testbed can tell methods apart, then the checks' table."""
+    lines = []
+    if not result["met"]:
+        lines += [f"**This testbed cannot tell methods apart here ({', '.join(result['failed'])} not met): its results "
+                  "below must not be read as evidence about the methods.**"
+                  + (" (A dry run: no check is expected to pass.)" if dry else ""), ""]
+    steps = result.get("steps") or {}
+    if len(set(steps.values())) == 1:
+        equal = f"every run at the same number of optimizer steps ({next(iter(steps.values()))})."
+    elif steps:
+        equal = ("**the runs did not train equally long** (" + ", ".join(f"{n} {v}" for n, v in steps.items())
+                 + " optimizer steps): give them `steps_of`, or the checks measure compute as well as labels.")
+    else:
+        equal = "optimizer steps not known."
+    lines += ["## Can this testbed tell methods apart?", "",
+              "Each check is a paired difference in win-rate points on the same prompts, 95% paired bootstrap "
+              f"interval; {equal}", "",
+              "| Check | What | Value [95% CI] | Threshold | Met |", "|---|---|---|---|---|"]
+    for r in result["checks"]:
+        value = "n/a" if r["value"] is None else f"{r['value']:+.1f} [{r['ci95'][0]:+.1f}, {r['ci95'][1]:+.1f}]"
+        met = "not measured" if r["met"] is None else "met" if r["met"] else "**not met**"
+        lines.append(f"| {_md(r['check'])} | {_md(r['what'])} | {value} | {r['threshold']} | {met} |")
+    notes = [f"{r['check']}: {r['note']}" for r in result["checks"] if r["note"]]
+    if notes:
+        lines += ["", *notes]
+    if result["met"]:
+        lines += ["", "Every check is met: more labels still help at equal steps, the data order does not decide the "
+                  "result, and the gain is not one surface habit."]
+    return lines
+
+
+def equal_budget_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], shown: dict[str, str],
+                        sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """"Is a joint label worth a conditional one?": each JPO-style run on D_C ∪ D_H against each run on D_C + |D_H|
+    fresh conditional labels (the equal-budget control), and both against the same objective on D_C alone."""
+    from jpo.evaluate import paired_difference
+
+    runs = [r for r in recipe.train.runs if r.name in scored]
+    unions = [r for r in runs if set(r.data) == {"conditional", "joint"} and r.subset is None]
+    controls = [r for r in runs if r.fresh == "size_of_joint" and set(r.data) == {"conditional", "fresh"}]
+    out = []
+    for union in unions:
+        for control in controls:
+            alone = next((r.name for r in runs if r.data == ["conditional"] and r.objective == control.objective
+                          and r.subset is None and not r.reorder), None)
+            entry = {"joint": union.name, "control": control.name, "conditional": alone,
+                     "rows": {union.name: sizes.get(union.name), control.name: sizes.get(control.name)},
+                     "joint_vs_control": paired_difference(scored[union.name], scored[control.name])}
+            if alone:
+                entry["joint_vs_conditional"] = paired_difference(scored[union.name], scored[alone])
+                entry["control_vs_conditional"] = paired_difference(scored[control.name], scored[alone])
+            out.append(entry)
+    return out
+
+
+def _pair(d: dict[str, Any]) -> str:
+    return f"{d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+
+
+def equal_budget_lines(entries: list[dict[str, Any]], shown: dict[str, str]) -> list[str]:
+    lines = ["## Is a joint label worth a conditional one?", "",
+             "JPO on D_C ∪ D_H against the equal-budget control, DPO on D_C plus as many fresh conditional labels "
+             "(same annotator) as D_H has rows: paired differences in win-rate points, 95% interval.", ""]
+    for e in entries:
+        j, c = shown[e["joint"]], shown[e["control"]]
+        d = e["joint_vs_control"]
+        word = ("worth more than" if d["ci95"][0] > 0 else "worth less than" if d["ci95"][1] < 0
+                else "not distinguishable from")
+        lines.append(f"- {j} ({e['rows'][e['joint']]} rows) - {c} ({e['rows'][e['control']]} rows): {_pair(d)}: "
+                     f"here a joint label is {word} a conditional one.")
+        if e.get("conditional"):
+            a = shown[e["conditional"]]
+            lines.append(f"- {j} - {a} (D_C alone): {_pair(e['joint_vs_conditional'])}; {c} - {a}: "
+                         f"{_pair(e['control_vs_conditional'])} (what more conditional labels alone give).")
+    return lines
+
+
+def per_seed_result(recipe: Recipe, evaluations: dict[tuple[str, int], Unit],
+                    names: list[str]) -> dict[str, Any] | None:
+    """Each model's average win-rate at each seed (a seed's generations only) and each paired difference of
+    `evaluate.paired` at each seed, with their spread (sample standard deviation, range). None for one seed."""
+    import statistics
+
+    from jpo.evaluate import paired_difference
+    from jpo.evaluate.winrate import SCORES
+
+    seeds = list(recipe.train.seeds)
+    if len(seeds) < 2:
+        return None
+    by_seed = {(name, seed): read_jsonl(evaluations[name, seed].folder / "scored.jsonl") for name in names
+               for seed in seeds}
+
+    def spread(values: list[float]) -> dict[str, float]:
+        return {"sd": round(statistics.stdev(values), 2), "min": min(values), "max": max(values)}
+
+    models = {}
+    for name in names:
+        values = []
+        for seed in seeds:
+            scores = [SCORES[s["outcome"]] for s in by_seed[name, seed] if s["outcome"] in SCORES]
+            values.append(round(100 * sum(scores) / len(scores), 2) if scores else 0.0)
+        models[name] = {"per_seed": values, **spread(values)}
+    differences = {}
+    for pair in recipe.evaluate.paired:
+        first, _, second = (p.strip() for p in pair.partition(" - "))
+        values = [paired_difference(by_seed[first, seed], by_seed[second, seed])["difference"] for seed in seeds]
+        differences[pair] = {"per_seed": values, **spread(values)}
+    return {"seeds": seeds, "vary_base": recipe.train.vary_base, "models": models, "paired": differences}
+
+
+def per_seed_lines(result: dict[str, Any], shown: dict[str, str]) -> list[str]:
+    seeds = result["seeds"]
+    what = ("each seed its own built model, pretraining, SFT and preference training" if result["vary_base"] else
+            "each seed its own preference training, from one pretrained and SFT model (train.vary_base: true "
+            "varies those too)")
+    lines = ["## Spread over seeds", "", f"Average win-rate (%) per seed ({what}); sd: sample standard deviation:", "",
+             "| Model | " + " | ".join(f"seed {s}" for s in seeds) + " | sd | range |", "|---|" + "---|" * (len(seeds) + 2)]
+    for name, m in result["models"].items():
+        lines.append(f"| {_md(shown.get(name, name))} | " + " | ".join(f"{v:.1f}" for v in m["per_seed"])
+                     + f" | {m['sd']:.1f} | {m['max'] - m['min']:.1f} |")
+    if result["paired"]:
+        lines += ["", "Paired differences per seed (win-rate points):", "",
+                  "| Difference | " + " | ".join(f"seed {s}" for s in seeds) + " | sd |",
+                  "|---|" + "---|" * (len(seeds) + 1)]
+        for pair, d in result["paired"].items():
+            first, _, second = (p.strip() for p in pair.partition(" - "))
+            lines.append(f"| {_md(shown.get(first, first))} - {_md(shown.get(second, second))} | "
+                         + " | ".join(f"{v:+.1f}" for v in d["per_seed"]) + f" | {d['sd']:.1f} |")
+    return lines
+
+
+def provenance(units: list[Unit]) -> dict[str, Any]:
+    """Where and how a report was made, kept out of results.json so that two runs of one recipe write the same
+    results.json: the command line, the commit, the CPU, and each stage's wall-clock seconds (summed over its
+    units, from their manifests)."""
+    import shlex
+    import subprocess
+    import sys
+
+    def git(*args: str) -> str | None:  # Popen, not run: a test's stand-in for a training subprocess.run stays so
+        try:
+            with subprocess.Popen(["git", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  cwd=Path(__file__).resolve().parent) as process:
+                out = process.communicate()[0].strip()
+        except OSError:
+            return None
+        return out if process.returncode == 0 else None
+
+    program = Path(sys.argv[0]).name
+    command = shlex.join(["jpo" if program in ("jpo", "__main__.py") else program, *sys.argv[1:]])
+    cpu, cores = "unknown", 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu == "unknown":
+                cpu = line.split(":", 1)[1].strip()
+            cores += line.startswith("processor")
+    except OSError:
+        pass
+    seconds: dict[str, float] = {}
+    seen, todo = set(), list(units)
+    while todo:  # every unit the report reads, directly or not
+        unit = todo.pop()
+        if unit.label in seen:
+            continue
+        seen.add(unit.label)
+        todo += unit.deps
+        try:
+            seconds[unit.stage] = seconds.get(unit.stage, 0.0) + unit.manifest()["seconds"]
+        except (OSError, ValueError, KeyError):
+            pass
+    from jpo.runner.units import STAGES
+
+    seconds = {stage: round(seconds[stage], 1) for stage in STAGES if stage in seconds}
+    return {"command": command, "commit": git("describe", "--always", "--dirty", "--abbrev=12"),
+            "cpu": f"{cpu} ({cores} logical cores)" if cores else cpu, "seconds": seconds,
+            "total_seconds": round(sum(seconds.values()), 1)}
+
+
+def _steps(trained: dict[tuple[str, int], Unit], seed: int) -> dict[str, int]:
+    """Each run's optimizer steps at `seed` (its trainer_state.json), where it has one."""
+    steps = {}
+    for (name, at), unit in trained.items():
+        state = unit.folder / "model" / "trainer_state.json"
+        if at == seed and state.exists():
+            steps[name] = json.loads(state.read_text())["global_step"]
+    return steps
+
+
 def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, trained: dict[tuple[str, int], Unit],
                  evaluations: dict[tuple[str, int], Unit], data_dir: Path,
                  selects: dict[str, Unit] | None = None) -> dict[str, Any]:
@@ -294,17 +600,18 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
     if "pairs" in (selects or {}):  # D_H chosen by a selector after SFT
         (feedback_stats["selected"],) = selects["pairs"].result()["points"].values()
         feedback_stats["D_H"] = feedback_stats["selected"]["D_H"]
-    timings: dict[str, float] = {}
-    for unit in [feedback, *trained.values(), *evaluations.values()]:
-        for dep in [unit, *unit.deps]:
-            try:
-                timings[dep.stage] = timings.get(dep.stage, 0.0) + dep.manifest()["seconds"]
-            except (OSError, ValueError, KeyError):
-                pass
+    shown_all = {**shown, "sft": "SFT"}
+    checks = recipe.sensitivity
+    stripped = (habit_stripped(recipe, evaluations, [checks.run, "sft"], data_dir, out)
+                if checks is not None and checks.run in scored and "sft" in scored else None)
     result = {"rows": rows, "paired": paired, "findings": findings, "scaling": scaling, "feedback": feedback_stats,
               "curves": curves, "seeds": seeds, "recipe": dataclasses.asdict(recipe),
-              "joint": joint_ranking(recipe, out, evaluations, {**shown, "sft": "SFT"}, data_dir),
-              "selection": selection_result(recipe, scored, selects or {}, temperatures)}
+              "joint": joint_ranking(recipe, out, evaluations, shown_all, data_dir),
+              "selection": selection_result(recipe, scored, selects or {}, temperatures),
+              "sensitivity": sensitivity_result(recipe, scored, shown_all, stripped, _steps(trained, seeds[0])),
+              "equal_budget": equal_budget_result(recipe, scored, shown_all, sizes),
+              "per_seed": per_seed_result(recipe, evaluations, [r["name"] for r in rows]),
+              "provenance": provenance([feedback, *trained.values(), *evaluations.values()])}
     write_outputs(recipe, result, out)
     return {"models": [r["name"] for r in rows], "line": f"wrote {out / 'results.md'}"}
 
@@ -315,12 +622,17 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
     has_paper = any("paper" in r for r in rows)
     lines = [f"# {recipe.name}" + (" (dry run: tiny model, tiny data, one step; numbers mean nothing)"
                                    if recipe.dry else ""), ""]
+    if result.get("sensitivity"):  # first: whether anything below can be read as evidence
+        lines += [*sensitivity_lines(result["sensitivity"], recipe.dry), ""]
     if recipe.description:
         lines += [recipe.description.strip(), ""]
     lines += [f"Win-rate (%) against the gold references of {recipe.data.eval.source}:{recipe.data.eval.split}, "
               f"judged by `{recipe.evaluation_judge()}` in both orders (win 1, tie 0.5, loss 0), per sampling "
               f"temperature and over all of them; {len(result['seeds'])} preference-training seed(s) "
-              f"({', '.join(map(str, result['seeds']))}) from one SFT model, pooled; 95% bootstrap intervals resample "
+              f"({', '.join(map(str, result['seeds']))}) "
+              + ("each from its own built model, pretraining and SFT" if recipe.train.vary_base
+                 and len(result["seeds"]) > 1 else "from one SFT model")
+              + ", pooled; 95% bootstrap intervals resample "
               "prompts (all seeds and temperatures of a prompt together)."
               + (" Mean q: the generations' true quality (x100)." if any("mean_quality" in r for r in rows) else ""),
               "", *table(rows, temperatures, has_paper), ""]
@@ -335,6 +647,9 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
                   "Paired differences on the same prompts (win-rate points, 95% paired bootstrap interval): "
                   + "; ".join(f"{k}: {d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
                               for k, d in result["paired"].items()) + ".", ""]
+    shown = {**{r["name"]: r["method"] for r in rows + result["scaling"]}, "sft": "SFT"}
+    if result.get("equal_budget"):
+        lines += [*equal_budget_lines(result["equal_budget"], shown), ""]
     if result.get("findings"):
         lines += ["## Beside the paper", "", "Each of the paper's differences (win-rate points) against the same "
                   "difference here, paired on the same prompts:", "", *result["findings"], ""]
@@ -346,8 +661,14 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
         lines += ["## Ranking by joint comparisons", "", result["joint"]["markdown"], ""]
     lines += feedback_lines(result["feedback"])
     if result["scaling"]:
-        lines += ["", "## Data scaling: the same run on growing subsets of D_H (paper Figure 7)", "",
-                  *table(result["scaling"], temperatures, False)]
+        scaling = recipe.train.scaling
+        fixed = (f"every point trains as many optimizer steps as {scaling.run} on all of D_H, so the curve measures "
+                 "labels" if scaling.fixed == "steps" else "every point trains the run's epochs (fixed epochs): "
+                 "steps grow with the data, so the curve measures labels and compute together")
+        lines += ["", f"## Data scaling: the same run on growing subsets of D_H (paper Figure 7), fixed {scaling.fixed}",
+                  "", f"{fixed[0].upper()}{fixed[1:]}.", "", *table(result["scaling"], temperatures, False)]
+    if result.get("per_seed"):
+        lines += ["", *per_seed_lines(result["per_seed"], shown)]
     if result.get("selection"):
         lines += ["", *selection_lines(result["selection"])]
     if recipe.paper.data:
@@ -436,18 +757,32 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
+def public_results(recipe: Recipe, result: dict[str, Any]) -> dict[str, Any]:
+    """results.json: the numbers, and only what a rerun of the same recipe and seeds reproduces byte for byte (no
+    paths, times or machine; those are in provenance.json and details.json)."""
+    keys = ("method", "name", "data", "win_rate", "average", "ci95", "ci95_per_temperature", "outcomes",
+            "mean_quality", "rows", "seeds", "paper")
+    return {"recipe": recipe.name, "dry_run": recipe.dry, "seeds": result["seeds"],
+            "rows": [{k: row[k] for k in keys if k in row} for row in result["rows"]],
+            "sensitivity": result.get("sensitivity"), "paired": result["paired"],
+            "equal_budget": result.get("equal_budget") or [], "findings": result["findings"],
+            "scaling": {"fixed": recipe.train.scaling.fixed if recipe.train.scaling else None,
+                        "points": [{k: row[k] for k in keys if k in row} for row in result["scaling"]]},
+            "per_seed": result.get("per_seed"), "data": {k: result["feedback"].get(k) for k in ("D_C", "D_H", "D_F")
+                                                         if k in result["feedback"]}}
+
+
 def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(recipe, result)
     (out / "results.md").write_text(text, encoding="utf-8")
-    public = [{k: row[k] for k in ("method", "name", "data", "win_rate", "average", "ci95", "ci95_per_temperature",
-                                   "outcomes", "mean_quality", "rows", "seeds", "paper") if k in row}
-              for row in result["rows"]]
-    (out / "results.json").write_text(json.dumps(public, indent=1), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(public_results(recipe, result), indent=1) + "\n", encoding="utf-8")
     if "interplay" in result["feedback"]:
         (out / "interplay.json").write_text(json.dumps(result["feedback"]["interplay"], indent=1), encoding="utf-8")
-    extra = {k: result[k] for k in ("paired", "findings", "scaling", "feedback", "seeds", "recipe", "joint",
-                                    "selection")}
+    extra = {k: result.get(k) for k in ("paired", "findings", "scaling", "feedback", "seeds", "recipe", "joint",
+                                        "selection", "sensitivity", "equal_budget", "per_seed")}
     (out / "details.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
+    if result.get("provenance"):
+        (out / "provenance.json").write_text(json.dumps(result["provenance"], indent=1) + "\n", encoding="utf-8")
     print(text)
     return [out / "results.md", out / "results.json", *plots(result, out)]

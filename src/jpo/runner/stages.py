@@ -21,8 +21,9 @@ from jpo.runner.recipe import Accelerate, BuildModel, Recipe, Run
 # --- model -------------------------------------------------------------------------------------------------------
 
 
-def build_model(build: BuildModel, data_dir: Path, out: Path) -> dict[str, Any]:
-    """The demo's model: a tokenizer trained on every text of the run's data, and a random Llama."""
+def build_model(build: BuildModel, data_dir: Path, out: Path, seed: int = 0) -> dict[str, Any]:
+    """The demo's model: a tokenizer trained on every text of the run's data, and a random Llama (initial weights
+    drawn with `seed`)."""
     from jpo.runner.tiny import save_base_model
 
     texts: list[str] = []
@@ -35,7 +36,7 @@ def build_model(build: BuildModel, data_dir: Path, out: Path) -> dict[str, Any]:
     texts += [str(row["prompt"]) for row in read_jsonl(data_dir / "eval.jsonl")]
     params = save_base_model(texts, out / "model", vocab_size=build.vocab_size, hidden_size=build.hidden_size,
                              layers=build.num_layers, heads=build.num_heads, intermediate_size=build.intermediate_size,
-                             max_positions=build.max_positions)
+                             max_positions=build.max_positions, seed=seed)
     return {"parameters": params,
             "line": f"tiny Llama: {params / 1e6:.2f}M parameters, BPE tokenizer ({build.vocab_size} max)"}
 
@@ -62,12 +63,14 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     from jpo.feedback.store import VerdictStore
 
     pool = read_jsonl(data_dir / "pool.jsonl") if (data_dir / "pool.jsonl").exists() else []
+    fresh = read_jsonl(data_dir / "fresh.jsonl") if (data_dir / "fresh.jsonl").exists() else None
     todo = {}
-    if pool and (recipe.judge.conditional or any("label" not in item for item in pool)):
-        if not recipe.judge.spec:
-            raise JpoError(f"{recipe.path}: the conditional data has no labels: set judge.spec and "
-                           "judge.conditional: true")
-        todo["conditional"] = pool
+    for name, items in (("conditional", pool), ("fresh", fresh or [])):  # fresh: labelled as D_C is
+        if items and (recipe.judge.conditional or any("label" not in item for item in items)):
+            if not recipe.judge.spec:
+                raise JpoError(f"{recipe.path}: the {name} data has no labels: set judge.spec and "
+                               "judge.conditional: true")
+            todo[name] = items
     if (data_dir / "items.jsonl").exists():
         todo["joint"] = read_jsonl(data_dir / "items.jsonl")
     labelled: dict[str, list[dict[str, Any]]] = {}
@@ -79,7 +82,7 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
             labelled[name] = rows
             stats[name] = {"items": len(items), "labels": run.counts, "judge": run.judge_id, "cost": run.cost,
                            "agreement": {}}
-            for other, spec in recipe.judge.agreement.items():
+            for other, spec in (recipe.judge.agreement.items() if name != "fresh" else ()):  # control labels only
                 second, _ = _judge(items, spec, recipe, store, f"{other} {name}")
                 agree = agreement([r["label"] for r in rows], [r["label"] for r in second])
                 stats[name]["agreement"][other] = {"percent": agree.percent, "kappa": agree.kappa, "n": agree.n}
@@ -92,6 +95,10 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     write_jsonl(out / "D_H.jsonl", d_h)
     stats["conditional_labels"] = counts_c
     stats["D_C"], stats["D_H"] = len(d_c), len(d_h)
+    if fresh is not None:
+        d_f, stats["fresh_labels"] = items_to_preferences(labelled.get("fresh", fresh))
+        write_jsonl(out / "D_F.jsonl", d_f)
+        stats["D_F"] = len(d_f)
     if "conditional" in labelled and "joint" in labelled:
         stats["interplay"] = interplay(labelled["conditional"], labelled["joint"]).to_dict()
     if labelled:  # `jpo analyze` on the judge's labels: agreement, position bias, tie rates, charts
@@ -104,7 +111,7 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
                       for other, entry in stats.get(name, {}).get("agreement", {}).items()
                       if entry["percent"] is not None)
     stats["line"] = f"D_C {len(d_c)} of {len(pool)} conditional comparisons, D_H {len(d_h)}" + \
-        (f"; {agree}" if agree else "")
+        (f", D_F {stats['D_F']} of {len(fresh)} fresh" if fresh is not None else "") + (f"; {agree}" if agree else "")
     (out / "feedback.json").write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     return stats
 
@@ -112,22 +119,42 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
 # --- training ----------------------------------------------------------------------------------------------------
 
 
-def training_rows(run: Run, d_c_file: Path, d_h_file: Path, seed: int) -> list[dict[str, Any]]:
-    """The rows a run trains on: D_C, D_H (or a seeded subset of it), their union, or the 50:50 mix of |D_C| rows,
-    each row tagged with its origin. D_H is the feedback stage's, or a selection's (the select stage)."""
+def training_rows(run: Run, d_c_file: Path, d_h_file: Path, seed: int,
+                  d_f_file: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The rows a run trains on and their count per origin: D_C (or a nested fraction of it), D_H (or a seeded
+    subset of it), their union, the 50:50 mix of |D_C| rows, or D_C with fresh conditional rows (D_F), each row
+    tagged with its origin. D_H is the feedback stage's, or a selection's (the select stage). Fresh rows are the
+    first `run.fresh` decisive ones of D_F; where D_F has fewer, all of them, and the count says so."""
     from jpo.data.pairs import mix
 
     d_c, d_h = read_jsonl(d_c_file), read_jsonl(d_h_file)
+    counts: dict[str, int] = {}
+    if run.fresh is not None:
+        wanted = {"size_of_joint": len(d_h), "size_of_conditional": len(d_c)}.get(run.fresh, run.fresh)
+        d_f = read_jsonl(d_f_file)[:wanted] if d_f_file is not None and d_f_file.exists() else []
+        counts.update(D_F=len(d_f), D_F_wanted=wanted)
+    if run.subset is not None:  # nested: every fraction is a prefix of the same permutation of D_C
+        order = list(range(len(d_c)))
+        random.Random(seed).shuffle(order)
+        keep = sorted(order[:round(run.subset * len(d_c))])
+        d_c = [d_c[i] for i in keep]
     if run.joint_size is not None:
         d_h = random.Random(seed).sample(d_h, min(run.joint_size, len(d_h)))
+    if "fresh" in run.data:
+        rows = [{**row, "data": "D_C"} for row in d_c] if "conditional" in run.data else []
+        rows += [{**row, "data": "D_F"} for row in d_f]
+        random.Random(seed).shuffle(rows)
+        return rows, {"D_C": len(rows) - len(d_f), **counts}
     if run.data == ["mix"]:
-        return mix(d_c, d_h, total=len(d_c), joint_fraction=0.5, seed=seed)[0]
+        rows, report = mix(d_c, d_h, total=len(d_c), joint_fraction=0.5, seed=seed)
+        return rows, {"D_C": report["D_C"], "D_H": report["D_H"]}
     parts = {"conditional": d_c, "joint": d_h}
     if set(run.data) == {"conditional", "joint"}:
-        return mix(d_c, d_h, seed=seed)[0]
+        return mix(d_c, d_h, seed=seed)[0], {"D_C": len(d_c), "D_H": len(d_h)}
     if len(run.data) != 1 or run.data[0] not in parts:
-        raise JpoError(f"train run {run.name}: data {run.data}: use conditional, joint, both, or mix alone")
-    return parts[run.data[0]]
+        raise JpoError(f"train run {run.name}: data {run.data}: use conditional, joint, both, mix, or fresh with "
+                       "conditional")
+    return parts[run.data[0]], {"D_C" if run.data == ["conditional"] else "D_H": len(parts[run.data[0]])}
 
 
 def templated(rows: list[dict[str, Any]], template: str | None, kind: str) -> list[dict[str, Any]]:
@@ -177,18 +204,21 @@ def train_config(recipe: Recipe, common: dict[str, Any], model: str, data_file: 
     return config
 
 
-def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Path) -> dict[str, Any]:
+def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Path,
+                    seed: int | None = None) -> dict[str, Any]:
     rows = read_jsonl(data_dir / "sft.jsonl")
     data_file = unit.folder / "data.jsonl"
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "sft"))
     model_dir = unit.folder / "model"
-    config = train_config(recipe, recipe.sft.config, base, data_file, model_dir, recipe.seed, run_dir)
+    config = train_config(recipe, recipe.sft.config, base, data_file, model_dir,
+                          recipe.seed if seed is None else seed, run_dir)
     launch(unit, "sft", config, recipe.sft.accelerate)
     return {**card(unit, recipe, model_dir, "sft", config, data_dir), "rows": len(rows),
             "line": f"SFT on {len(rows)} D_S rows ({recipe.sft.from_})"}
 
 
-def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Path) -> dict[str, Any]:
+def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Path,
+                   seed: int | None = None) -> dict[str, Any]:
     """The built model pretrained on every token of data.pretrain's documents (`jpo.train.pretrain`)."""
     from jpo.train.pretrain import pretrain
 
@@ -197,7 +227,7 @@ def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pat
     write_jsonl(data_file, rows)
     model_dir = unit.folder / "model"
     config = train_config(recipe, {"completion_only_loss": False, **recipe.model.pretrain}, base, data_file,
-                          model_dir, recipe.seed, run_dir)
+                          model_dir, recipe.seed if seed is None else seed, run_dir)
     import yaml
 
     config_file = unit.folder / "config.yaml"
@@ -209,16 +239,26 @@ def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pat
 
 
 def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Path, feedback_dir: Path,
-              d_h_file: Path, run_dir: Path) -> dict[str, Any]:
-    rows = training_rows(run, feedback_dir / "D_C.jsonl", d_h_file, seed)
+              d_h_file: Path, run_dir: Path, steps_from: Path | None = None) -> dict[str, Any]:
+    """One preference run at one seed. `steps_from`: the model folder of the run whose optimizer steps this one
+    takes (`steps_of`), read from its trainer_state.json."""
+    rows, counts = training_rows(run, feedback_dir / "D_C.jsonl", d_h_file, seed, feedback_dir / "D_F.jsonl")
     data_file = unit.folder / "data.jsonl"
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "preference"))
     model_dir = unit.folder / "model"
     common = {**recipe.train.common, **run.config, "objective": run.objective}
+    if steps_from is not None:
+        common["max_steps"] = json.loads((steps_from / "trainer_state.json").read_text())["global_step"]
     config = train_config(recipe, common, base, data_file, model_dir, seed, run_dir)
+    if run.reorder:  # the same rows in an order no seed of the run uses
+        config["data_seed"] = seed + 10007 * run.reorder
     launch(unit, "train", config, recipe.train.accelerate)
+    short = (f"; {counts['D_F']} of {counts['D_F_wanted']} fresh rows wanted (data.fresh has no more decisive "
+             "labels)") if counts.get("D_F", 0) < counts.get("D_F_wanted", 0) else ""
+    steps = f", {common['max_steps']} steps (as {run.steps_of})" if steps_from is not None else ""
     return {**card(unit, recipe, model_dir, run.objective, config, data_dir, feedback_dir), "rows": len(rows),
-            "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}"}
+            "origins": counts, "max_steps": common.get("max_steps"),
+            "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}{steps}{short}"}
 
 
 def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str, Any],

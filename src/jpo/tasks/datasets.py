@@ -26,6 +26,7 @@ class Sizes:
     pool: int = 2000
     validation: int = 200
     test: int = 500
+    fresh: int = 0  # more pool-format comparisons (fresh conditional labels: the equal-budget control)
 
 
 def _unique_prompts(n: int, rng: random.Random, seen: set[str]) -> list[tuple[str, str]]:
@@ -40,7 +41,7 @@ def _unique_prompts(n: int, rng: random.Random, seen: set[str]) -> list[tuple[st
 
 def build_splits(sizes: Sizes, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     """{"pretrain": [{prompt, response, family}], "pool": [{id, prompt, response_a, response_b, family}],
-    "validation" / "test": [{id, prompt, reference, family}]}."""
+    "validation" / "test": [{id, prompt, reference, family}], "fresh" (when asked for): pool-format rows}."""
     rng = random.Random(seed)
     seen: set[str] = set()
     splits: dict[str, list[dict[str, Any]]] = {"pretrain": [], "pool": [], "validation": [], "test": []}
@@ -55,6 +56,13 @@ def build_splits(sizes: Sizes, seed: int = 0) -> dict[str, list[dict[str, Any]]]
     # Drawn last, so a larger corpus leaves the pool and the evaluation prompts as they are.
     for prompt, family in _unique_prompts(sizes.pretrain, rng, seen):
         splits["pretrain"].append({"prompt": prompt, "response": world_response(prompt, rng), "family": family})
+    # After the corpus, so asking for fresh comparisons changes no other split (the pretrained model included).
+    if sizes.fresh:
+        splits["fresh"] = []
+    for prompt, family in _unique_prompts(sizes.fresh, rng, seen):
+        response_a, response_b = annotation_pair(prompt, rng)
+        splits["fresh"].append({"id": item_id(prompt, response_a, response_b), "prompt": prompt,
+                                "response_a": response_a, "response_b": response_b, "family": family})
     return splits
 
 
