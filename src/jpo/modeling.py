@@ -72,14 +72,31 @@ def is_conversational(text: Any) -> bool:
 
 def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False) -> list[int]:
     """Token ids of a plain-text prompt (with the tokenizer's special tokens, e.g. BOS) or of a conversation (through
-    the tokenizer's chat template, with the assistant's generation prompt when `generation_prompt`)."""
+    the tokenizer's chat template, with the assistant's generation prompt when `generation_prompt`).
+
+    A BOS the text already carries is not added twice: plain text that starts with the tokenizer's BOS string is
+    tokenized as the text without it where the tokenizer adds BOS itself (so ``"<s>### Instruction"`` and
+    ``"### Instruction"`` give the same ids, whether or not the tokenizer parses special tokens in text), and a
+    conversation whose template renders a BOS the tokenizer then adds again keeps one."""
+    bos, bos_id = tokenizer.bos_token, tokenizer.bos_token_id
     if is_conversational(text):
         if tokenizer.chat_template is None:
             raise JpoError("conversational data needs a tokenizer with a chat template; this tokenizer has none")
         out = tokenizer.apply_chat_template(text, tokenize=True, return_dict=True,
                                             add_generation_prompt=generation_prompt)
-        return list(out["input_ids"])
-    return list(tokenizer(text)["input_ids"])
+        ids = list(out["input_ids"])
+    else:
+        ids = list(tokenizer(text)["input_ids"])
+        if bos and bos_id is not None and text.startswith(bos):
+            stripped = text
+            while stripped.startswith(bos):
+                stripped = stripped[len(bos):]
+            without = list(tokenizer(stripped)["input_ids"])
+            if without[:1] == [bos_id]:  # the tokenizer adds BOS itself: the text's BOS is that one
+                ids = without
+    while bos_id is not None and ids[:2] == [bos_id, bos_id]:
+        ids = ids[1:]
+    return ids
 
 
 def pad(seqs: list[list[int]], value: int, side: str = "right"):
