@@ -227,8 +227,11 @@ class JPOTrainer(Trainer):
         m = self._metrics[mode]
         m["rewards/chosen"].append(chosen.mean().item())
         m["rewards/rejected"].append(rejected.mean().item())
-        m["rewards/accuracies"].append((chosen > rejected).float().mean().item())
-        m["rewards/margins"].append((chosen - rejected).mean().item())
+        # The margin as the loss sees it (prompt part + response part), not chosen - rejected: on equal prompts the
+        # prompt part is exactly 0, so JPO's margins and accuracies are DPO's to the bit (Lemma D.1).
+        margins = gather(out.margin_prompt + out.margin_response)
+        m["rewards/accuracies"].append((margins > 0).float().mean().item())
+        m["rewards/margins"].append(margins.mean().item())
         m["logps/chosen"].append(gather(halves[0][0].response.detach()).mean().item())
         m["logps/rejected"].append(gather(halves[0][1].response.detach()).mean().item())
         if self.objective.scope == "joint":
