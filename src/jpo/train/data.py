@@ -202,6 +202,23 @@ def encode_sft(data: Any, encoder: Encoder, num_proc: int | None = None, name: s
     return _encode(data, encoder, _encode_sft, ("sft",), SFT_COLUMNS, num_proc, name)
 
 
+def no_batch_dispatch(args) -> None:
+    """Have every process draw its own batches (accelerate's ``dispatch_batches=False``) for the collators below.
+
+    accelerate dispatches the batches of an iterable dataset by default: one process draws a batch and every
+    process takes its slice of every tensor's first dimension, the batch size. These collators' tensors are not all
+    [batch, ...]: ``input_ids`` has both sides of each pair (2B rows, or one row per prefix-shared pair) and the
+    ``target_*`` tensors one entry per counted token, so a slice of B would cut most targets away (a streamed dataset
+    then trains on almost nothing). Map-style datasets are not dispatched anyway; this makes streamed ones behave
+    the same. Raises JpoError where the configuration asks for dispatching explicitly."""
+    config = args.accelerator_config
+    if getattr(config, "dispatch_batches", None):
+        raise JpoError("accelerator_config.dispatch_batches=True cannot split preference batches (their tensors are "
+                       "not batch-first); leave it unset or false")
+    if config is not None:
+        config.dispatch_batches = False
+
+
 def _padded_batch(seqs: list[tuple[list[int], int, int]], pad_token_id: int, first_seq: int = 0) -> dict:
     """Right-padded rows of (ids, prompt length, segment code of the prompt tokens after BOS)."""
     segments = pad([segments_for(len(ids), p, True, code) for ids, p, code in seqs], SKIP)

@@ -29,6 +29,7 @@ from jpo.train.data import (
     encode_pairs,
     encode_unpaired,
     layer_token_cost,
+    no_batch_dispatch,
 )
 from jpo.train.logprobs import batch_logps
 from jpo.train.losses import SequenceLogps, kto_kl, kto_loss, preference_loss
@@ -98,6 +99,7 @@ class JPOTrainer(Trainer):
             eval_dataset, self.eval_report = self._prepare(eval_dataset, args, "eval")
         if data_collator is None:
             data_collator = self._collator(model, args)
+        no_batch_dispatch(args)  # a streamed dataset's batches are drawn whole, as a map-style dataset's are
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          data_collator=data_collator, processing_class=processing_class,
                          compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers, **kwargs)
