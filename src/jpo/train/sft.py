@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transformers import Trainer
+from transformers import Trainer, set_seed
 
 from jpo.errors import JpoError
-from jpo.modeling import load_tokenizer, pad
+from jpo.modeling import load_tokenizer, pad, tokenizer_source
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft
 from jpo.train.policy import load_policy
@@ -44,8 +44,9 @@ class SFTTrainer(Trainer):
     def __init__(self, model, args: SFTConfig, train_dataset=None, processing_class=None, **kwargs: Any) -> None:
         name = model if isinstance(model, str) else model.config._name_or_path
         if processing_class is None:
-            processing_class = load_tokenizer(name, args.trust_remote_code)
+            processing_class = load_tokenizer(tokenizer_source(name), args.trust_remote_code)
         if isinstance(model, str):
+            set_seed(args.seed)  # a new adapter's initial weights depend on it, as in TRL (and JPOTrainer)
             model = load_policy(args, model)
         encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
                           truncation_mode=args.truncation_mode)

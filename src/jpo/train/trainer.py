@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import Trainer
 
 from jpo.errors import JpoError
-from jpo.modeling import load_tokenizer
+from jpo.modeling import load_tokenizer, tokenizer_source
 from jpo.train import reference
 from jpo.train.config import JPOConfig
 from jpo.train.data import (
@@ -33,7 +33,7 @@ from jpo.train.data import (
 )
 from jpo.train.logprobs import batch_logps
 from jpo.train.losses import SequenceLogps, kto_kl, kto_loss, preference_loss
-from jpo.train.policy import disable_dropout, is_peft, load_policy
+from jpo.train.policy import adapter_reference, disable_dropout, is_peft, load_policy
 from jpo.train.tokenize import Encoder
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,10 @@ class JPOTrainer(Trainer):
                            "(prompt i, completion i-1) change with every shuffled batch")
         set_seed(args.seed)  # a new adapter's initial weights depend on it, as in TRL
         if processing_class is None:
-            processing_class = load_tokenizer(_model_name(model), args.trust_remote_code)
+            processing_class = load_tokenizer(tokenizer_source(_model_name(model)), args.trust_remote_code)
         if isinstance(model, str):
+            if ref_model is None:
+                ref_model = adapter_reference(args, model)  # continuing an SFT adapter: the SFT model
             model = load_policy(args, model)
         elif args.disable_dropout:
             disable_dropout(model)
