@@ -9,6 +9,7 @@ response scope. `completion_only_loss=False` trains on every token after BOS ins
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft
 from jpo.train.policy import load_policy
 from jpo.train.tokenize import Encoder
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +54,8 @@ class SFTTrainer(Trainer):
         encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
                           truncation_mode=args.truncation_mode)
         train_dataset, self.data_report = encode_sft(train_dataset, encoder, num_proc=args.dataset_num_proc)
+        for line in self.data_report.warnings("train"):  # rows left out, by reason; special tokens inside the text
+            logger.warning(line)
         if len(train_dataset) == 0:
             raise JpoError(f"nothing to train on: {self.data_report.summary()}")
         collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss)

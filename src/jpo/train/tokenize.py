@@ -83,14 +83,16 @@ class EncodeReport:
             text += f", {self.undesirable} undesirable rows (label false) left out of SFT"
         return text
 
-    def special_token_warning(self, name: str) -> str | None:
-        """One line naming the rows whose text carries the BOS or EOS string inside (None when there are none)."""
+    def warnings(self, name: str) -> list[str]:
+        """The lines a trainer logs about `name` data: the summary where rows were left out, and one line naming the
+        rows whose text carries the BOS or EOS string inside."""
+        lines = [f"{name} data: {self.summary()}"] if self.rows - self.used else []
         rows = self.special_token_rows
         if not rows:
-            return None
+            return lines
         shown = ", ".join(str(i + 1) for i in rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-        return (f"{name} data: {len(rows)} rows carry the tokenizer's BOS or EOS string inside their text (rows "
-                f"{shown}); it is tokenized as that special token, once, where it stands")
+        return [*lines, f"{name} data: {len(rows)} rows carry the tokenizer's BOS or EOS string inside their text "
+                        f"(rows {shown}); it is tokenized as that special token, once, where it stands"]
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -119,8 +119,8 @@ class JPOTrainer(Trainer):
     def _prepare(self, dataset, args: JPOConfig, name: str):
         encode = encode_unpaired if self.kto else encode_pairs
         prepared, report = encode(dataset, self.encoder, num_proc=args.dataset_num_proc, name=name)
-        if report.dropped:
-            logger.warning("%s data: %s", name, report.summary())
+        for line in report.warnings(name):  # rows left out, by reason; special tokens inside the text
+            logger.warning(line)
         if hasattr(prepared, "__len__") and len(prepared) == 0:
             raise JpoError(f"nothing to train on: {report.summary()}")
         return prepared, report
