@@ -128,3 +128,24 @@ def test_sft_on_a_kto_file_keeps_desirable_rows_and_says_so(tiny_model_path, tmp
     report = json.loads((tmp_path / "o" / "data_report.json").read_text())
     assert (report["rows"], report["undesirable"]) == (9, 6)
     assert "6 undesirable rows (label false) left out of SFT" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("max_length", [2000, None])
+def test_max_length_beyond_the_context_is_capped_with_one_line(tiny_model_path, tmp_path, caplog, max_length):
+    """stories260K takes 512 positions: a longer --max_length (or none) is capped there, saying so once, and a
+    700-token row is truncated to fit instead of running positions the model never had."""
+    from jpo.train import train_sft
+
+    long_prompt = " ".join(["Tom saw a big red ball in the park."] * 60)
+    pairs = [{"prompt_chosen": long_prompt, "chosen": " yes", "prompt_rejected": long_prompt, "rejected": " no"},
+             {"prompt_chosen": "Hi", "chosen": " yes", "prompt_rejected": "Hi", "rejected": " no"}]
+    with caplog.at_level(logging.WARNING):
+        result = train_preferences(dict(QUICK, model_name_or_path=str(tiny_model_path), max_length=max_length,
+                                        truncation_mode="keep_end", max_steps=1, output_dir=str(tmp_path / "p")),
+                                   pairs)
+        sft = train_sft(dict(QUICK, model_name_or_path=str(tiny_model_path), max_length=max_length,
+                             truncation_mode="keep_end", max_steps=1, output_dir=str(tmp_path / "s")),
+                        [{"prompt": long_prompt, "response": " yes"}, {"prompt": "Hi", "response": " no"}])
+    lines = [r.getMessage() for r in caplog.records if "beyond the model's context" in r.getMessage()]
+    assert len(lines) == 2 and all("capped at 512" in line for line in lines)
+    assert result.data.truncated == 1 and result.data.used == 2 and sft.data.truncated == 1

@@ -9,10 +9,13 @@ naming it, whichever stage loads it.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from jpo.errors import JpoError
+
+logger = logging.getLogger(__name__)
 
 # A prompt template that makes rows conversational (a user turn, an assistant turn) for the tokenizer's template.
 CHAT = "chat"
@@ -58,6 +61,29 @@ def ensure_pad_token(tokenizer) -> None:
         if tokenizer.eos_token is None:
             raise JpoError("the tokenizer has neither a pad token nor an EOS token; set tokenizer.pad_token")
         tokenizer.pad_token = tokenizer.eos_token
+
+
+def context_length(model) -> int | None:
+    """How many positions the model takes (its config's max_position_embeddings, n_positions or
+    max_sequence_length); None where the config does not say."""
+    config = getattr(model, "config", None)
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def fit_max_length(max_length: int | None, model) -> int | None:
+    """`max_length` (None: no limit), capped at the model's context with one log line where it is beyond it:
+    positions past the context index past the position table, or run a RoPE model where it was never trained."""
+    limit = context_length(model)
+    if limit is None or (max_length is not None and max_length <= limit):
+        return max_length
+    logger.warning("--max_length %s is beyond the model's context of %d positions (config.max_position_embeddings): "
+                   "capped at %d", "unset" if max_length is None else max_length, limit, limit)
+    return limit
 
 
 def pick_device(requested: str | None = None) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from transformers import Trainer, set_seed
 
 from jpo.errors import JpoError
-from jpo.modeling import load_tokenizer, pad, tokenizer_source
+from jpo.modeling import fit_max_length, load_tokenizer, pad, tokenizer_source
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft
 from jpo.train.policy import load_policy
@@ -51,6 +51,7 @@ class SFTTrainer(Trainer):
         if isinstance(model, str):
             set_seed(args.seed)  # a new adapter's initial weights depend on it, as in TRL (and JPOTrainer)
             model = load_policy(args, model)
+        args.max_length = fit_max_length(args.max_length, model)  # never beyond the model's context
         encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
                           truncation_mode=args.truncation_mode)
         train_dataset, self.data_report = encode_sft(train_dataset, encoder, num_proc=args.dataset_num_proc)

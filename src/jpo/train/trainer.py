@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import Trainer
 
 from jpo.errors import JpoError
-from jpo.modeling import load_tokenizer, tokenizer_source
+from jpo.modeling import fit_max_length, load_tokenizer, tokenizer_source
 from jpo.train import reference
 from jpo.train.config import JPOConfig
 from jpo.train.data import (
@@ -94,6 +94,7 @@ class JPOTrainer(Trainer):
             model = get_peft_model(model, peft_config)
         if isinstance(ref_model, str):
             ref_model = load_policy(args, ref_model)
+        args.max_length = fit_max_length(args.max_length, model)  # never beyond the model's context
         self.encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
                                truncation_mode=args.truncation_mode)
         train_dataset, self.data_report = self._prepare(train_dataset, args, "train")
