@@ -112,7 +112,7 @@ def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False) -> lis
                                             add_generation_prompt=generation_prompt)
         ids = list(out["input_ids"])
     else:
-        ids = list(tokenizer(text)["input_ids"])
+        ids = None
         if bos and bos_id is not None and text.startswith(bos):
             stripped = text
             while stripped.startswith(bos):
@@ -120,6 +120,8 @@ def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False) -> lis
             without = list(tokenizer(stripped)["input_ids"])
             if without[:1] == [bos_id]:  # the tokenizer adds BOS itself: the text's BOS is that one
                 ids = without
+        if ids is None:
+            ids = list(tokenizer(text)["input_ids"])
     while bos_id is not None and ids[:2] == [bos_id, bos_id]:
         ids = ids[1:]
     return ids

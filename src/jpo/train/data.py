@@ -309,7 +309,9 @@ class PairCollator:
     the mask is a boolean [rows, 1, L, L] block mask with ``position_ids`` restarting after the prompt.
 
     `count_prompt` says whether prompt tokens are targets (joint scope); `skip_equal_prompts` leaves them out for
-    pairs whose prompts are equal, where they cancel.
+    pairs whose prompts are equal, where they cancel. Where they are counted on such a pair, they are computed once
+    (from the chosen row, or the shared row) and counted for both sides (SHARED_PROMPT): the two prompt terms are
+    then one number and cancel exactly, on any machine, as Lemma D.1 says they do.
 
     Sharing saves the second pass over each prompt but makes rows longer, and attention grows with the square of
     the row length: with short prompts and long responses it can cost more than it saves. With `token_cost` (the
