@@ -114,3 +114,9 @@ def test_chat_template_models_get_the_prompt_through_their_template(tiny_model_p
                           JudgeOptions())
     ids = rm.encode([{"role": "user", "content": "Hi"}], [{"role": "assistant", "content": "Hello"}])
     assert rm_tokenizer.decode(ids).count("<assistant>") == 1
+
+
+def test_reward_model_input_has_one_bos_when_the_prompt_carries_it(reward_model_path) -> None:
+    judge = make_judge(f"rm:{reward_model_path}", JudgeOptions())
+    bos = judge.tokenizer.bos_token
+    assert judge.encode(bos + "Tell a story.", "Once.") == judge.encode("Tell a story.", "Once.")
