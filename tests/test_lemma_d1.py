@@ -143,3 +143,22 @@ def test_training_jpo_equals_dpo_with_truncation(tiny_model_path, rows, tmp_path
         assert [[h[k] for k in keys + extra] for h in steps[name]] == [[h[k] for k in keys + extra]
                                                                         for h in steps["dpo"]], name
         assert all(h["rewards/margins_prompt"] == 0.0 for h in steps[name])
+
+
+@pytest.mark.parametrize("mode", TRUNCATION_MODES)
+def test_conversational_equal_prompts_stay_equal_under_truncation(tiny_model_path, rows, models, mode):
+    """The same through a chat template (TRL's conversational layout): one prompt cut for both sides."""
+    chat = AutoTokenizer.from_pretrained(tiny_model_path)
+    chat.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}assistant:{% endif %}")
+    conversations = [{"prompt": [{"role": "user", "content": r["prompt_chosen"]}],
+                      "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                      "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows]
+    data, report = encode_pairs(conversations, Encoder(chat, max_length=48, truncation_mode=mode))
+    assert len(data) >= 1 and all(item["same_prompt"] for item in data)
+    assert all(item["chosen_ids"][:item["chosen_prompt_len"]] == item["rejected_ids"][:item["rejected_prompt_len"]]
+               for item in data)
+    policy, ref = models
+    a, _ = pair_losses(policy, ref, data, "jpo", skip=False, share=False)
+    b, _ = pair_losses(policy, ref, data, "dpo", skip=False, share=False)
+    assert torch.equal(a.losses, b.losses)
