@@ -12,6 +12,7 @@ SFT on labelled (KTO) rows, the rows labelled undesirable.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +97,7 @@ def _finish(mapped, columns: tuple[str, ...], report: EncodeReport, num_proc: in
             mapped = mapped.filter(lambda skip: not skip, input_columns="skip", num_proc=num_proc)
         return mapped.select_columns(list(columns))
 
-    counter = iter(range(1 << 62))
+    counter = itertools.count()
     return mapped.filter(lambda row: _count(report, next(counter), row)).select_columns(list(columns))
 
 
