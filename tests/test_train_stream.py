@@ -51,3 +51,18 @@ def test_dispatching_batches_explicitly_is_refused(tiny_model_path, trl_rows, tm
     args = JPOConfig(output_dir=str(tmp_path), accelerator_config={"dispatch_batches": True}, **SETTINGS)
     with pytest.raises(JpoError, match="dispatch_batches"):
         JPOTrainer(str(tiny_model_path), args=args, train_dataset=datasets.Dataset.from_list(trl_rows))
+
+
+def test_streamed_sft_trains_as_map_style(tiny_model_path, tmp_path):
+    from jpo.train.config import SFTConfig
+    from jpo.train.sft import SFTTrainer
+
+    rows = [{"prompt": f"Story {i}:", "response": " Tom and Lily went to the park."} for i in range(12)]
+    runs = {}
+    for name in ("map", "stream"):
+        data = datasets.Dataset.from_list(rows)
+        trainer = SFTTrainer(str(tiny_model_path), args=SFTConfig(output_dir=str(tmp_path / name), **SETTINGS),
+                             train_dataset=data if name == "map" else data.to_iterable_dataset())
+        trainer.train()
+        runs[name] = history(trainer)
+    assert len([h for h in runs["map"] if "loss" in h]) == 3 and runs["stream"] == runs["map"]

@@ -57,7 +57,7 @@ class SFTTrainer(Trainer):
         train_dataset, self.data_report = encode_sft(train_dataset, encoder, num_proc=args.dataset_num_proc)
         for line in self.data_report.warnings("train"):  # rows left out, by reason; special tokens inside the text
             logger.warning(line)
-        if len(train_dataset) == 0:
+        if hasattr(train_dataset, "__len__") and len(train_dataset) == 0:  # a stream is counted as it passes
             raise JpoError(f"nothing to train on: {self.data_report.summary()}")
         collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss)
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator,

@@ -221,7 +221,9 @@ class Encoder:
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.name_or_path, "vocab": len(self.tokenizer),
+        # "encoding": bumped when the same rows come to mean other numbers in a cached reference (2: equal prompts
+        # truncated together, their prompt terms computed once for both sides).
+        return {"encoding": 2, "tokenizer": self.tokenizer.name_or_path, "vocab": len(self.tokenizer),
                 "max_length": self.max_length, "max_prompt_length": self.max_prompt_length,
                 "truncation_mode": self.truncation_mode}
 
