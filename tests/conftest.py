@@ -30,3 +30,13 @@ def shared_data():
 def tiny_model_path() -> Path:
     """stories260K: a real pretrained Llama (260K parameters) with a sentencepiece tokenizer and no pad token."""
     return shared_path("models", "stories260K")
+
+
+def ulps(count: float, magnitude: float = 1.0, dtype=None) -> float:
+    """`count` units of `dtype`'s resolution (float32 by default) at `magnitude`: the stated tolerance of a test that
+    compares two computations differing only in rounding (summation order, batch layout, kernels), so that it holds
+    on any machine with the same float format. Exactness tests compare with == instead, where the two computations
+    are the same operations by construction."""
+    import torch
+
+    return count * torch.finfo(dtype or torch.float32).eps * max(abs(magnitude), 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ulps
 
 from jpo.feedback import JudgeOptions, Question, make_judge
 from jpo.feedback.lm_judge import LMJudge
@@ -41,8 +42,8 @@ def test_lm_judge_scores_options_by_logprob_batched_like_unbatched(tiny_model_pa
     alone = [judge.answer_batch_sync([q])[0] for q in questions + [q.swapped() for q in questions]]
     for together, single in zip(batched, alone, strict=True):
         assert together.choice == single.choice
-        assert together.detail["logp_a"] == pytest.approx(single.detail["logp_a"], abs=1e-4)
-        assert together.detail["logp_b"] == pytest.approx(single.detail["logp_b"], abs=1e-4)
+        for key in ("logp_a", "logp_b"):  # batched vs alone: float32 sums rounded in other layouts
+            assert together.detail[key] == pytest.approx(single.detail[key], abs=ulps(64, single.detail[key]))
         assert together.detail["logp_a"] < 0 and together.choice in ("a", "b")
     # the 400-word item does not fit the model's 512 positions and is left-truncated, not dropped
     prompt, _ = judge.prompt_ids(questions[2])
@@ -114,3 +115,9 @@ def test_chat_template_models_get_the_prompt_through_their_template(tiny_model_p
                           JudgeOptions())
     ids = rm.encode([{"role": "user", "content": "Hi"}], [{"role": "assistant", "content": "Hello"}])
     assert rm_tokenizer.decode(ids).count("<assistant>") == 1
+
+
+def test_reward_model_input_has_one_bos_when_the_prompt_carries_it(reward_model_path) -> None:
+    judge = make_judge(f"rm:{reward_model_path}", JudgeOptions())
+    bos = judge.tokenizer.bos_token
+    assert judge.encode(bos + "Tell a story.", "Once.") == judge.encode("Tell a story.", "Once.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import ulps
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jpo.errors import JpoError
@@ -43,8 +44,9 @@ def test_chunked_token_logps_match_full_log_softmax_with_gradients():
     (g_chunked,) = torch.autograd.grad(chunked.sum(), hidden)
     full = head(hidden).log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
     (g_full,) = torch.autograd.grad(full.sum(), hidden)
-    assert torch.allclose(chunked, full, atol=1e-5)
-    assert torch.allclose(g_chunked, g_full, atol=1e-5)
+    # The same float32 products, chunked or not: equal up to the kernels' blocking, a few ulps of the values.
+    assert torch.allclose(chunked, full, rtol=ulps(8), atol=ulps(8, full.abs().max().item()))
+    assert torch.allclose(g_chunked, g_full, rtol=ulps(8), atol=ulps(8, g_full.abs().max().item()))
 
 
 def test_sequence_logps_equal_naive_sums(tiny):
@@ -54,7 +56,9 @@ def test_sequence_logps_equal_naive_sums(tiny):
     seg = torch.tensor([segments_for(7, 3, True), segments_for(5, 2, True) + [SKIP, SKIP]])
     ours = sequence_logps(model, model, ids, mask, seg, chunk_size=3)
     prompt, response = naive_logps(model, ids, mask, seg)
-    assert torch.allclose(ours.prompt, prompt, atol=1e-4) and torch.allclose(ours.response, response, atol=1e-4)
+    # Sums of a few float32 log-probs from differently shaped forwards (hidden states vs full logits).
+    for a, b in ((ours.prompt, prompt), (ours.response, response)):
+        assert torch.allclose(a, b, rtol=0, atol=ulps(64, b.abs().max().item()))
     assert ours.prompt_tokens.tolist() == [2, 1] and ours.response_tokens.tolist() == [4, 3]
 
 

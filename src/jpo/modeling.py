@@ -9,10 +9,13 @@ naming it, whichever stage loads it.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from jpo.errors import JpoError
+
+logger = logging.getLogger(__name__)
 
 # A prompt template that makes rows conversational (a user turn, an assistant turn) for the tokenizer's template.
 CHAT = "chat"
@@ -60,6 +63,29 @@ def ensure_pad_token(tokenizer) -> None:
         tokenizer.pad_token = tokenizer.eos_token
 
 
+def context_length(model) -> int | None:
+    """How many positions the model takes (its config's max_position_embeddings, n_positions or
+    max_sequence_length); None where the config does not say."""
+    config = getattr(model, "config", None)
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def fit_max_length(max_length: int | None, model) -> int | None:
+    """`max_length` (None: no limit), capped at the model's context with one log line where it is beyond it:
+    positions past the context index past the position table, or run a RoPE model where it was never trained."""
+    limit = context_length(model)
+    if limit is None or (max_length is not None and max_length <= limit):
+        return max_length
+    logger.warning("--max_length %s is beyond the model's context of %d positions (config.max_position_embeddings): "
+                   "capped at %d", "unset" if max_length is None else max_length, limit, limit)
+    return limit
+
+
 def pick_device(requested: str | None = None) -> str:
     import torch
 
@@ -72,14 +98,33 @@ def is_conversational(text: Any) -> bool:
 
 def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False) -> list[int]:
     """Token ids of a plain-text prompt (with the tokenizer's special tokens, e.g. BOS) or of a conversation (through
-    the tokenizer's chat template, with the assistant's generation prompt when `generation_prompt`)."""
+    the tokenizer's chat template, with the assistant's generation prompt when `generation_prompt`).
+
+    A BOS the text already carries is not added twice: plain text that starts with the tokenizer's BOS string is
+    tokenized as the text without it where the tokenizer adds BOS itself (so ``"<s>### Instruction"`` and
+    ``"### Instruction"`` give the same ids, whether or not the tokenizer parses special tokens in text), and a
+    conversation whose template renders a BOS the tokenizer then adds again keeps one."""
+    bos, bos_id = tokenizer.bos_token, tokenizer.bos_token_id
     if is_conversational(text):
         if tokenizer.chat_template is None:
             raise JpoError("conversational data needs a tokenizer with a chat template; this tokenizer has none")
         out = tokenizer.apply_chat_template(text, tokenize=True, return_dict=True,
                                             add_generation_prompt=generation_prompt)
-        return list(out["input_ids"])
-    return list(tokenizer(text)["input_ids"])
+        ids = list(out["input_ids"])
+    else:
+        ids = None
+        if bos and bos_id is not None and text.startswith(bos):
+            stripped = text
+            while stripped.startswith(bos):
+                stripped = stripped[len(bos):]
+            without = list(tokenizer(stripped)["input_ids"])
+            if without[:1] == [bos_id]:  # the tokenizer adds BOS itself: the text's BOS is that one
+                ids = without
+        if ids is None:
+            ids = list(tokenizer(text)["input_ids"])
+    while bos_id is not None and ids[:2] == [bos_id, bos_id]:
+        ids = ids[1:]
+    return ids
 
 
 def pad(seqs: list[list[int]], value: int, side: str = "right"):

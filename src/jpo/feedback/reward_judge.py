@@ -54,7 +54,7 @@ class RewardModelJudge(SyncJudge):
                 (response if isinstance(response, list) else [{"role": "assistant", "content": response}])
             ids = encode_text(self.tokenizer, messages)
         else:
-            ids = self.tokenizer(render_text(prompt) + "\n" + render_text(response))["input_ids"]
+            ids = encode_text(self.tokenizer, render_text(prompt) + "\n" + render_text(response))  # one BOS
         if self.context is not None and len(ids) > self.context:
             ids = ids[:1] + ids[len(ids) - self.context + 1:]  # keep BOS and the end of the response
         return ids

@@ -4,12 +4,15 @@ A `datasets.Dataset` (or `IterableDataset`) of raw text -- TRL's standard or con
 rejected}``, implicit-prompt ``{chosen, rejected}``, the joint ``{prompt_chosen, chosen, prompt_rejected,
 rejected}``, or any other preference layout of `jpo.data.formats` -- is converted row by row to the joint record,
 tokenized (tokenize.py) and given token-id columns. `map` fingerprints the function and its arguments (tokenizer
-and limits included), so a dataset saved on disk is tokenized once. Rows that cannot fit `max_length` are counted
-in the `EncodeReport` and filtered out, never dropped silently.
+and limits included), so a dataset saved on disk is tokenized once. Rows left out are counted in the `EncodeReport`
+by reason and filtered out, never dropped silently: rows that cannot fit `max_length`; pairs whose chosen and
+rejected are the same token sequence (as text, or once truncated), whose margin is 0 whatever the model; and, for
+SFT on labelled (KTO) rows, the rows labelled undesirable.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +21,16 @@ import torch
 
 from jpo.errors import JpoError
 from jpo.modeling import pad
-from jpo.train.logprobs import RESPONSE, SHARED_PROMPT, SKIP, segments_for, targets_from_segments
-from jpo.train.tokenize import Encoder, EncodeReport, truncate
+from jpo.train.logprobs import PROMPT, RESPONSE, SHARED_PROMPT, SKIP, segments_for, targets_from_segments
+from jpo.train.tokenize import (
+    IDENTICAL,
+    IDENTICAL_TRUNCATED,
+    LENGTH,
+    UNDESIRABLE,
+    Encoder,
+    EncodeReport,
+    truncate,
+)
 
 PAIR_COLUMNS = ("same_prompt", "chosen_ids", "chosen_prompt_len", "rejected_ids", "rejected_prompt_len", "length")
 UNPAIRED_COLUMNS = ("ids", "prompt_len", "label", "length")
@@ -55,27 +66,39 @@ def _converter(dataset, kinds: tuple[str, ...], name: str) -> Callable[[dict, in
     return convert
 
 
+def _count(report: EncodeReport, index: int, row: dict) -> bool:
+    """Add one encoded row to `report`; whether it is trained on."""
+    skip = row["skip"]
+    report.rows += 1
+    report.truncated += bool(row["truncated"]) and not skip
+    if row["special"]:
+        report.special_token_rows.append(index)
+    if skip == LENGTH:
+        report.dropped += 1
+        report.dropped_indices.append(index)
+    elif skip in (IDENTICAL, IDENTICAL_TRUNCATED):
+        report.identical += 1
+        report.identical_after_truncation += skip == IDENTICAL_TRUNCATED
+        report.identical_indices.append(index)
+    elif skip == UNDESIRABLE:
+        report.undesirable += 1
+    return not skip
+
+
 def _finish(mapped, columns: tuple[str, ...], report: EncodeReport, num_proc: int | None):
-    """Count what did not fit and leave it out (map-style datasets are counted now; streamed ones as they pass)."""
+    """Count what is left out and leave it out (map-style datasets are counted now; streamed ones as they pass)."""
     import datasets
 
     if isinstance(mapped, datasets.Dataset):
-        fits, truncated = mapped["fits"], mapped["truncated"]
-        report.rows = len(fits)
-        report.truncated = sum(t and ok for t, ok in zip(truncated, fits, strict=True))
-        report.dropped_indices = [i for i, ok in enumerate(fits) if not ok]
-        report.dropped = len(report.dropped_indices)
-        if report.dropped:
-            mapped = mapped.filter(lambda ok: ok, input_columns="fits", num_proc=num_proc)
+        flags = mapped.select_columns(["skip", "truncated", "special"]).to_dict()
+        rows = [dict(zip(flags, values, strict=True)) for values in zip(*flags.values(), strict=True)]
+        keep = [_count(report, i, row) for i, row in enumerate(rows)]
+        if not all(keep):
+            mapped = mapped.filter(lambda skip: not skip, input_columns="skip", num_proc=num_proc)
         return mapped.select_columns(list(columns))
 
-    def counted(row: dict) -> bool:
-        report.rows += 1
-        report.truncated += row["truncated"] and row["fits"]
-        report.dropped += not row["fits"]
-        return row["fits"]
-
-    return mapped.filter(counted).select_columns(list(columns))
+    counter = itertools.count()
+    return mapped.filter(lambda row: _count(report, next(counter), row)).select_columns(list(columns))
 
 
 def _map_kwargs(dataset, num_proc: int | None, desc: str) -> dict[str, Any]:
@@ -86,17 +109,22 @@ def _map_kwargs(dataset, num_proc: int | None, desc: str) -> dict[str, Any]:
 
 def _encode_pair(row: dict, index: int, convert, encoder: Encoder) -> dict[str, Any]:
     row = convert(row, index)
-    same = row["prompt_chosen"] == row["prompt_rejected"]
-    if same:
+    if row["prompt_chosen"] == row["prompt_rejected"]:  # one prompt, truncated alike on both sides
         (chosen, rejected), truncated = encoder.encode(row["prompt_chosen"], [row["chosen"], row["rejected"]])
     else:
         (chosen,), t1 = encoder.encode(row["prompt_chosen"], [row["chosen"]])
         (rejected,), t2 = encoder.encode(row["prompt_rejected"], [row["rejected"]])
         truncated = t1 or t2
     fits = chosen is not None and rejected is not None
-    # Equal as tokens, not only as text: keep_end truncation may cut the two prompts differently.
-    same = same and fits and chosen.input_ids[:chosen.prompt_len] == rejected.input_ids[:rejected.prompt_len]
-    return {"same_prompt": same, "fits": fits, "truncated": truncated,
+    # Equal as the model sees them: the prompt tokens, after truncation.
+    same = fits and chosen.input_ids[:chosen.prompt_len] == rejected.input_ids[:rejected.prompt_len]
+    skip = "" if fits else LENGTH
+    if same and chosen.input_ids == rejected.input_ids:
+        as_text = row["prompt_chosen"] == row["prompt_rejected"] and row["chosen"] == row["rejected"]
+        skip = IDENTICAL if as_text else IDENTICAL_TRUNCATED
+    return {"same_prompt": same, "skip": skip, "truncated": truncated,
+            "special": encoder.special_inside(row["prompt_chosen"], row["chosen"], row["prompt_rejected"],
+                                              row["rejected"]),
             "chosen_ids": chosen.input_ids if fits else [], "chosen_prompt_len": chosen.prompt_len if fits else 0,
             "rejected_ids": rejected.input_ids if fits else [],
             "rejected_prompt_len": rejected.prompt_len if fits else 0,
@@ -125,21 +153,29 @@ def encode_pairs(data: Any, encoder: Encoder, num_proc: int | None = None, name:
 
 def _encode_single(prompt: Any, response: Any, encoder: Encoder) -> dict[str, Any]:
     (enc,), truncated = encoder.encode(prompt, [response])
-    return {"fits": enc is not None, "truncated": truncated, "ids": enc.input_ids if enc else [],
+    return {"skip": "" if enc is not None else LENGTH, "truncated": truncated,
+            "special": encoder.special_inside(prompt, response), "ids": enc.input_ids if enc else [],
             "prompt_len": enc.prompt_len if enc else 0, "length": len(enc.input_ids) if enc else 0}
 
 
 def _encode_unpaired(rows: dict[str, list], indices: list[int], convert, encoder: Encoder) -> dict[str, list]:
     """A batch of rows -> one output row per unpaired row; a preference row gives two (chosen desirable, rejected
-    undesirable), through `jpo.data.load.unpair`."""
+    undesirable), through `jpo.data.load.unpair`, or one row marked identical (left out) where both sides are the
+    same sequence: the same completion labelled both ways."""
     from jpo.data.load import unpair
 
-    out: dict[str, list] = {k: [] for k in ("fits", "truncated", "ids", "prompt_len", "label", "length")}
+    out: dict[str, list] = {k: [] for k in ("skip", "truncated", "special", "ids", "prompt_len", "label", "length")}
     columns = list(rows)
     for n, index in enumerate(indices):
         row = convert({c: rows[c][n] for c in columns}, index)
-        for single in ([row] if "label" in row else unpair([row])):
-            for key, value in _encode_single(single["prompt"], single["completion"], encoder).items():
+        singles = [row] if "label" in row else unpair([row])
+        encoded = [_encode_single(single["prompt"], single["completion"], encoder) for single in singles]
+        if len(encoded) == 2 and not encoded[0]["skip"] and encoded[0]["ids"] == encoded[1]["ids"] \
+                and encoded[0]["prompt_len"] == encoded[1]["prompt_len"]:
+            as_text = row["prompt_chosen"] == row["prompt_rejected"] and row["chosen"] == row["rejected"]
+            encoded = [{**encoded[0], "skip": IDENTICAL if as_text else IDENTICAL_TRUNCATED}]
+        for single, values in zip(singles, encoded, strict=False):
+            for key, value in values.items():
                 out[key].append(value)
             out["label"].append(bool(single["label"]))
     return out
@@ -152,17 +188,41 @@ def encode_unpaired(data: Any, encoder: Encoder, num_proc: int | None = None, na
 
 
 def _encode_sft(row: dict, index: int, convert, encoder: Encoder) -> dict[str, Any]:
+    label = row.get("label")
     row = convert(row, index)
-    return _encode_single(row["prompt"], row["response"], encoder)
+    out = _encode_single(row["prompt"], row["response"], encoder)
+    if row.get("label", label) is False and not out["skip"]:
+        out["skip"] = UNDESIRABLE  # a KTO row: SFT learns the desirable completions only
+    return out
 
 
 def encode_sft(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
-    """Instruction-response rows in any SFT layout -> (dataset with `SFT_COLUMNS`, report)."""
+    """Instruction-response rows in any SFT layout -> (dataset with `SFT_COLUMNS`, report). Labelled (KTO) rows
+    ``{prompt, completion, label}`` are read as SFT rows too; those labelled undesirable are left out and counted
+    (`EncodeReport.undesirable`)."""
     return _encode(data, encoder, _encode_sft, ("sft",), SFT_COLUMNS, num_proc, name)
 
 
-def _padded_batch(seqs: list[tuple[list[int], int, bool]], pad_token_id: int, first_seq: int = 0) -> dict:
-    segments = pad([segments_for(len(ids), p, count) for ids, p, count in seqs], SKIP)
+def no_batch_dispatch(args) -> None:
+    """Have every process draw its own batches (accelerate's ``dispatch_batches=False``) for the collators below.
+
+    accelerate dispatches the batches of an iterable dataset by default: one process draws a batch and every
+    process takes its slice of every tensor's first dimension, the batch size. These collators' tensors are not all
+    [batch, ...]: ``input_ids`` has both sides of each pair (2B rows, or one row per prefix-shared pair) and the
+    ``target_*`` tensors one entry per counted token, so a slice of B would cut most targets away (a streamed dataset
+    then trains on almost nothing). Map-style datasets are not dispatched anyway; this makes streamed ones behave
+    the same. Raises JpoError where the configuration asks for dispatching explicitly."""
+    config = args.accelerator_config
+    if getattr(config, "dispatch_batches", None):
+        raise JpoError("accelerator_config.dispatch_batches=True cannot split preference batches (their tensors are "
+                       "not batch-first); leave it unset or false")
+    if config is not None:
+        config.dispatch_batches = False
+
+
+def _padded_batch(seqs: list[tuple[list[int], int, int]], pad_token_id: int, first_seq: int = 0) -> dict:
+    """Right-padded rows of (ids, prompt length, segment code of the prompt tokens after BOS)."""
+    segments = pad([segments_for(len(ids), p, True, code) for ids, p, code in seqs], SKIP)
     return {"input_ids": pad([ids for ids, _, _ in seqs], pad_token_id),
             "attention_mask": pad([[1] * len(ids) for ids, _, _ in seqs], 0),
             **targets_from_segments(segments, first_seq)}
@@ -250,7 +310,9 @@ class PairCollator:
     the mask is a boolean [rows, 1, L, L] block mask with ``position_ids`` restarting after the prompt.
 
     `count_prompt` says whether prompt tokens are targets (joint scope); `skip_equal_prompts` leaves them out for
-    pairs whose prompts are equal, where they cancel.
+    pairs whose prompts are equal, where they cancel. Where they are counted on such a pair, they are computed once
+    (from the chosen row, or the shared row) and counted for both sides (SHARED_PROMPT): the two prompt terms are
+    then one number and cancel exactly, on any machine, as Lemma D.1 says they do.
 
     Sharing saves the second pass over each prompt but makes rows longer, and attention grows with the square of
     the row length: with short prompts and long responses it can cost more than it saves. With `token_cost` (the
@@ -274,6 +336,16 @@ class PairCollator:
         return (shared_rows * shared_width * (self.token_cost + shared_width)
                 < 2 * len(items) * plain_width * (self.token_cost + plain_width))
 
+    def _prompt_code(self, item: dict[str, Any], side: str) -> int:
+        """How a row's prompt tokens count. Equal prompts: not at all when skipped; else once, from the chosen row,
+        for both sides (SHARED_PROMPT), so the two prompt terms are one number and cancel exactly, as they do
+        under prefix sharing (two rows of one float batch need not round alike)."""
+        if not self.count_prompt or (item["same_prompt"] and self.skip_equal_prompts):
+            return SKIP
+        if item["same_prompt"]:
+            return SHARED_PROMPT if side == "chosen" else SKIP
+        return PROMPT
+
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         same = [bool(it["same_prompt"]) for it in items]
         if self.share_prefix and any(same) and self._worth_sharing(items, same):
@@ -285,8 +357,7 @@ class PairCollator:
             seqs = []
             for side in ("chosen", "rejected"):
                 for it in items:
-                    count = self.count_prompt and not (self.skip_equal_prompts and it["same_prompt"])
-                    seqs.append((it[f"{side}_ids"], it[f"{side}_prompt_len"], count))
+                    seqs.append((it[f"{side}_ids"], it[f"{side}_prompt_len"], self._prompt_code(it, side)))
             batch = _padded_batch(seqs, self.pad_token_id)
         batch["same_prompt"] = torch.tensor(same)
         if REF_COLUMNS[0] in items[0]:
@@ -308,10 +379,10 @@ class UnpairedCollator:
     encoder: Encoder
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = _padded_batch([(it["ids"], it["prompt_len"], False) for it in items], self.pad_token_id)
+        batch = _padded_batch([(it["ids"], it["prompt_len"], SKIP) for it in items], self.pad_token_id)
         batch["label"] = torch.tensor([bool(it["label"]) for it in items])
         kl = [self._kl_sequence(items[i], items[i - 1]) for i in range(len(items))]
-        kl_batch = _padded_batch([(ids, p, False) for ids, p in kl], self.pad_token_id)
+        kl_batch = _padded_batch([(ids, p, SKIP) for ids, p in kl], self.pad_token_id)
         batch.update({f"kl_{k}": v for k, v in kl_batch.items()})
         return batch
 

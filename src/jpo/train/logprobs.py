@@ -37,10 +37,11 @@ SHARED_PROMPT = 3
 CHUNK_ELEMENTS = 1 << 24
 
 
-def segments_for(length: int, prompt_len: int, count_prompt: bool) -> list[int]:
-    """Segment codes of one unpadded sequence (see the module docstring)."""
-    prompt_code = PROMPT if count_prompt else SKIP
-    return [SKIP] + [prompt_code] * (prompt_len - 1) + [RESPONSE] * (length - prompt_len)
+def segments_for(length: int, prompt_len: int, count_prompt: bool, prompt_code: int = PROMPT) -> list[int]:
+    """Segment codes of one unpadded sequence (see the module docstring); its prompt tokens get `prompt_code`
+    (SHARED_PROMPT: counted for both sides of a pair) where `count_prompt`, else SKIP."""
+    code = prompt_code if count_prompt else SKIP
+    return [SKIP] + [code] * (prompt_len - 1) + [RESPONSE] * (length - prompt_len)
 
 
 def _head_transform(config) -> tuple[float | None, float]:
@@ -56,7 +57,8 @@ def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: nn.Module, *,
     chunk_size = chunk_size or max(1, CHUNK_ELEMENTS // vocab)
 
     def one_chunk(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        logits = head(h).float()
+        logits = head(h)
+        logits = logits if logits.dtype == torch.float64 else logits.float()  # float32 at least, never less
         if scale != 1.0:
             logits = logits * scale
         if softcap is not None:
@@ -120,9 +122,20 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
     if targets is None:
         targets = input_ids.flatten()[pos + 1]
     softcap, scale = _head_transform(head_model.config)
-    logps = token_logps(hidden[pos], targets, head_model.get_output_embeddings(), softcap=softcap, scale=scale,
-                        chunk_size=chunk_size)
     seq, part = batch[f"{prefix}target_seq"], batch[f"{prefix}target_part"]
+    # The response targets through the LM head in one call of their own, the prompt targets in another: the
+    # response log-probs are then the very same computation whether prompt terms are counted or not (JPO on equal
+    # prompts is DPO to the bit, not to float rounding that depends on how many rows one matrix product has).
+    response = part == RESPONSE
+    logps = None
+    for keep in (response, ~response):
+        if keep.any():
+            values = token_logps(hidden[pos[keep]], targets[keep], head_model.get_output_embeddings(),
+                                 softcap=softcap, scale=scale, chunk_size=chunk_size)
+            logps = values.new_zeros(pos.shape[0]) if logps is None else logps
+            logps = logps.index_put((keep.nonzero(as_tuple=True)[0],), values)
+    if logps is None:
+        logps = hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
     zeros = torch.zeros(num_sequences, dtype=logps.dtype, device=logps.device)
 
     def total(code: int, values: torch.Tensor) -> torch.Tensor:

@@ -9,17 +9,20 @@ response scope. `completion_only_loss=False` trains on every token after BOS ins
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from transformers import Trainer
+from transformers import Trainer, set_seed
 
 from jpo.errors import JpoError
-from jpo.modeling import load_tokenizer, pad
+from jpo.modeling import fit_max_length, load_tokenizer, pad, tokenizer_source
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft
 from jpo.train.policy import load_policy
 from jpo.train.tokenize import Encoder
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,13 +47,17 @@ class SFTTrainer(Trainer):
     def __init__(self, model, args: SFTConfig, train_dataset=None, processing_class=None, **kwargs: Any) -> None:
         name = model if isinstance(model, str) else model.config._name_or_path
         if processing_class is None:
-            processing_class = load_tokenizer(name, args.trust_remote_code)
+            processing_class = load_tokenizer(tokenizer_source(name), args.trust_remote_code)
         if isinstance(model, str):
+            set_seed(args.seed)  # a new adapter's initial weights depend on it, as in TRL (and JPOTrainer)
             model = load_policy(args, model)
+        args.max_length = fit_max_length(args.max_length, model)  # never beyond the model's context
         encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
                           truncation_mode=args.truncation_mode)
         train_dataset, self.data_report = encode_sft(train_dataset, encoder, num_proc=args.dataset_num_proc)
-        if len(train_dataset) == 0:
+        for line in self.data_report.warnings("train"):  # rows left out, by reason; special tokens inside the text
+            logger.warning(line)
+        if hasattr(train_dataset, "__len__") and len(train_dataset) == 0:  # a stream is counted as it passes
             raise JpoError(f"nothing to train on: {self.data_report.summary()}")
         collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss)
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator,

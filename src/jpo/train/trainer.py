@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import Trainer
 
 from jpo.errors import JpoError
-from jpo.modeling import load_tokenizer
+from jpo.modeling import fit_max_length, load_tokenizer, tokenizer_source
 from jpo.train import reference
 from jpo.train.config import JPOConfig
 from jpo.train.data import (
@@ -29,10 +29,11 @@ from jpo.train.data import (
     encode_pairs,
     encode_unpaired,
     layer_token_cost,
+    no_batch_dispatch,
 )
 from jpo.train.logprobs import batch_logps
 from jpo.train.losses import SequenceLogps, kto_kl, kto_loss, preference_loss
-from jpo.train.policy import disable_dropout, is_peft, load_policy
+from jpo.train.policy import adapter_reference, disable_dropout, is_peft, load_policy
 from jpo.train.tokenize import Encoder
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,10 @@ class JPOTrainer(Trainer):
                            "(prompt i, completion i-1) change with every shuffled batch")
         set_seed(args.seed)  # a new adapter's initial weights depend on it, as in TRL
         if processing_class is None:
-            processing_class = load_tokenizer(_model_name(model), args.trust_remote_code)
+            processing_class = load_tokenizer(tokenizer_source(_model_name(model)), args.trust_remote_code)
         if isinstance(model, str):
+            if ref_model is None:
+                ref_model = adapter_reference(args, model)  # continuing an SFT adapter: the SFT model
             model = load_policy(args, model)
         elif args.disable_dropout:
             disable_dropout(model)
@@ -91,6 +94,7 @@ class JPOTrainer(Trainer):
             model = get_peft_model(model, peft_config)
         if isinstance(ref_model, str):
             ref_model = load_policy(args, ref_model)
+        args.max_length = fit_max_length(args.max_length, model)  # never beyond the model's context
         self.encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
                                truncation_mode=args.truncation_mode)
         train_dataset, self.data_report = self._prepare(train_dataset, args, "train")
@@ -98,6 +102,7 @@ class JPOTrainer(Trainer):
             eval_dataset, self.eval_report = self._prepare(eval_dataset, args, "eval")
         if data_collator is None:
             data_collator = self._collator(model, args)
+        no_batch_dispatch(args)  # a streamed dataset's batches are drawn whole, as a map-style dataset's are
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          data_collator=data_collator, processing_class=processing_class,
                          compute_metrics=compute_metrics, callbacks=callbacks, optimizers=optimizers, **kwargs)
@@ -115,8 +120,8 @@ class JPOTrainer(Trainer):
     def _prepare(self, dataset, args: JPOConfig, name: str):
         encode = encode_unpaired if self.kto else encode_pairs
         prepared, report = encode(dataset, self.encoder, num_proc=args.dataset_num_proc, name=name)
-        if report.dropped:
-            logger.warning("%s data: %s", name, report.summary())
+        for line in report.warnings(name):  # rows left out, by reason; special tokens inside the text
+            logger.warning(line)
         if hasattr(prepared, "__len__") and len(prepared) == 0:
             raise JpoError(f"nothing to train on: {report.summary()}")
         return prepared, report
@@ -227,8 +232,11 @@ class JPOTrainer(Trainer):
         m = self._metrics[mode]
         m["rewards/chosen"].append(chosen.mean().item())
         m["rewards/rejected"].append(rejected.mean().item())
-        m["rewards/accuracies"].append((chosen > rejected).float().mean().item())
-        m["rewards/margins"].append((chosen - rejected).mean().item())
+        # The margin as the loss sees it (prompt part + response part), not chosen - rejected: on equal prompts the
+        # prompt part is exactly 0, so JPO's margins and accuracies are DPO's to the bit (Lemma D.1).
+        margins = gather(out.margin_prompt + out.margin_response)
+        m["rewards/accuracies"].append((margins > 0).float().mean().item())
+        m["rewards/margins"].append(margins.mean().item())
         m["logps/chosen"].append(gather(halves[0][0].response.detach()).mean().item())
         m["logps/rejected"].append(gather(halves[0][1].response.detach()).mean().item())
         if self.objective.scope == "joint":
