@@ -103,7 +103,9 @@ def test_the_policy_moves_and_each_reference_is_used(tiny, tmp_path):
     start = AutoModelForCausalLM.from_pretrained(model)
     for reference in ("sft", "previous"):
         out = tmp_path / reference
-        result = train_online(config(out, model, ref_model=reference, train_on="all", prompts_per_round=4),
+        # the reference's log-probs precomputed each round, as the demo's training settings ask
+        result = train_online(config(out, model, ref_model=reference, train_on="all", prompts_per_round=4,
+                                     precompute_ref_log_probs=True, ref_cache_dir=str(out / "cache")),
                               prompts, OracleJudge())
         trained = AutoModelForCausalLM.from_pretrained(out / "online")
         changed = any(not torch.equal(a, b) for a, b in zip(start.parameters(), trained.parameters(), strict=True))
