@@ -143,6 +143,9 @@ def test_resume_reads_finished_rounds_and_never_regenerates_or_rejudges(tiny, tm
     earlier = {json.loads(line)["prompt"] for n in (1,) for line in kept[n].splitlines()}
     assert set(third) == earlier  # 12 prompts, 6 per round: round 3 wraps around to round 1's
 
+    with pytest.raises(JpoError, match=r"other settings \(mode: 'jpo' -> 'mix', samples_per_prompt: 1 -> 2\)"):
+        train_online(config(tmp_path, model, rounds=4, mode="mix"), prompts, CountingOracle())
+
     # a round killed after judging: its samples and labels are read, only training runs again
     (rounds / "round-003" / "round.json").unlink()
     calls.clear()

@@ -14,7 +14,7 @@ with each other. `train_online` runs either, or both in one round, for `rounds` 
 5. one `JPOTrainer` run on the decisive labels of the round (`train_on: round`) or of every round so far (`all`),
    against the model the loop started from (`ref_model: sft`) or the policy at the round's start (`previous`).
 
-Files under `output_dir`: `rounds/round-NNN/` holds `samples.jsonl` (+ `generation.json`), `labeled.jsonl` (+
+Files under `output_dir`: `loop.json` (the settings a resumed run must share), `rounds/round-NNN/` holds `samples.jsonl` (+ `generation.json`), `labeled.jsonl` (+
 `judging.json`), `preferences.jsonl` (the decisive rows), `model/` (the policy after the round) and `round.json`
 (the round's cost entry, written last: a round is finished when it exists). `online_log.jsonl` is one line per
 finished round; `verdicts.sqlite` the verdict store; the final policy and tokenizer are saved in `output_dir`.
@@ -309,6 +309,34 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
+# What a finished round's samples and verdicts depend on; a resumed loop must have the same, or it would mix rounds
+# of two different experiments in one log. `rounds` may grow; training settings may change between rounds.
+LOOP_SETTINGS = ("mode", "samples_per_prompt", "prompts_per_round", "pairing_strategy", "pairs_per_instance",
+                 "group_field", "selector", "selection_budget", "selection_pool", "selection_judges", "max_new_tokens",
+                 "temperature", "top_p", "missing_eos_penalty", "prompt_template", "seed", "train_on", "ref_model")
+
+
+def _check_settings(out: Path, config: OnlineJPOConfig, pool: list[dict[str, Any]], judge: Judge,
+                    resuming: bool) -> None:
+    """Write `loop.json` (the loop settings, the judge and a hash of the pool) on a fresh start; on resume, raise
+    JpoError naming what differs from the run being resumed."""
+    import hashlib
+
+    settings = {name: getattr(config, name) for name in LOOP_SETTINGS}
+    settings["judge"] = judge.id
+    settings["pool"] = hashlib.sha256(json.dumps([r["prompt"] for r in pool], sort_keys=True).encode()).hexdigest()
+    settings = json.loads(json.dumps(settings))  # as it reads back
+    path = out / "loop.json"
+    if resuming and path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = [k for k in settings if before.get(k) != settings[k]]
+        if changed:
+            shown = ", ".join(f"{k}: {before.get(k)!r} -> {settings[k]!r}" for k in changed)
+            raise JpoError(f"{out}: resuming a loop run with other settings ({shown}); use another output_dir")
+    else:
+        _write_json(path, settings)
+
+
 def _finished_rounds(rounds_dir: Path) -> list[dict[str, Any]]:
     entries = []
     number = 1
@@ -356,6 +384,7 @@ def train_online(config: OnlineJPOConfig | dict, prompts: Any, judge: str | Judg
     if config.ref_model == "sft" and ref_model is None:
         ref_model = copy.deepcopy(policy).requires_grad_(False)  # the starting model, before any round trains it
     done = _finished_rounds(rounds_dir)
+    _check_settings(out, config, pool, judge, resuming=bool(done))
     if len(done) > config.rounds:
         raise JpoError(f"{out}: {len(done)} rounds are finished already; rounds is {config.rounds}")
     if done:  # resume from the policy of the last finished round
@@ -446,11 +475,9 @@ def _run_round(round_no: int, config: OnlineJPOConfig, pool, policy, ref_model, 
     if train_rows:
         args = _round_args(config, folder, round_no)
         reference = ref_model if config.ref_model == "sft" else None  # None: JPOTrainer copies the policy
-        trainer = JPOTrainer(policy, ref_model=reference, args=args,
-                                train_dataset=[{k: r[k] for k in ("prompt_chosen", "chosen", "prompt_rejected",
-                                                                  "rejected")} for r in
-                                               _templated_rows(train_rows, config.prompt_template)],
-                                processing_class=tokenizer)
+        fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected")
+        data = [{k: r[k] for k in fields} for r in _templated_rows(train_rows, config.prompt_template)]
+        trainer = JPOTrainer(policy, ref_model=reference, args=args, train_dataset=data, processing_class=tokenizer)
         output = trainer.train()
         steps, loss = trainer.state.global_step, output.training_loss
         del trainer
