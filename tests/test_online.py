@@ -174,6 +174,11 @@ def test_bad_settings_are_one_line_errors(tiny, tmp_path):
         OnlineJPOConfig(output_dir="x", mode="dpo", samples_per_prompt=3, report_to="none")
     with pytest.raises(JpoError, match="mode must be one of"):
         OnlineJPOConfig(output_dir="x", mode="online", report_to="none")
+    from jpo.online.loop import prompt_pool
+
+    assert prompt_pool(["a", {"prompt": "b", "family": "x"}, "a"]) == ([{"prompt": "a"}, {"prompt": "b", "family": "x"}], 1)
+    with pytest.raises(JpoError, match="prompt 1: expected a string or a row with a 'prompt' field"):
+        prompt_pool([{"instruction": "a"}])
     with pytest.raises(JpoError, match="exceeds the pool"):
         train_online(config(tmp_path, model, prompts_per_round=13), prompts, OracleJudge())
     with pytest.raises(JpoError, match="disagreement selector needs two"):
@@ -197,5 +202,6 @@ def test_trainer_entry_point_shaped_like_trl(tiny, tmp_path):
                                    train_dataset=[p["prompt"] for p in prompts], judge="oracle",
                                    processing_class=tokenizer)
         result = trainer.train()
+        assert result.pool == {"prompts": 12, "repeated_prompts_left_out": 0}
         assert trainer.log_history == result.rounds and len(result.rounds) == 1
         assert trainer.model is result.model and (tmp_path / name / "online" / "tokenizer_config.json").exists()

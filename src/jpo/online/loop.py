@@ -48,12 +48,13 @@ LOG = "online_log.jsonl"
 @dataclass
 class OnlineResult:
     """What `train_online` did: the log entries of every finished round (those of earlier runs included), which
-    rounds this call ran and which it found finished, and the final policy."""
+    rounds this call ran and which it found finished, the prompt pool's size, and the final policy."""
 
     output_dir: str
     rounds: list[dict[str, Any]]
     ran: list[int] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
+    pool: dict[str, int] = field(default_factory=dict)  # distinct prompts, and repeats left out of the pool
     model: Any = None
 
     def summary(self) -> str:
@@ -160,7 +161,7 @@ class VLLMSampler:
             raise JpoError("generation_backend vllm needs the vllm package and a CUDA GPU (pip install vllm); use "
                            "generation_backend transformers") from None
         self.params = SamplingParams
-        self.llm = LLM(model=model_path, seed=config.seed,
+        self.llm = LLM(model=model_path, seed=config.seed, trust_remote_code=config.trust_remote_code,
                        gpu_memory_utilization=config.vllm_gpu_memory_utilization)
         self.config = config
 
@@ -362,7 +363,7 @@ def train_online(config: OnlineJPOConfig | dict, prompts: Any, judge: str | Judg
     from jpo.train.policy import disable_dropout, load_policy
 
     config = _as_config(config, OnlineJPOConfig)
-    pool, _repeats = prompt_pool(prompts)
+    pool, repeats = prompt_pool(prompts)
     if isinstance(judge, str):
         judge = make_judge(judge, judge_options)
     out = Path(config.output_dir)
@@ -396,7 +397,8 @@ def train_online(config: OnlineJPOConfig | dict, prompts: Any, judge: str | Judg
             policy.save_pretrained(path)
             tokenizer.save_pretrained(path)
         sampler = VLLMSampler(path, config)
-    result = OnlineResult(str(out), list(done), resumed=[e["round"] for e in done])
+    result = OnlineResult(str(out), list(done), resumed=[e["round"] for e in done],
+                          pool={"prompts": len(pool), "repeated_prompts_left_out": repeats})
     store = VerdictStore(out / "verdicts.sqlite")
     try:
         for round_no in range(len(done) + 1, config.rounds + 1):
