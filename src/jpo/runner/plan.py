@@ -1,7 +1,7 @@
 """A recipe as a list of units, in the order they run:
 
-    data -> model, pretrain (when built) -> feedback -> sft -> select (when a selector chooses D_H) -> train (run x seed)
-    -> generate / evaluate (model x seed) -> report
+    data -> model, pretrain (when built) -> feedback -> sft -> select (when a selector chooses D_H) -> train (run x seed;
+    the `online:` runs too, runner/online.py) -> generate / evaluate (model x seed) -> report
 
 A unit's key hashes the part of the recipe it reads and the keys of the units it reads, so a changed setting reruns
 exactly what depends on it (see units.py for the resume rule).
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jpo.runner import stages
+from jpo.runner.online import online_units
 from jpo.runner.recipe import BuildModel, Recipe
 from jpo.runner.select import select_points
 from jpo.runner.units import Unit
@@ -102,11 +103,13 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                     u, recipe, run, seed, str(policy), data.folder, feedback.folder, joint, run_dir,
                     steps.folder / "model" if steps else None),
                 run.name, f"seed{seed}")
+    online = online_units(recipe, add, {seed: ([data, *c.policy_deps], str(c.policy)) for seed, c in chains.items()},
+                          data.folder, run_dir, external)
     evaluations: dict[tuple[str, int], Unit] = {}
     for name in recipe.evaluated():
         for seed in recipe.train.seeds:
-            source, model_dir = ((chains[seed].sft, chains[seed].policy) if name == "sft"
-                                 else (trained[name, seed], str(trained[name, seed].folder / "model")))
+            source, model_dir = ((chains[seed].sft, chains[seed].policy) if name == "sft" else online.get((name, seed))
+                                 or (trained[name, seed], str(trained[name, seed].folder / "model")))
             generate = add("generate", f"{name}/seed{seed}",
                            {"generate": _plain(recipe.generate), "template": recipe.prompt_template, "seed": seed},
                            [source, data], ["generations.jsonl"],

@@ -18,6 +18,7 @@ from typing import Any
 
 from jpo.config import check_keys, read_yaml
 from jpo.errors import JpoError
+from jpo.runner.online import OnlineRun, check_online, online_for_dry_run
 from jpo.runner.typed import hints, typed, typed_config
 from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
 
@@ -321,6 +322,7 @@ class Recipe:
     pairs: PairsSection | None = field(default=None, metadata={"nested": PairsSection})
     judge: JudgeSection = field(default_factory=JudgeSection, metadata={"nested": JudgeSection})
     train: TrainSection = field(default_factory=TrainSection, metadata={"nested": TrainSection})
+    online: list[OnlineRun] = field(default_factory=list, metadata={"each": OnlineRun})  # runner/online.py
     generate: GenerateSection = field(default_factory=GenerateSection, metadata={"nested": GenerateSection})
     evaluate: EvaluateSection = field(default_factory=EvaluateSection, metadata={"nested": EvaluateSection})
     sweep: dict[str, list[Any]] = field(default_factory=dict)  # the grid `--sweep` gives every run
@@ -365,7 +367,8 @@ class Recipe:
 
     def models(self) -> list[str]:
         """Every model that can be evaluated: sft (when the recipe fine-tunes) and the runs."""
-        return (["sft"] if self.sft.from_ != "none" else []) + [r.name for r in self.runs()]
+        return (["sft"] if self.sft.from_ != "none" else []) + [r.name for r in self.runs()] + \
+            [r.name for r in self.online]
 
     def evaluated(self) -> list[str]:
         return self.evaluate.models if self.evaluate.models is not None else self.models()
@@ -516,6 +519,7 @@ def validate(recipe: Recipe) -> Recipe:
     all_names = [r.name for r in recipe.runs()]
     if len(set(all_names)) != len(all_names) or "sft" in all_names:
         raise JpoError(f"{at}: train runs must have distinct names, none of them 'sft': {all_names}")
+    check_online(recipe)
     for name in recipe.evaluated():
         _choice(f"{at}: evaluate.models", name, recipe.models())
     for pair in recipe.evaluate.paired:
@@ -694,7 +698,7 @@ def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) 
                   validation=small(d.validation, DRY_EVAL_ROWS), pretrain=small(d.pretrain, DRY_ROWS),
                   fresh=small(d.fresh, DRY_ROWS)),
         sft=dataclasses.replace(recipe.sft, config={**recipe.sft.config, **DRY_TRAIN}, accelerate=None),
-        judge=judge, pairs=pairs,
+        judge=judge, pairs=pairs, online=online_for_dry_run(recipe.online, mock),
         train=dataclasses.replace(train, seeds=train.seeds[:1], common={**train.common, **DRY_TRAIN},
                                   accelerate=None, scaling=scaling, selection=selection),
         generate=dataclasses.replace(recipe.generate, max_new_tokens=8, device="cpu", backend="hf"),

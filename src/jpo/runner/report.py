@@ -569,7 +569,8 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
     rows, scaling = [], []
     for name, items in scored.items():
         run = runs.get(name)
-        label, data = (run.shown, run.data_label) if run else ("SFT", "D_S")
+        shown_as = run or next((r for r in recipe.online if r.name == name), None)  # online: runner/online.py
+        label, data = (shown_as.shown, shown_as.data_label) if shown_as else ("SFT", "D_S")
         row = {**summarise(label, data, items, temperatures), "name": name, "rows": sizes.get(name),
                "seeds": len(seeds)}
         if name in recipe.paper.win_rate:
