@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jpo.data.formats import COLUMNS, FORMATS_BY_NAME, text_of
-from jpo.data.io import SUFFIXES, Table, read_hub, read_table
+from jpo.data.io import SUFFIXES, Table, read_hub, read_hub_file, read_table
 from jpo.data.load import as_kind, convert_row, detect
 from jpo.errors import DataError, JpoError
 
@@ -86,6 +86,9 @@ class Hub:
     config: str | None = None
     data_dir: str | None = None
     data_files: dict[str, str] | None = None  # split -> file in the repo (for repos of plain files)
+    # split -> one file fetched with `huggingface_hub.hf_hub_download`, for repos `load_dataset` cannot read by name
+    # (a loading script): from the hub cache this works offline too, which `hf://` data files do not
+    files: dict[str, str] | None = None
     splits: dict[str, str] = field(default_factory=dict)  # our split name -> the hub's
 
 
@@ -263,7 +266,7 @@ SOURCES: dict[str, Source] = {
     "alpaca-eval": Source(
         "alpaca-eval", "the 805 AlpacaEval instructions, with a reference output (text-davinci-003 from the hub "
         "file; gpt4_1106_preview for AlpacaEval 2 from a local model_outputs.json)",
-        {"prompts": Part(Hub("json", data_files={"eval": "hf://datasets/tatsu-lab/alpaca_eval/alpaca_eval.json"}),
+        {"prompts": Part(Hub("tatsu-lab/alpaca_eval", files={"eval": "alpaca_eval.json"}),
                          ("alpaca", "instructions"), finish=_alpaca_eval, extras=("dataset", "reference_generator"),
                          local={"*": "gpt4_1106_preview_model_outputs.json"})},
         "prompts"),
@@ -298,6 +301,10 @@ def _local_file(folder: Path, split: str, names: dict[str, str], task: str | Non
 
 def _hub_table(part: Part, split: str, task: str | None) -> Table:
     hub = part.hub
+    if hub.files is not None:
+        if split not in hub.files:
+            raise JpoError(f"{hub.name}: no split '{split}' (has {', '.join(hub.files)})")
+        return read_hub_file(hub.name, hub.files[split])
     kwargs: dict[str, Any] = {}
     if hub.config:
         kwargs["name"] = hub.config
