@@ -226,9 +226,7 @@ class HubOffline:
             return real_load_dataset(path, name=name, data_dir=data_dir, data_files=data_files, **kwargs)
 
         with pytest.MonkeyPatch.context() as patch:
-            for variable, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"),
-                                    ("HF_HUB_CACHE", str(self.root / "hub")),
-                                    ("HF_DATASETS_CACHE", str(self.datasets_cache))):
+            for variable, value in self.env().items():
                 patch.setenv(variable, value)
             # datasets and huggingface_hub read these once, at import: set what they read
             patch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
@@ -237,3 +235,43 @@ class HubOffline:
             patch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(self.root / "hub"))
             patch.setattr(datasets, "load_dataset", load_dataset)
             yield self
+
+    def env(self) -> dict[str, str]:
+        """Environment variables for a subprocess (a `jpo` command) to read these caches offline."""
+        return {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_CACHE": str(self.root / "hub"),
+                "HF_DATASETS_CACHE": str(self.datasets_cache)}
+
+
+def first_split(name: str, kind: str) -> str:
+    """`train`, or the first split of a part whose repo files are named per split (the authors' test prompts)."""
+    from jpo.data.sources import SOURCES
+
+    hub = SOURCES[name].parts[kind].hub
+    named = hub.data_files or hub.files
+    return "train" if not named or "train" in named else next(iter(named))
+
+
+def source_parts() -> list[tuple[str, str, str | None]]:
+    """Every (source, kind, task) of the catalogue."""
+    from jpo.data.sources import SOURCES
+
+    return [(name, kind, task) for name, source in SOURCES.items() for kind in source.parts
+            for task in (source.tasks or (None,))]
+
+
+def build_offline_hub(root: Path, shared: Path, recipes: list[Path]) -> HubOffline:
+    """Snapshots of every repo, and the datasets cache a first online run of every source part and of every
+    recipe's data stage leaves (see `HubOffline`)."""
+    from jpo.data.sources import load_source
+    from jpo.runner.data import prepare_data
+    from jpo.runner.recipe import load_recipe
+
+    offline = HubOffline(root, build_snapshots(root / "hub", shared))
+    with offline.active():
+        offline.building = True
+        for name, kind, task in source_parts():
+            load_source(name, first_split(name, kind), kind=kind, task=task)
+        for recipe in recipes:
+            prepare_data(load_recipe(recipe), root / "first" / recipe.stem, {})
+        offline.building = False
+    return offline

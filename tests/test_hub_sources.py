@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hub_cache import HubOffline, build_snapshots
+from hub_cache import HubOffline, build_offline_hub, first_split, source_parts
 
 from jpo.data.io import read_table
 from jpo.data.sources import SOURCES, load_source
@@ -20,34 +20,15 @@ from jpo.runner.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p.name for p in (ROOT / "configs").glob("*.yaml") if p.name != "demo.yaml")
-# Each source part, with the task of a source that holds several.
-PARTS = [(name, kind, task) for name, source in SOURCES.items() for kind in source.parts
-         for task in (source.tasks or (None,))]
-
-
-
-
-def first_split(name: str, kind: str) -> str:
-    """`train`, or the first split of a part whose repo files are named per split (the authors' test prompts)."""
-    hub = SOURCES[name].parts[kind].hub
-    named = hub.data_files or hub.files
-    return "train" if not named or "train" in named else next(iter(named))
+PARTS = source_parts()
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory) -> HubOffline:
     from conftest import shared_path
 
-    root = tmp_path_factory.mktemp("hub")
-    offline = HubOffline(root, build_snapshots(root / "hub", shared_path("data")))
-    with offline.active():  # a first "online" run: fill the datasets cache for every call the sources make
-        offline.building = True
-        for name, kind, task in PARTS:
-            load_source(name, first_split(name, kind), kind=kind, task=task)
-        for recipe in RECIPES:
-            prepare_data(load_recipe(ROOT / "configs" / recipe), root / "first" / recipe, {})
-        offline.building = False
-    return offline
+    return build_offline_hub(tmp_path_factory.mktemp("hub"), shared_path("data"),
+                             [ROOT / "configs" / r for r in RECIPES])
 
 
 @pytest.fixture
