@@ -199,3 +199,26 @@ def test_rows_the_format_rejects_are_counted_under_its_message(tmp_path):
     assert loaded.rows == [{"prompt": src.tldr_instruction("A post."), "response": "A summary."}]
     assert loaded.report.left_out == {"post: empty text": 1,
                                       "summary: expected text (a string or a list of chat messages), got null": 1}
+
+
+def test_ultrafeedback_system_turns_are_kept(tmp_path):
+    """Chat rows were cut to their last user turn (a system turn dropped silently); only single turns become plain
+    text now, and the rest of the source follows the conversations' representation (counted)."""
+    import json
+
+    def side(answer, system=None):
+        return ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": answer}]
+
+    rows = [{"chosen": side("Blue.", "Answer in one word."), "rejected": side("Blue, I think.", "Answer in one word."),
+             "score_chosen": 8.0, "score_rejected": 3.0},
+            {"chosen": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}],
+             "rejected": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "No."}],
+             "score_chosen": 9.0, "score_rejected": 1.0}]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_source("ultrafeedback", "train", kind="preference", path=path)
+    assert loaded.rows[0]["prompt_chosen"] == [{"role": "system", "content": "Answer in one word."},
+                                               {"role": "user", "content": "Name a colour."}]
+    assert loaded.rows[1]["prompt_chosen"] == [{"role": "user", "content": "Say hi."}]
+    assert loaded.report.made_chat == 1 and "1 plain-text rows made chat turns" in loaded.report.summary()

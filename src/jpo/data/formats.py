@@ -388,22 +388,32 @@ def _mt_bench_reference(row: dict, fail: Fail) -> dict:
             **_rest(row, {"question_id", "choices"})}
 
 
-def _unpaired(prompt_field: str | None) -> Callable[[dict, Fail], dict]:
-    context = LF_SHAREGPT if prompt_field is None else TRL_CONTEXT
+def _unpaired(prompt_field: str | None, label_field: str = "label",
+              messages_field: str = "messages") -> Callable[[dict, Fail], dict]:
+    """KTO rows: TRL's prompt/completion/label; LLaMA-Factory's conversation (OpenAI `messages` or sharegpt
+    `conversations`) and its last assistant turn, or Alpaca's instruction (+ input, history) and output, each with a
+    boolean `label` or `kto_tag` (LLaMA-Factory's name for the column)."""
+    context = TRL_CONTEXT if prompt_field == "prompt" else LF_ALPACA if prompt_field else LF_SHAREGPT
+    response_field = "output" if prompt_field == "instruction" else "completion"
+    consumed = {label_field, *context, *((prompt_field, response_field) if prompt_field else (messages_field,)),
+                *(("input",) if prompt_field == "instruction" else ())}
+
     def convert(row: dict, fail: Fail) -> dict:
-        if prompt_field is None:  # LLaMA-Factory KTO: the conversation and its last assistant turn
-            messages = check_text(row["messages"], "messages", fail)
+        if prompt_field is None:  # the conversation and its last assistant turn
+            messages = (_sharegpt(row[messages_field], messages_field, fail) if messages_field == "conversations"
+                        else check_text(row[messages_field], messages_field, fail))
             if isinstance(messages, str):
-                raise fail("expected a list of chat messages", "messages")
-            prompt, completion = _split_last_turn(messages, "messages", fail)
+                raise fail("expected a list of chat messages", messages_field)
+            prompt, completion = _split_last_turn(messages, messages_field, fail)
         else:
-            prompt = check_text(row[prompt_field], prompt_field, fail)
-            completion = check_text(row["completion"], "completion", fail, allow_empty=True)
+            prompt = (_instruction(row, prompt_field, fail, frozenset()) if prompt_field == "instruction"
+                      else check_text(row[prompt_field], prompt_field, fail))
+            completion = check_text(row[response_field], response_field, fail, allow_empty=True)
         prompt = with_context(prompt, row, fail, context)
-        if not isinstance(row["label"], bool):
-            raise fail(f"expected true or false, got {row['label']!r}", "label")
-        return {"prompt": prompt, "completion": like(completion, prompt), "label": row["label"],
-                **_rest(row, {prompt_field or "messages", "completion", "label", *context})}
+        if not isinstance(row[label_field], bool):
+            raise fail(f"expected true or false, got {row[label_field]!r}", label_field)
+        return {"prompt": prompt, "completion": like(completion, prompt), "label": row[label_field],
+                **_rest(row, consumed)}
 
     return convert
 
@@ -474,6 +484,12 @@ FORMATS: tuple[Format, ...] = (
        _TRL),
     _f("llama-factory-kto", "unpaired", "messages label", _unpaired(None), "LLaMA-Factory KTO messages with labels",
        _LF_SHAREGPT),
+    _f("llama-factory-kto-tag", "unpaired", "messages kto_tag", _unpaired(None, "kto_tag"),
+       "LLaMA-Factory KTO messages with kto_tag", _LF_SHAREGPT),
+    _f("sharegpt-kto", "unpaired", "conversations kto_tag", _unpaired(None, "kto_tag", "conversations"),
+       "LLaMA-Factory sharegpt KTO conversations", _LF_SHAREGPT),
+    _f("alpaca-kto", "unpaired", "instruction output kto_tag", _unpaired("instruction", "kto_tag"),
+       "LLaMA-Factory Alpaca-style KTO rows", _LF_ALPACA),
     # items
     _f("items", "items", "prompt_a response_a prompt_b response_b", _items, "jpo comparison items", "id label"),
     _f("conditional-items", "items", "prompt response_a response_b", _conditional_items,
