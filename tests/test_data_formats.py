@@ -283,3 +283,19 @@ def test_pairs_summary_repeats_what_validate_counts(tmp_path, capsys):
     out = capsys.readouterr().out
     assert notes and all(note in out for note in notes), (notes, out)
     assert "5 with an empty response" in out and "1 identical pairs" in out and "passed through): score" in out
+
+
+def test_trainer_takes_a_list_mixing_plain_and_chat_rows(tmp_path, chat_model):
+    """The drop-in path (`JPOTrainer(train_dataset=[...])`) with plain-text and conversational rows in one list: once
+    a pyarrow error, now one representation (the caller's rows are not changed)."""
+    from jpo import JPOConfig, JPOTrainer
+
+    rows = [{"prompt": "Once upon a time", "chosen": " a cat sat.", "rejected": " no."},
+            {"prompt": [{"role": "user", "content": "Tell a story."}],
+             "chosen": [{"role": "assistant", "content": "Once there was a bird."}],
+             "rejected": [{"role": "assistant", "content": "No."}]}]
+    args = JPOConfig(output_dir=str(tmp_path / "out"), objective="dpo", max_steps=1, per_device_train_batch_size=2,
+                     max_length=64, report_to="none", save_strategy="no")
+    trainer = JPOTrainer(str(chat_model), args=args, train_dataset=rows)
+    assert trainer.train().training_loss > 0
+    assert rows[0]["prompt"] == "Once upon a time"
