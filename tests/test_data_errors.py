@@ -9,6 +9,7 @@ import pytest
 
 from jpo.cli import main
 from jpo.data import FORMATS, Table, load_preferences
+from jpo.data.formats import COLUMNS, FORMATS_BY_NAME, TOOLS_HEADER
 from jpo.data.load import convert_row, detect, formats_of, unused_columns
 from jpo.errors import DataError
 
@@ -156,12 +157,19 @@ SAMPLES = {
     "jpo-authors": {"i_chosen": "P", "r_chosen": "a", "i_reject": "Q", "r_reject": "b"},
     "sharegpt-preference": {"conversations": [{"from": "human", "value": "P"}], "chosen": {"from": "gpt", "value": "a"},
                             "rejected": {"from": "gpt", "value": "b"}},
+    "alpaca-preference": {"instruction": "P", "input": "x", "chosen": "a", "rejected": "b"},
+    "openai-preference": {"input": {"messages": _messages("user")}, "preferred_output": _messages("assistant"),
+                          "non_preferred_output": [{"role": "assistant", "content": "b"}]},
     "trl-preference": {"prompt": "P", "chosen": "a", "rejected": "b"},
     "trl-implicit-preference": {"chosen": "The sky is blue.", "rejected": "The sky is green."},
     "tldr-comparisons": {"info": {"id": "t3", "post": "P"}, "summaries": [{"text": "a"}, {"text": "b"}], "choice": 1,
                          "worker": "w"},
     "trl-unpaired": {"prompt": "P", "completion": "a", "label": True},
     "llama-factory-kto": {"messages": _messages("user", "assistant"), "label": False},
+    "llama-factory-kto-tag": {"messages": _messages("user", "assistant"), "kto_tag": False},
+    "sharegpt-kto": {"conversations": [{"from": "human", "value": "P"}, {"from": "gpt", "value": "a"}],
+                     "kto_tag": True},
+    "alpaca-kto": {"instruction": "P", "input": "x", "output": "a", "kto_tag": True},
     "items": {"id": "1", "prompt_a": "P", "response_a": "a", "prompt_b": "Q", "response_b": "b", "label": "a"},
     "conditional-items": {"id": "1", "prompt": "P", "response_a": "a", "response_b": "b", "label": "tie"},
     "sft": {"prompt": "P", "response": "a"},
@@ -190,6 +198,85 @@ def test_every_format_declares_the_columns_it_reads(fmt):
     assert detect(table, formats_of([fmt.kind])) is fmt
     convert_row(table, 0, fmt)  # a valid row
     assert unused_columns(table, fmt) == ("zzz",)
+
+
+# Each optional column a layout defines, with a value that must change the converted row.
+OPTIONAL_VALUES = {"system": "Answer in French.", "tools": [{"type": "function", "function": {"name": "f"}}],
+                   "history": [["Hi", "Hello!"]], "input": "more", "id": "7", "label": "b", "reference": "gold",
+                   "instruction_id": "i7", "worker": "w9"}
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f.optional], ids=lambda f: f.name)
+def test_every_column_a_format_defines_is_used(fmt):
+    """Each optional column of a recognised layout changes what is trained on or kept (LLaMA-Factory's `system` was
+    once passed through unread): the row converted with it differs from the row converted without it."""
+    for column in sorted(fmt.optional):
+        base = {k: v for k, v in SAMPLES[fmt.name].items() if k != column}
+        value = OPTIONAL_VALUES[column]
+        if fmt.name == "mt-bench-questions" and column == "reference":
+            value = ["gold"]
+        with_it = convert_row(Table("x.jsonl", [{**base, column: value}]), 0, fmt)
+        without = convert_row(Table("x.jsonl", [base]), 0, fmt)
+        assert with_it != without, (fmt.name, column)
+        if column not in COLUMNS[fmt.kind] and column not in ("id", "worker"):  # consumed, not passed through
+            assert column not in with_it, (fmt.name, column)
+
+
+def test_sharegpt_system_and_tools_become_the_system_message(tmp_path):
+    """LLaMA-Factory's sharegpt preferences with `system` and `tools`: both reach the prompt, and validate, train
+    and pairs name nothing as unread."""
+    tools = '[{"name": "search", "parameters": {}}]'
+    row = {"conversations": [{"from": "human", "value": "Weather?"}], "chosen": {"from": "gpt", "value": "Sunny."},
+           "rejected": {"from": "gpt", "value": "No."}, "system": "Be brief.", "tools": tools}
+    converted = convert_row(Table("x.jsonl", [row]), 0, FORMATS_BY_NAME["sharegpt-preference"])
+    assert converted["prompt_chosen"] == [{"role": "system", "content": f"Be brief.\n\n{TOOLS_HEADER}{tools}"},
+                                          {"role": "user", "content": "Weather?"}]
+    assert "system" not in converted and "tools" not in converted
+    # a system turn inside the conversation wins over the column, as in LLaMA-Factory
+    inside = {**row, "conversations": [{"from": "system", "value": "Inside."}, *row["conversations"]], "tools": ""}
+    converted = convert_row(Table("x.jsonl", [inside]), 0, FORMATS_BY_NAME["sharegpt-preference"])
+    assert converted["prompt_chosen"][0] == {"role": "system", "content": "Inside."}
+
+
+def test_alpaca_history_and_system_make_a_conversation():
+    row = {"instruction": "And now?", "input": "", "output": "Now this.", "system": "S", "history": [["Q1", "A1"]]}
+    converted = convert_row(Table("x.jsonl", [row]), 0, FORMATS_BY_NAME["alpaca"])
+    assert converted["prompt"] == [{"role": "system", "content": "S"}, {"role": "user", "content": "Q1"},
+                                   {"role": "assistant", "content": "A1"}, {"role": "user", "content": "And now?"}]
+    assert converted["response"] == [{"role": "assistant", "content": "Now this."}]
+    with pytest.raises(DataError, match=r"x.jsonl: row 1: field 'history': expected a list of \[instruction"):
+        convert_row(Table("x.jsonl", [{**row, "history": ["Q1"]}]), 0, FORMATS_BY_NAME["alpaca"])
+
+
+def test_alpaca_preferences_keep_their_instruction():
+    """LLaMA-Factory's Alpaca ranking rows were read as implicit-prompt pairs (the instruction passed through)."""
+    row = {"instruction": "Name a colour.", "input": "", "chosen": "Blue.", "rejected": "Blue, or green."}
+    table = Table("x.jsonl", [row])
+    fmt = detect(table, formats_of(["preference"]))
+    assert fmt.name == "alpaca-preference" and unused_columns(table, fmt) == ()
+    converted = convert_row(table, 0, fmt)
+    assert (converted["prompt_chosen"], converted["chosen"]) == ("Name a colour.", "Blue.")
+
+
+def test_openai_tool_calls_and_preference_rows():
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function",
+                                                                   "function": {"name": "f", "arguments": "{}"}}]}
+    row = {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, call,
+                        {"role": "tool", "tool_call_id": "1", "content": "42"},
+                        {"role": "assistant", "content": "It is 42."}],
+           "tools": [{"type": "function", "function": {"name": "f"}}], "parallel_tool_calls": False}
+    table = Table("x.jsonl", [row])
+    converted = convert_row(table, 0, FORMATS_BY_NAME["trl-messages"])
+    assert converted["prompt"][0]["content"].startswith("S\n\n" + TOOLS_HEADER) and call in converted["prompt"]
+    assert unused_columns(table, FORMATS_BY_NAME["trl-messages"]) == ("parallel_tool_calls",)
+    pref = {"input": {"messages": [{"role": "user", "content": "U"}], "tools": row["tools"]},
+            "preferred_output": [{"role": "assistant", "content": "A"}],
+            "non_preferred_output": [{"role": "assistant", "content": "B"}]}
+    table = Table("x.jsonl", [pref])
+    fmt = detect(table, formats_of(["preference"]))
+    converted = convert_row(table, 0, fmt)
+    assert fmt.name == "openai-preference" and converted["prompt_chosen"] == converted["prompt_rejected"]
+    assert converted["prompt_chosen"][0]["role"] == "system" and converted["rejected"][0]["content"] == "B"
 
 
 def test_pairs_error_names_the_file(tmp_path, capsys):

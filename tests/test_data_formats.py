@@ -188,3 +188,114 @@ def test_inspect_reports_kind_and_empty_responses(tmp_path):
     path = write(tmp_path / "p.jsonl", [{"prompt": "P", "chosen": "", "rejected": "no"}])
     loaded = inspect(path)
     assert (loaded.kind, loaded.format.name, len(loaded), loaded.empty_responses) == ("preference", "trl-preference", 1, 1)
+
+
+# --- what validate counts, repeated by train and pairs; plain-text and conversational files together ---------------
+
+CHAT_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}" \
+                "{% if add_generation_prompt %}assistant: {% endif %}"
+
+
+@pytest.fixture(scope="module")
+def chat_model(tiny_model_path, tmp_path_factory):
+    """stories260K with a chat template (its own has none), for conversational data."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("chat-model")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    AutoModelForCausalLM.from_pretrained(tiny_model_path).save_pretrained(folder)
+    return folder
+
+
+def plain_and_chat_files(tmp_path):
+    """A TRL standard (plain-text) file with an unread column, an empty response and an identical pair, and a
+    LLaMA-Factory sharegpt file with a system prompt."""
+    plain = tmp_path / "plain.jsonl"
+    write(plain, [{"prompt": "Once upon a time", "chosen": " there was a cat.", "rejected": " a dog.", "score": 1},
+                  {"prompt": "The sun", "chosen": " was warm.", "rejected": "", "score": 2},
+                  {"prompt": "Lily liked", "chosen": " to play.", "rejected": " to play.", "score": 3},
+                  {"prompt": "Tom had", "chosen": " a red ball.", "rejected": " a ball.", "score": 4}])
+    chat = tmp_path / "chat.json"
+    chat.write_text(json.dumps([{"conversations": [{"from": "human", "value": f"Tell story {i}."}],
+                                 "chosen": {"from": "gpt", "value": "Once there was a bird."},
+                                 "rejected": {"from": "gpt", "value": "No."}, "system": "You tell stories."}
+                                for i in range(4)]))
+    return plain, chat
+
+
+def test_train_mixes_plain_and_chat_files_and_repeats_what_validate_counts(tmp_path, chat_model, capsys):
+    """`jpo train --dataset plain.jsonl chat.json` once failed with a pyarrow traceback; and its summary did not say
+    what validate counts. Now the plain rows become chat turns, and each file's line carries validate's notes."""
+    from jpo.cli import main
+
+    plain, chat = plain_and_chat_files(tmp_path)
+    assert main(["data", "validate", str(plain), str(chat)]) == 0
+    validated = capsys.readouterr().out.splitlines()
+    code = main(["train", "--objective", "dpo", "--model_name_or_path", str(chat_model), "--dataset", str(plain),
+                 str(chat), "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--max_length", "64",
+                 "--per_device_train_batch_size", "8", "--report_to", "none", "--save_strategy", "no"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for notes in (validated[0].split("; ")[1:], validated[1].split("; ")[1:]):  # every note validate prints
+        for note in notes:
+            assert out.count(note) == 2, (note, out)  # printed before training and repeated in the summary
+    assert "1 with an empty response" in out and "1 identical pairs" in out
+    assert "not read as trl-preference (passed through): score" in out
+    assert f"data: {plain} (trl-preference): 4 preference rows" in out
+    assert "4 rows of plain text made chat turns" in out
+    assert f"data: {chat} (sharegpt-preference): 4 preference rows\n" in out  # system read: nothing unread
+
+
+def test_train_on_mixed_files_without_a_chat_template_is_one_line(tmp_path, tiny_model_path, capsys):
+    from jpo.cli import main
+
+    plain, chat = plain_and_chat_files(tmp_path)
+    code = main(["train", "--objective", "dpo", "--model_name_or_path", str(tiny_model_path), "--dataset",
+                 str(plain), str(chat), "--output_dir", str(tmp_path / "out"), "--max_steps", "1",
+                 "--report_to", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err  # progress bars aside, one error line
+    assert "conversational data needs a tokenizer with a chat template" in err.splitlines()[-1]
+
+
+def test_load_many_makes_one_representation():
+    from jpo.data.load import Loaded, unify_text
+
+    plain = [{"prompt": "P", "response": "R"}]
+    chat = [{"prompt": [{"role": "user", "content": "Q"}], "response": [{"role": "assistant", "content": "S"}]}]
+    assert unify_text([plain, chat]) == [1, 0]
+    assert plain == [{"prompt": [{"role": "user", "content": "P"}], "response": [{"role": "assistant", "content": "R"}]}]
+    assert unify_text([[{"prompt": "P", "response": "R"}]]) == [0]  # one representation: left as it is
+    assert Loaded.__dataclass_fields__["made_chat"].default == 0
+
+
+def test_pairs_summary_repeats_what_validate_counts(tmp_path, capsys):
+    from jpo.cli import main
+
+    prefs = tmp_path / "prefs.jsonl"
+    write(prefs, [{"prompt": f"Q{i}", "chosen": "same" if i == 0 else f"a{i}", "rejected": "same" if i == 0 else "",
+                   "score": i} for i in range(6)])
+    assert main(["data", "validate", str(prefs)]) == 0
+    notes = capsys.readouterr().out.strip().split("; ")[1:]
+    assert main(["pairs", "--input", str(prefs), "--output", str(tmp_path / "items.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert notes and all(note in out for note in notes), (notes, out)
+    assert "5 with an empty response" in out and "1 identical pairs" in out and "passed through): score" in out
+
+
+def test_trainer_takes_a_list_mixing_plain_and_chat_rows(tmp_path, chat_model):
+    """The drop-in path (`JPOTrainer(train_dataset=[...])`) with plain-text and conversational rows in one list: once
+    a pyarrow error, now one representation (the caller's rows are not changed)."""
+    from jpo import JPOConfig, JPOTrainer
+
+    rows = [{"prompt": "Once upon a time", "chosen": " a cat sat.", "rejected": " no."},
+            {"prompt": [{"role": "user", "content": "Tell a story."}],
+             "chosen": [{"role": "assistant", "content": "Once there was a bird."}],
+             "rejected": [{"role": "assistant", "content": "No."}]}]
+    args = JPOConfig(output_dir=str(tmp_path / "out"), objective="dpo", max_steps=1, per_device_train_batch_size=2,
+                     max_length=64, report_to="none", save_strategy="no")
+    trainer = JPOTrainer(str(chat_model), args=args, train_dataset=rows)
+    assert trainer.train().training_loss > 0
+    assert rows[0]["prompt"] == "Once upon a time"

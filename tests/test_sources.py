@@ -120,20 +120,21 @@ def test_training_rows_that_are_evaluation_prompts_are_left_out():
     ("tldr", "validation", "preference", ("openai/summarize_from_feedback", "validation", {"name": "comparisons"})),
     ("tldr", "train", "sft", ("vwxyzjn/summarize_from_feedback_tldr_3_filtered", "train", {})),
     ("ultrafeedback", "test", "preference", ("trl-lib/ultrafeedback_binarized", "test", {})),
-    ("alpaca-eval", "eval", "prompts",
-     ("json", "eval", {"data_files": {"eval": "hf://datasets/tatsu-lab/alpaca_eval/alpaca_eval.json"}})),
     ("jpo-authors", "joint", "preference",
      ("jointpreferences/sft_and_pref_data", "joint", {"data_files": {"joint": "data/tldr/train_joint_pref.jsonl"}})),
 ])
 def test_hub_locations(monkeypatch, name, split, kind, expected):
-    """Without a local copy each source asks `datasets.load_dataset` for its real hub name, config and files."""
+    """Without a local copy each source asks `datasets.load_dataset` for its real hub name, config and files (through
+    the real `read_hub`: a config passed as `name=` once collided with read_hub's own first parameter)."""
+    import datasets
+
     calls = []
 
-    def fake_read_hub(hub_name, hub_split, **kwargs):
-        calls.append((hub_name, hub_split, kwargs))
-        return src.Table(f"{hub_name}:{hub_split}", [])
+    def fake_load_dataset(path, split=None, **kwargs):
+        calls.append((path, split, kwargs))
+        return datasets.Dataset.from_list([])
 
-    monkeypatch.setattr(src, "read_hub", fake_read_hub)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.delenv(f"JPO_SOURCE_{name.upper().replace('-', '_')}", raising=False)
     loaded = load_source(name, split, kind=kind)
     assert calls == [expected] and len(loaded) == 0
@@ -198,3 +199,26 @@ def test_rows_the_format_rejects_are_counted_under_its_message(tmp_path):
     assert loaded.rows == [{"prompt": src.tldr_instruction("A post."), "response": "A summary."}]
     assert loaded.report.left_out == {"post: empty text": 1,
                                       "summary: expected text (a string or a list of chat messages), got null": 1}
+
+
+def test_ultrafeedback_system_turns_are_kept(tmp_path):
+    """Chat rows were cut to their last user turn (a system turn dropped silently); only single turns become plain
+    text now, and the rest of the source follows the conversations' representation (counted)."""
+    import json
+
+    def side(answer, system=None):
+        return ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": answer}]
+
+    rows = [{"chosen": side("Blue.", "Answer in one word."), "rejected": side("Blue, I think.", "Answer in one word."),
+             "score_chosen": 8.0, "score_rejected": 3.0},
+            {"chosen": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}],
+             "rejected": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "No."}],
+             "score_chosen": 9.0, "score_rejected": 1.0}]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_source("ultrafeedback", "train", kind="preference", path=path)
+    assert loaded.rows[0]["prompt_chosen"] == [{"role": "system", "content": "Answer in one word."},
+                                               {"role": "user", "content": "Name a colour."}]
+    assert loaded.rows[1]["prompt_chosen"] == [{"role": "user", "content": "Say hi."}]
+    assert loaded.report.made_chat == 1 and "1 plain-text rows made chat turns" in loaded.report.summary()

@@ -9,10 +9,12 @@ from jpo.errors import JpoError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", action="append", default=[], metavar="SOURCE",
-                        help="a label source (repeatable): an annotation database (.db), `jpo annotate export` / "
-                             "/api/export JSON Lines, or judged items (`jpo judge` output); NAME=PATH names it")
-    parser.add_argument("--items", action="append", default=[],
+    # `--labels a b` and `--labels a --labels b` both work (extend, not append: the README writes the first)
+    parser.add_argument("--labels", action="extend", nargs="+", default=[], metavar="SOURCE",
+                        help="label sources (one or more, and repeatable): an annotation database (.db), `jpo "
+                             "annotate export` / /api/export JSON Lines, or judged items (`jpo judge` output); "
+                             "NAME=PATH names one")
+    parser.add_argument("--items", action="extend", nargs="+", default=[],
                         help="item files giving content (protocol, dataset) to sources that only carry ids")
     parser.add_argument("--conditional", help="judged conditional items (or conditional preferences) for the "
                                               "interplay analysis, with --joint")

@@ -30,16 +30,16 @@ def validate(source: str) -> str:
         return f"{table.path}: jpo-authors-verdicts (verdicts: cached judge verdicts), {size} entries"
     loaded = inspect(table)
     fmt = loaded.format
-    note = f"; {loaded.empty_responses} with an empty response" if loaded.empty_responses else ""
-    return f"{table.path}: {fmt.name} ({fmt.kind}: {fmt.description}), {len(loaded)} rows{note}{_unused_note(loaded)}"
+    notes = "".join(f"; {note}" for note in loaded.notes())  # the same notes `jpo train` and `jpo pairs` print
+    return f"{table.path}: {fmt.name} ({fmt.kind}: {fmt.description}), {len(loaded)} rows{notes}{_near_note(loaded)}"
 
 
-def _unused_note(loaded: Loaded) -> str:
-    """Name the columns the detected format does not read. A column that another format needs usually means the
-    file lost a column (`prompt,chosen` is a preference file without `rejected`), so that format is named too."""
+def _near_note(loaded: Loaded) -> str:
+    """A column that another format needs usually means the file lost a column (`prompt,chosen` is a preference
+    file without `rejected`): name that format too."""
     if not loaded.unused:
         return ""
-    note = f"; not read as {loaded.format.name} (passed through): {', '.join(loaded.unused)}"
+    note = ""
     present = loaded.format.columns | set(loaded.unused)
     near = [f for f in FORMATS if f is not loaded.format and f.columns & set(loaded.unused)]
     if near:

@@ -13,8 +13,10 @@ and three that feed single stages: ``unpaired`` (KTO's ``{prompt, completion, la
 (``{id, prompt, response}``) and ``references`` (``{id, reference}``).
 
 Text is a string, or for conversational data a list of chat messages ``[{"role", "content"}]``: the prompt is the
-conversation so far and a response is a list holding the assistant's turn. Columns a format does not consume are
-kept, so ids, scores and task labels travel with the row.
+conversation so far and a response is a list holding the assistant's turn. Every column a layout defines is used:
+a system prompt (LLaMA-Factory's ``system``), tool descriptions (``tools``: LLaMA-Factory, TRL, OpenAI) and earlier
+turns (Alpaca's ``history``) become messages of the prompt (see `with_context`). Columns a format does not define are
+kept, so ids, scores and task labels travel with the row, and are named wherever the data is read.
 """
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ def check_text(value: Any, field: str, fail: Fail, *, allow_empty: bool = False)
         for index, message in enumerate(value):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise fail(f"message {index} is not a chat message with a 'role'", field)
-            if not isinstance(message.get("content"), str):
+            content = message.get("content")
+            # an assistant turn that only calls tools (OpenAI, TRL) has no content
+            if not isinstance(content, str) and not (content is None and message.get("tool_calls")):
                 raise fail(f"message {index} has no string 'content'", field)
-        if not allow_empty and not any(m["content"].strip() for m in value):
+        if not allow_empty and not any((m["content"] or "").strip() or m.get("tool_calls") for m in value):
             raise fail("empty text", field)
         return value
     if isinstance(value, list):
@@ -75,9 +79,69 @@ def as_messages(value: Text, role: str) -> list[dict[str, str]]:
     return value if isinstance(value, list) else [{"role": role, "content": value}]
 
 
+# --- the context a layout puts beside the conversation: system prompt, tools, earlier turns -----------------------
+
+# The context columns each family of layouts defines: LLaMA-Factory's sharegpt and Alpaca layouts (system, tools;
+# Alpaca also history), TRL's (tools, for conversational data), OpenAI's chat fine-tuning rows (tools; their
+# `parallel_tool_calls` says how the API may call tools and changes no text, so it is named as not read).
+LF_SHAREGPT = frozenset({"system", "tools"})
+LF_ALPACA = frozenset({"system", "tools", "history"})
+TRL_CONTEXT = frozenset({"tools"})
+OPENAI_CONTEXT = frozenset({"system", "tools"})
+TOOLS_HEADER = "Tools you can call (JSON schemas):\n"
+
+
+def _tools_text(value: Any, fail: Fail) -> str:
+    """LLaMA-Factory stores tools as a JSON string, TRL and OpenAI as a list of JSON schemas."""
+    if value is None or value == "" or value == []:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    raise fail(f"expected tool descriptions (a JSON string or a list of schemas), got {type(value).__name__}", "tools")
+
+
+def _history(value: Any, fail: Fail) -> list[dict[str, str]]:
+    """Alpaca's ``history``: earlier ``[instruction, response]`` rounds, as user and assistant turns."""
+    if value is None or value == []:
+        return []
+    if not isinstance(value, list) or not all(
+            isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(t, str) for t in pair)
+            for pair in value):
+        raise fail("expected a list of [instruction, response] pairs of strings", "history")
+    return [m for q, a in value for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+
+
+def with_context(prompt: Text, row: dict[str, Any], fail: Fail, columns: frozenset[str]) -> Text:
+    """The prompt with what the row says beside it: Alpaca's ``history`` as earlier turns, the ``system`` column as
+    the system message (a system turn already in the conversation wins, as in LLaMA-Factory), ``tools`` appended to
+    the system message after `TOOLS_HEADER` (LLaMA-Factory's templates render tools into the system prompt too).
+    Only `columns` (the layout's own context columns) are read. With none of them the prompt is returned as it is
+    (plain text stays plain text)."""
+    row = {k: v for k, v in row.items() if k in columns}
+    system = row.get("system")
+    if system is not None and not isinstance(system, str):
+        raise fail(f"expected a string, got {type(system).__name__}", "system")
+    tools = _tools_text(row.get("tools"), fail)
+    history = _history(row.get("history"), fail)
+    if not (system or "").strip() and not tools and not history:
+        return prompt
+    messages = history + [dict(m) for m in as_messages(prompt, "user")]
+    if messages[0]["role"] == "system":
+        system = messages.pop(0)["content"]
+    content = "\n\n".join(part for part in ((system or "").strip() and system, tools and TOOLS_HEADER + tools) if part)
+    return ([{"role": "system", "content": content}] if content else []) + messages
+
+
+def like(response: Text, prompt: Text) -> Text:
+    """A response in its prompt's representation: an assistant turn where the prompt became a conversation."""
+    return as_messages(response, "assistant") if isinstance(prompt, list) else response
+
+
 def text_of(value: Text) -> str:
     """Plain text of a prompt or response (the last message's content for conversational text)."""
-    return value if isinstance(value, str) else value[-1]["content"]
+    return value if isinstance(value, str) else value[-1]["content"] or ""
 
 
 # --- conversions between layouts ---------------------------------------------------------------------------------
@@ -168,11 +232,33 @@ def _authors_joint(row: dict, fail: Fail) -> dict:
 
 
 def _trl_preference(row: dict, fail: Fail) -> dict:
-    prompt = check_text(row["prompt"], "prompt", fail)
-    chosen = check_text(row["chosen"], "chosen", fail, allow_empty=True)
-    rejected = check_text(row["rejected"], "rejected", fail, allow_empty=True)
+    prompt = with_context(check_text(row["prompt"], "prompt", fail), row, fail, TRL_CONTEXT)
+    chosen = like(check_text(row["chosen"], "chosen", fail, allow_empty=True), prompt)
+    rejected = like(check_text(row["rejected"], "rejected", fail, allow_empty=True), prompt)
     return {"prompt_chosen": prompt, "chosen": chosen, "prompt_rejected": prompt, "rejected": rejected,
-            **_rest(row, {"prompt", "chosen", "rejected"})}
+            **_rest(row, {"prompt", "chosen", "rejected", *TRL_CONTEXT})}
+
+
+def _alpaca_preference(row: dict, fail: Fail) -> dict:
+    """LLaMA-Factory's Alpaca-style ranking data: instruction (+ input, system, history, tools), chosen, rejected."""
+    prompt = _instruction(row, "instruction", fail, LF_ALPACA)
+    chosen = like(check_text(row["chosen"], "chosen", fail, allow_empty=True), prompt)
+    rejected = like(check_text(row["rejected"], "rejected", fail, allow_empty=True), prompt)
+    return {"prompt_chosen": prompt, "chosen": chosen, "prompt_rejected": prompt, "rejected": rejected,
+            **_rest(row, {"instruction", "input", "chosen", "rejected", *LF_ALPACA})}
+
+
+def _openai_preference(row: dict, fail: Fail) -> dict:
+    """OpenAI's preference fine-tuning rows: ``input: {messages, tools, parallel_tool_calls}``, ``preferred_output``
+    and ``non_preferred_output`` (each a list holding the assistant's message)."""
+    given = row["input"]
+    if not isinstance(given, dict) or not isinstance(given.get("messages"), list):
+        raise fail("expected {messages: [...], tools: [...]}", "input")
+    prompt = with_context(check_text(given["messages"], "input", fail), given, fail, OPENAI_CONTEXT)
+    chosen = check_text(row["preferred_output"], "preferred_output", fail, allow_empty=True)
+    rejected = check_text(row["non_preferred_output"], "non_preferred_output", fail, allow_empty=True)
+    return {"prompt_chosen": prompt, "chosen": like(chosen, prompt), "prompt_rejected": prompt,
+            "rejected": like(rejected, prompt), **_rest(row, {"input", "preferred_output", "non_preferred_output"})}
 
 
 def _implicit_preference(row: dict, fail: Fail) -> dict:
@@ -184,25 +270,36 @@ def _implicit_preference(row: dict, fail: Fail) -> dict:
     if isinstance(chosen, list) and any(m["role"] != "assistant" for m in chosen[-1:]):
         raise fail("the chosen conversation does not end with an assistant turn", "chosen")
     check_text(prompt, "chosen", fail)
-    return {"prompt_chosen": prompt, "chosen": chosen, "prompt_rejected": prompt, "rejected": rejected,
-            **_rest(row, {"chosen", "rejected"})}
+    prompt = with_context(prompt, row, fail, TRL_CONTEXT)
+    return {"prompt_chosen": prompt, "chosen": like(chosen, prompt), "prompt_rejected": prompt,
+            "rejected": like(rejected, prompt), **_rest(row, {"chosen", "rejected", *TRL_CONTEXT})}
 
 
 def _sharegpt_preference(row: dict, fail: Fail) -> dict:
-    prompt = _sharegpt(row["conversations"], "conversations", fail)
+    prompt = with_context(_sharegpt(row["conversations"], "conversations", fail), row, fail, LF_SHAREGPT)
     chosen = _sharegpt(row["chosen"], "chosen", fail, allow_empty=True)
     rejected = _sharegpt(row["rejected"], "rejected", fail, allow_empty=True)
     return {"prompt_chosen": prompt, "chosen": chosen, "prompt_rejected": prompt, "rejected": rejected,
-            **_rest(row, {"conversations", "chosen", "rejected"})}
+            **_rest(row, {"conversations", "chosen", "rejected", *LF_SHAREGPT})}
 
 
-def _sft(prompt_field: str, response_field: str) -> Callable[[dict, Fail], dict]:
+def _instruction(row: dict, prompt_field: str, fail: Fail, context: frozenset[str]) -> Text:
+    """An instruction-style prompt: Alpaca's optional ``input`` under the instruction, then its context."""
+    prompt = check_text(row[prompt_field], prompt_field, fail)
+    if prompt_field == "instruction" and row.get("input") is not None:
+        if not isinstance(row["input"], str):
+            raise fail(f"expected a string, got {type(row['input']).__name__}", "input")
+        if row["input"].strip():
+            prompt = f"{prompt}\n\n{row['input']}"
+    return with_context(prompt, row, fail, context)
+
+
+def _sft(prompt_field: str, response_field: str, context: frozenset[str] = frozenset()) -> Callable[[dict, Fail], dict]:
     def convert(row: dict, fail: Fail) -> dict:
-        prompt = check_text(row[prompt_field], prompt_field, fail)
-        if prompt_field == "instruction" and isinstance(row.get("input"), str) and row["input"].strip():
-            prompt = f"{prompt}\n\n{row['input']}"  # Alpaca's optional input goes under the instruction
-        response = check_text(row[response_field], response_field, fail, allow_empty=True)
-        return {"prompt": prompt, "response": response, **_rest(row, {prompt_field, response_field, "input"})}
+        prompt = _instruction(row, prompt_field, fail, context)
+        response = like(check_text(row[response_field], response_field, fail, allow_empty=True), prompt)
+        return {"prompt": prompt, "response": response,
+                **_rest(row, {prompt_field, response_field, "input", *context})}
 
     return convert
 
@@ -218,12 +315,14 @@ def _messages_sft(row: dict, fail: Fail) -> dict:
     if isinstance(messages, str):
         raise fail("expected a list of chat messages", "messages")
     prompt, response = _split_last_turn(messages, "messages", fail)
-    return {"prompt": prompt, "response": response, **_rest(row, {"messages"})}
+    return {"prompt": with_context(prompt, row, fail, OPENAI_CONTEXT), "response": response,
+            **_rest(row, {"messages", *OPENAI_CONTEXT})}
 
 
 def _sharegpt_sft(row: dict, fail: Fail) -> dict:
     prompt, response = _split_last_turn(_sharegpt(row["conversations"], "conversations", fail), "conversations", fail)
-    return {"prompt": prompt, "response": response, **_rest(row, {"conversations"})}
+    return {"prompt": with_context(prompt, row, fail, LF_SHAREGPT), "response": response,
+            **_rest(row, {"conversations", *LF_SHAREGPT})}
 
 
 def _items(row: dict, fail: Fail) -> dict:
@@ -289,20 +388,32 @@ def _mt_bench_reference(row: dict, fail: Fail) -> dict:
             **_rest(row, {"question_id", "choices"})}
 
 
-def _unpaired(prompt_field: str | None) -> Callable[[dict, Fail], dict]:
+def _unpaired(prompt_field: str | None, label_field: str = "label",
+              messages_field: str = "messages") -> Callable[[dict, Fail], dict]:
+    """KTO rows: TRL's prompt/completion/label; LLaMA-Factory's conversation (OpenAI `messages` or sharegpt
+    `conversations`) and its last assistant turn, or Alpaca's instruction (+ input, history) and output, each with a
+    boolean `label` or `kto_tag` (LLaMA-Factory's name for the column)."""
+    context = TRL_CONTEXT if prompt_field == "prompt" else LF_ALPACA if prompt_field else LF_SHAREGPT
+    response_field = "output" if prompt_field == "instruction" else "completion"
+    consumed = {label_field, *context, *((prompt_field, response_field) if prompt_field else (messages_field,)),
+                *(("input",) if prompt_field == "instruction" else ())}
+
     def convert(row: dict, fail: Fail) -> dict:
-        if prompt_field is None:  # LLaMA-Factory KTO: the conversation and its last assistant turn
-            messages = check_text(row["messages"], "messages", fail)
+        if prompt_field is None:  # the conversation and its last assistant turn
+            messages = (_sharegpt(row[messages_field], messages_field, fail) if messages_field == "conversations"
+                        else check_text(row[messages_field], messages_field, fail))
             if isinstance(messages, str):
-                raise fail("expected a list of chat messages", "messages")
-            prompt, completion = _split_last_turn(messages, "messages", fail)
+                raise fail("expected a list of chat messages", messages_field)
+            prompt, completion = _split_last_turn(messages, messages_field, fail)
         else:
-            prompt = check_text(row[prompt_field], prompt_field, fail)
-            completion = check_text(row["completion"], "completion", fail, allow_empty=True)
-        if not isinstance(row["label"], bool):
-            raise fail(f"expected true or false, got {row['label']!r}", "label")
-        return {"prompt": prompt, "completion": completion, "label": row["label"],
-                **_rest(row, {prompt_field or "messages", "completion", "label"})}
+            prompt = (_instruction(row, prompt_field, fail, frozenset()) if prompt_field == "instruction"
+                      else check_text(row[prompt_field], prompt_field, fail))
+            completion = check_text(row[response_field], response_field, fail, allow_empty=True)
+        prompt = with_context(prompt, row, fail, context)
+        if not isinstance(row[label_field], bool):
+            raise fail(f"expected true or false, got {row[label_field]!r}", label_field)
+        return {"prompt": prompt, "completion": like(completion, prompt), "label": row[label_field],
+                **_rest(row, consumed)}
 
     return convert
 
@@ -343,38 +454,61 @@ def _f(name: str, kind: str, columns: str, convert: Callable, description: str, 
     return Format(name, kind, frozenset(columns.split()), convert, description, frozenset(optional.split()))
 
 
+def _names(*columns: frozenset[str] | str) -> str:
+    return " ".join(sorted(c for group in columns for c in ([group] if isinstance(group, str) else group)))
+
+
+_LF_SHAREGPT, _LF_ALPACA = _names(LF_SHAREGPT), _names(LF_ALPACA, "input")
+_TRL, _OPENAI = _names(TRL_CONTEXT), _names(OPENAI_CONTEXT)
+
+
 FORMATS: tuple[Format, ...] = (
     # preference
     _f("joint", "preference", "prompt_chosen chosen prompt_rejected rejected", _joint, "jpo joint preferences"),
     _f("jpo-authors", "preference", "i_chosen r_chosen i_reject r_reject", _authors_joint,
        "the JPO authors' released preferences"),
     _f("sharegpt-preference", "preference", "conversations chosen rejected", _sharegpt_preference,
-       "LLaMA-Factory sharegpt preferences"),
+       "LLaMA-Factory sharegpt preferences", _LF_SHAREGPT),
+    _f("alpaca-preference", "preference", "instruction chosen rejected", _alpaca_preference,
+       "LLaMA-Factory Alpaca-style preferences", _LF_ALPACA),
+    _f("openai-preference", "preference", "input preferred_output non_preferred_output", _openai_preference,
+       "OpenAI preference fine-tuning rows"),
     _f("trl-preference", "preference", "prompt chosen rejected", _trl_preference,
-       "TRL preferences (standard or conversational)"),
+       "TRL preferences (standard or conversational)", _TRL),
     _f("trl-implicit-preference", "preference", "chosen rejected", _implicit_preference,
-       "TRL implicit-prompt preferences / Anthropic HH transcripts"),
+       "TRL implicit-prompt preferences / Anthropic HH transcripts", _TRL),
     _f("tldr-comparisons", "preference", "info summaries choice", _tldr_comparison,
        "OpenAI summarize_from_feedback comparisons (bare posts)", "worker"),
     # unpaired (KTO)
-    _f("trl-unpaired", "unpaired", "prompt completion label", _unpaired("prompt"), "TRL unpaired preferences (KTO)"),
-    _f("llama-factory-kto", "unpaired", "messages label", _unpaired(None), "LLaMA-Factory KTO messages with labels"),
+    _f("trl-unpaired", "unpaired", "prompt completion label", _unpaired("prompt"), "TRL unpaired preferences (KTO)",
+       _TRL),
+    _f("llama-factory-kto", "unpaired", "messages label", _unpaired(None), "LLaMA-Factory KTO messages with labels",
+       _LF_SHAREGPT),
+    _f("llama-factory-kto-tag", "unpaired", "messages kto_tag", _unpaired(None, "kto_tag"),
+       "LLaMA-Factory KTO messages with kto_tag", _LF_SHAREGPT),
+    _f("sharegpt-kto", "unpaired", "conversations kto_tag", _unpaired(None, "kto_tag", "conversations"),
+       "LLaMA-Factory sharegpt KTO conversations", _LF_SHAREGPT),
+    _f("alpaca-kto", "unpaired", "instruction output kto_tag", _unpaired("instruction", "kto_tag"),
+       "LLaMA-Factory Alpaca-style KTO rows", _LF_ALPACA),
     # items
     _f("items", "items", "prompt_a response_a prompt_b response_b", _items, "jpo comparison items", "id label"),
     _f("conditional-items", "items", "prompt response_a response_b", _conditional_items,
        "jpo conditional comparison items", "id label"),
     # sft
     _f("sft", "sft", "prompt response", _sft("prompt", "response"), "jpo instruction-response"),
-    _f("trl-prompt-completion", "sft", "prompt completion", _sft("prompt", "completion"), "TRL prompt-completion"),
+    _f("trl-prompt-completion", "sft", "prompt completion", _sft("prompt", "completion", TRL_CONTEXT), "TRL prompt-completion",
+       _TRL),
     _f("jpo-authors-sft", "sft", "instruction response", _sft("instruction", "response"),
        "the JPO authors' instruction-response", "input"),
     _f("jpo-authors-gold", "sft", "instruction gold_response", _sft("instruction", "gold_response"),
        "the JPO authors' test prompts with gold responses", "input"),
-    _f("alpaca", "sft", "instruction output", _sft("instruction", "output"), "Alpaca / AlpacaEval", "input"),
+    _f("alpaca", "sft", "instruction output", _sft("instruction", "output", LF_ALPACA), "Alpaca / AlpacaEval / LLaMA-Factory",
+       _LF_ALPACA),
     _f("tldr-posts", "sft", "post summary", _sft("post", "summary"),
        "Reddit TL;DR posts with summaries (bare posts)"),
-    _f("trl-messages", "sft", "messages", _messages_sft, "TRL conversational language modeling"),
-    _f("sharegpt", "sft", "conversations", _sharegpt_sft, "LLaMA-Factory sharegpt conversations"),
+    _f("trl-messages", "sft", "messages", _messages_sft, "TRL conversational language modeling / OpenAI chat",
+       _OPENAI),
+    _f("sharegpt", "sft", "conversations", _sharegpt_sft, "LLaMA-Factory sharegpt conversations", _LF_SHAREGPT),
     # prompts
     _f("prompts", "prompts", "prompt", _prompts("prompt", "reference", "id"), "jpo prompts", "reference id"),
     _f("instructions", "prompts", "instruction", _prompts("instruction", None, "instruction_id"), "instructions",

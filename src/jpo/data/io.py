@@ -147,19 +147,36 @@ def _saved_dataset(path: Path, split: str | None) -> Table:
     return Table(str(path) + (f":{split}" if split else ""), loaded.to_list(), None)
 
 
-def read_hub(name: str, split: str = "train", **kwargs: Any) -> Table:
+def read_hub(path: str, split: str = "train", **kwargs: Any) -> Table:
     """A dataset from the Hugging Face Hub (or any `datasets.load_dataset` path), e.g. `trl-lib/ultrafeedback_binarized`.
 
-    Offline, this fails fast with a JpoError that says so, instead of a long retry loop and a traceback.
+    `kwargs` go to `datasets.load_dataset` as they are: a config is `name=` (which is why the dataset is `path`),
+    `data_dir=`, `data_files=`. Offline (HF_HUB_OFFLINE=1) a dataset loaded before is read from the datasets cache.
+    A failure is one JpoError naming the dataset and split, instead of a long retry loop and a traceback.
     """
     import datasets
 
     try:
-        loaded = datasets.load_dataset(name, split=split, **kwargs)
+        loaded = datasets.load_dataset(path, split=split, **kwargs)
     except Exception as error:
         hint = " (no network: set HF_HUB_OFFLINE=1 and use a local copy)" if "offline" not in str(error).lower() else ""
-        raise JpoError(f"{name}: cannot load dataset split '{split}': {type(error).__name__}: {error}{hint}") from None
-    return Table(f"{name}:{split}", loaded.to_list(), None)
+        config = f" (config {kwargs['name']!r})" if kwargs.get("name") else ""
+        raise JpoError(f"{path}{config}: cannot load dataset split '{split}': {type(error).__name__}: {error}{hint}"
+                       ) from None
+    return Table(f"{path}:{split}", loaded.to_list(), None)
+
+
+def read_hub_file(repo: str, filename: str) -> Table:
+    """One file of a Hub dataset repository (downloaded once, then read from the hub cache, offline too), for repos
+    that `datasets.load_dataset` cannot read by name (tatsu-lab/alpaca_eval is a loading script)."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        local = hf_hub_download(repo, filename, repo_type="dataset")
+    except Exception as error:
+        raise JpoError(f"{repo}: cannot fetch {filename}: {type(error).__name__}: {error}") from None
+    table = read_table(local)
+    return Table(f"{repo}/{filename}", table.rows, table.lines, table.meta)
 
 
 def split_source(source: str) -> tuple[str, str | None]:

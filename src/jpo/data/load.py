@@ -12,7 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jpo.data.formats import ALSO_READ_AS, COLUMNS, FORMATS, KINDS, RESPONSES, Format, item_id, text_of
+from jpo.data.formats import (
+    ALSO_READ_AS,
+    COLUMNS,
+    FORMATS,
+    KINDS,
+    RESPONSES,
+    Format,
+    as_messages,
+    item_id,
+    text_of,
+)
 from jpo.data.io import Table, read_table
 from jpo.errors import DataError
 
@@ -26,6 +36,7 @@ class Loaded:
     kind: str
     rows: list[dict[str, Any]]
     unused: tuple[str, ...] = ()  # columns of the source that the format does not read (passed through)
+    made_chat: int = 0  # rows whose plain text became chat turns, to match conversational rows (see `unify_text`)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -34,6 +45,58 @@ class Loaded:
     def empty_responses(self) -> int:
         """Rows with an empty response: allowed (a model may answer nothing), but always reported."""
         return sum(any(f in row and not text_of(row[f]).strip() for f in RESPONSES) for row in self.rows)
+
+    @property
+    def identical_pairs(self) -> int:
+        """Pairs comparing a text with itself (same prompt, same response): no preference, so training drops them."""
+        sides = PAIR_SIDES.get(self.kind)
+        if sides is None:
+            return 0
+        return sum(row[sides[0]] == row[sides[2]] and row[sides[1]] == row[sides[3]] for row in self.rows)
+
+    def notes(self) -> list[str]:
+        """What `jpo data validate`, `jpo train`, `jpo sft` and `jpo pairs` all report about a source."""
+        notes = []
+        if self.empty_responses:
+            notes.append(f"{self.empty_responses} with an empty response")
+        if self.identical_pairs:
+            notes.append(f"{self.identical_pairs} identical pairs (chosen equals rejected, not trained on)")
+        if self.made_chat:
+            notes.append(f"{self.made_chat} rows of plain text made chat turns (user prompt, assistant response) to "
+                         "match the conversational rows")
+        if self.unused:
+            notes.append(f"not read as {self.format.name} (passed through): {', '.join(self.unused)}")
+        return notes
+
+    def summary(self) -> str:
+        """One line: the source, its layout, its rows and `notes`."""
+        return "; ".join([f"{self.path} ({self.format.name}): {len(self)} {self.kind} rows", *self.notes()])
+
+
+# The two sides of a pair, in the order (prompt, response, prompt, response).
+PAIR_SIDES = {"preference": COLUMNS["preference"], "items": ("prompt_a", "response_a", "prompt_b", "response_b")}
+PROMPT_FIELDS = ("prompt", "prompt_chosen", "prompt_rejected", "prompt_a", "prompt_b")
+RESPONSE_FIELDS = ("response", "completion", "chosen", "rejected", "response_a", "response_b", "reference")
+
+
+def unify_text(groups: list[list[dict[str, Any]]]) -> list[int]:
+    """One representation for rows read together (one Arrow table, one tokenization): where any prompt or response
+    is a list of chat messages, every plain-text one becomes chat turns (a prompt a user turn, a response an
+    assistant turn), as TRL asks of a dataset. Converts in place; returns the rows converted per group."""
+    fields = PROMPT_FIELDS + RESPONSE_FIELDS
+    values = [row[f] for rows in groups for row in rows for f in fields if f in row]
+    if not any(isinstance(v, list) for v in values) or not any(isinstance(v, str) for v in values):
+        return [0] * len(groups)
+    counts = []
+    for rows in groups:
+        count = 0
+        for row in rows:
+            plain = [f for f in fields if isinstance(row.get(f), str)]
+            for field in plain:
+                row[field] = as_messages(row[field], "user" if field in PROMPT_FIELDS else "assistant")
+            count += bool(plain)
+        counts.append(count)
+    return counts
 
 
 def formats_of(kinds: Iterable[str]) -> tuple[Format, ...]:
@@ -134,7 +197,18 @@ def load(source: str | os.PathLike, kind: str) -> Loaded:
     rows = as_kind(_convert_all(table, fmt), fmt.kind, kind)
     if kind in ("items", "prompts", "references"):  # generations repeat prompts across temperatures and seeds
         _unique_ids(rows, table, explicit=any(column in table.rows[0] for column in ID_COLUMNS))
-    return Loaded(table.path, fmt, kind, rows, unused_columns(table, fmt))
+    (made_chat,) = unify_text([rows])  # e.g. Alpaca rows of which only some have a system prompt or history
+    return Loaded(table.path, fmt, kind, rows, unused_columns(table, fmt), made_chat)
+
+
+def load_many(sources: Iterable[str | os.PathLike], kind: str) -> list[Loaded]:
+    """Several sources read as one dataset (`jpo train --dataset a.jsonl b.jsonl`): each loaded as `load` does,
+    then in one text representation (`unify_text`: plain-text files next to conversational ones become chat
+    turns, counted in each file's `made_chat`)."""
+    loaded = [load(source, kind) for source in sources]
+    for one, count in zip(loaded, unify_text([one.rows for one in loaded]), strict=True):
+        one.made_chat += count
+    return loaded
 
 
 def _convert_all(table: Table, fmt: Format) -> list[dict[str, Any]]:
@@ -145,7 +219,9 @@ def inspect(source: str | os.PathLike | Table) -> Loaded:
     """Load a source as whatever kind its columns say (for `jpo data validate`)."""
     table = source if isinstance(source, Table) else read_table(source)
     fmt = detect(table)
-    return Loaded(table.path, fmt, fmt.kind, _convert_all(table, fmt), unused_columns(table, fmt))
+    rows = _convert_all(table, fmt)
+    (made_chat,) = unify_text([rows])
+    return Loaded(table.path, fmt, fmt.kind, rows, unused_columns(table, fmt), made_chat)
 
 
 def load_preferences(source: str | os.PathLike) -> list[dict[str, Any]]:

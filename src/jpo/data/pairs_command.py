@@ -38,9 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("verb", nargs="?", help="`mix` builds D_M = D_C ∪ D_H instead of pairs")
 
 
-def read_input(args: argparse.Namespace) -> tuple[list[dict], str, str]:
-    """(rows, kind, description) of --input or --source: instruction-response rows, or preference rows where the
-    strategy needs labels or the data has no instruction-response rows."""
+def read_input(args: argparse.Namespace) -> tuple[list[dict], str, str, str]:
+    """(rows, kind, description, notes) of --input or --source: instruction-response rows, or preference rows where
+    the strategy needs labels or the data has no instruction-response rows. The notes are what `jpo data validate`
+    counts (empty responses, identical pairs, columns not read), each after "; "."""
     if args.source:
         from jpo.data.sources import get_source, load_source
 
@@ -48,18 +49,18 @@ def read_input(args: argparse.Namespace) -> tuple[list[dict], str, str]:
         wants_labels = args.strategy in LABELLED
         kind = "sft" if "sft" in get_source(name).parts and not wants_labels else "preference"
         loaded = load_source(name, split or "train", kind=kind, task=args.source_task)
-        return loaded.rows, kind, loaded.report.summary()
+        return loaded.rows, kind, loaded.report.summary(), ""
     if not args.input:
         raise JpoError("--input (or --source) is required")
     loaded = inspect(args.input)
     if loaded.kind not in ("sft", "preference"):
         raise DataError(f"{loaded.format.name} rows are {loaded.kind}, not instruction-response or preference data",
                         path=loaded.path)
-    return loaded.rows, loaded.kind, f"{loaded.path} ({loaded.format.name})"
+    return loaded.rows, loaded.kind, f"{loaded.path} ({loaded.format.name})", "".join(f"; {n}" for n in loaded.notes())
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    rows, kind, described = read_input(args)
+    rows, kind, described, notes = read_input(args)
     report = PairReport()
     try:
         if args.budget is not None:  # selection: the budget's items from jpo.selection
@@ -71,7 +72,7 @@ def run_pairs(args: argparse.Namespace) -> int:
         raise JpoError(f"{args.input or args.source}: {error}") from None
     write_jsonl(args.output, out)
     what = "preference rows (labelled by construction)" if args.strategy in LABELLED else "items"
-    print(f"pairs: {described}: {report.summary()} -> {len(out)} {what} in {args.output}")
+    print(f"pairs: {described}: {report.summary()}{notes} -> {len(out)} {what} in {args.output}")
     return 0
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from jpo.data.formats import COLUMNS, FORMATS_BY_NAME, text_of
-from jpo.data.io import SUFFIXES, Table, read_hub, read_table
-from jpo.data.load import as_kind, convert_row, detect
+from jpo.data.io import SUFFIXES, Table, read_hub, read_hub_file, read_table
+from jpo.data.load import as_kind, convert_row, detect, unify_text
 from jpo.errors import DataError, JpoError
 
 # The paper's TL;DR task instruction and the authors' model template, exactly as in their released generations
@@ -55,18 +55,22 @@ class SourceReport:
     read: int = 0
     kept: int = 0
     duplicates: int = 0
+    made_chat: int = 0  # plain-text rows made chat turns to match rows that are conversations (see unify_text)
     left_out: Counter = field(default_factory=Counter)
 
     def summary(self) -> str:
         parts = [f"{self.name}:{self.split} ({self.kind}, from {self.origin}): {self.read} read, {self.kept} kept"]
         if self.duplicates:
             parts.append(f"{self.duplicates} repeated instructions merged")
+        if self.made_chat:
+            parts.append(f"{self.made_chat} plain-text rows made chat turns to match the conversations")
         parts += [f"{n} left out: {reason}" for reason, n in sorted(self.left_out.items())]
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "split": self.split, "kind": self.kind, "origin": self.origin, "read": self.read,
-                "kept": self.kept, "duplicates": self.duplicates, "left_out": dict(self.left_out)}
+                "kept": self.kept, "duplicates": self.duplicates, "made_chat": self.made_chat,
+                "left_out": dict(self.left_out)}
 
 
 @dataclass
@@ -86,6 +90,9 @@ class Hub:
     config: str | None = None
     data_dir: str | None = None
     data_files: dict[str, str] | None = None  # split -> file in the repo (for repos of plain files)
+    # split -> one file fetched with `huggingface_hub.hf_hub_download`, for repos `load_dataset` cannot read by name
+    # (a loading script): from the hub cache this works offline too, which `hf://` data files do not
+    files: dict[str, str] | None = None
     splits: dict[str, str] = field(default_factory=dict)  # our split name -> the hub's
 
 
@@ -154,15 +161,17 @@ def _tldr(row: dict[str, Any], task: str | None) -> dict[str, Any]:
 
 
 def _plain_text(row: dict[str, Any], strip: bool) -> dict[str, Any]:
-    """Single-turn chat rows as plain text: the (last) user turn as the prompt, the assistant turn as the response."""
+    """Single-turn chat rows as plain text: where every prompt is one user turn and every response one assistant
+    turn. A row with more (a system turn, earlier turns) stays chat messages, never cut to its last turn."""
     out = dict(row)
-    for columns, role in ((PROMPT_FIELDS, "user"), (RESPONSE_FIELDS, "assistant")):
-        for column in columns:
-            value = out.get(column)
-            if isinstance(value, list):
-                value = next((m["content"] for m in reversed(value) if m["role"] == role), text_of(value))
-            if isinstance(value, str):
-                out[column] = value.strip() if strip else value
+    roles = [(c, "user") for c in PROMPT_FIELDS] + [(c, "assistant") for c in RESPONSE_FIELDS]
+    chats = [(c, role) for c, role in roles if isinstance(out.get(c), list)]
+    if all(len(out[c]) == 1 and out[c][0]["role"] == role for c, role in chats):
+        for column, _ in chats:
+            out[column] = out[column][0]["content"]
+        for column, _ in roles:
+            if isinstance(out.get(column), str) and strip:
+                out[column] = out[column].strip()
     return out
 
 
@@ -263,7 +272,7 @@ SOURCES: dict[str, Source] = {
     "alpaca-eval": Source(
         "alpaca-eval", "the 805 AlpacaEval instructions, with a reference output (text-davinci-003 from the hub "
         "file; gpt4_1106_preview for AlpacaEval 2 from a local model_outputs.json)",
-        {"prompts": Part(Hub("json", data_files={"eval": "hf://datasets/tatsu-lab/alpaca_eval/alpaca_eval.json"}),
+        {"prompts": Part(Hub("tatsu-lab/alpaca_eval", files={"eval": "alpaca_eval.json"}),
                          ("alpaca", "instructions"), finish=_alpaca_eval, extras=("dataset", "reference_generator"),
                          local={"*": "gpt4_1106_preview_model_outputs.json"})},
         "prompts"),
@@ -298,6 +307,10 @@ def _local_file(folder: Path, split: str, names: dict[str, str], task: str | Non
 
 def _hub_table(part: Part, split: str, task: str | None) -> Table:
     hub = part.hub
+    if hub.files is not None:
+        if split not in hub.files:
+            raise JpoError(f"{hub.name}: no split '{split}' (has {', '.join(hub.files)})")
+        return read_hub_file(hub.name, hub.files[split])
     kwargs: dict[str, Any] = {}
     if hub.config:
         kwargs["name"] = hub.config
@@ -368,6 +381,7 @@ def load_source(
         table = _hub_table(part, split, task)
     report = SourceReport(name, split, kind, origin=table.path, read=len(table.rows))
     rows = _read(part, table, kind, task, report)
+    (report.made_chat,) = unify_text([rows])
     if dedupe:
         rows = _dedupe(rows, kind, report)
     if limit is not None and len(rows) > limit:

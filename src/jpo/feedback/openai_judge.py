@@ -73,10 +73,12 @@ class OpenAIJudge(Judge):
         self.id = f"openai:{model}"
         self.template_version = self.template.version
         self.max_concurrency = max(1, options.concurrency)
-        base = (options.base_url or DEFAULT_BASE_URL).rstrip("/")
+        # $OPENAI_BASE_URL as the OpenAI SDK reads it (vLLM, Ollama, a proxy), unless --base_url says otherwise
+        base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        base = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
         self.api_key = options.api_key or os.environ.get(options.api_key_env)
-        if self.api_key is None and options.base_url is None:
+        if self.api_key is None and base_url is None:
             raise JpoError(f"no API key: set {options.api_key_env} (or --api_key_env NAME), or pass --base_url")
         self.usage = Usage()
         self.requests = self.answered = self.rejected = 0

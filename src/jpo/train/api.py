@@ -24,7 +24,8 @@ class TrainResult:
 
     def summary(self) -> str:
         loss = "n/a" if self.train_loss is None else f"{self.train_loss:.4f}"
-        return f"trained on {self.data.summary()}; mean train loss {loss}; saved to {self.output_dir}"
+        sources = "".join(f"\n  data: {line}" for line in self.extra.get("sources", ()))
+        return f"trained on {self.data.summary()}; mean train loss {loss}; saved to {self.output_dir}{sources}"
 
 
 def _as_config(config, cls):
@@ -36,15 +37,26 @@ def _as_config(config, cls):
     raise JpoError(f"config must be a {cls.__name__} or a dict, not {type(config).__name__}")
 
 
-def _rows(config, rows: list[dict[str, Any]] | None, loader) -> list[dict[str, Any]]:
+def _rows(config, rows: list[dict[str, Any]] | None, kind: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The canonical rows to train on, without the columns that travel with them (ids, labels, scores): files
-    concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold."""
+    concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold. Plain-text and
+    conversational sources are made one representation (`jpo.data.load.unify_text`). Also one summary line per
+    file with what `jpo data validate` counts (printed before training starts, and repeated in the result)."""
+    from jpo.data.load import load_many, unify_text
+
+    lines: list[str] = []
     if rows is None:
         if not config.dataset:
             raise JpoError("no training data: pass --dataset PATH [PATH ...]")
-        rows = [row for source in config.dataset for row in loader(source)]
+        loaded = load_many(config.dataset, kind)
+        rows = [row for one in loaded for row in one.rows]
+        lines = [one.summary() for one in loaded]
+        for line in lines:
+            print(f"data: {line}", flush=True)
     fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected", "prompt", "completion", "label", "response")
-    return [{k: row[k] for k in fields if k in row} for row in rows]
+    rows = [{k: row[k] for k in fields if k in row} for row in rows]
+    unify_text([rows])  # rows given directly may mix the two representations too
+    return rows, lines
 
 
 def _finish(trainer, output_dir: str, report: EncodeReport, train_output) -> TrainResult:
@@ -65,29 +77,30 @@ def train_preferences(config: PreferenceConfig | dict, dataset_rows: list[dict[s
     `dataset_rows`: rows ``{prompt_chosen, chosen, prompt_rejected, rejected}`` (KTO also takes unpaired
     ``{prompt, completion, label}``). `model`/`tokenizer` skip loading from `config.model_name_or_path`.
     """
-    from jpo.data import load_preferences, load_unpaired
     from jpo.train.trainer import JPOTrainer
 
     config = _as_config(config, PreferenceConfig)
-    loader = load_unpaired if config.resolved_objective.shape == "kto" else load_preferences
-    rows = _rows(config, dataset_rows, loader)
+    kind = "unpaired" if config.resolved_objective.shape == "kto" else "preference"
+    rows, lines = _rows(config, dataset_rows, kind)
     trainer = JPOTrainer(model if model is not None else config.model_name_or_path, ref_model=ref_model,
                          args=config, train_dataset=rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     result = _finish(trainer, config.output_dir, trainer.data_report, output)
     result.extra["objective"] = trainer.objective.name
+    result.extra["sources"] = lines
     return result
 
 
 def train_sft(config: SFTConfig | dict, dataset_rows: list[dict[str, Any]] | None = None, *, model=None,
               tokenizer=None, resume_from_checkpoint: str | bool | None = None) -> TrainResult:
     """Supervised fine-tuning on ``{prompt, response}`` rows (or `config.dataset` files); saves model + tokenizer."""
-    from jpo.data import load_sft
     from jpo.train.sft import SFTTrainer
 
     config = _as_config(config, SFTConfig)
-    rows = _rows(config, dataset_rows, load_sft)
+    rows, lines = _rows(config, dataset_rows, "sft")
     trainer = SFTTrainer(model if model is not None else config.model_name_or_path, args=config,
                          train_dataset=rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    return _finish(trainer, config.output_dir, trainer.data_report, output)
+    result = _finish(trainer, config.output_dir, trainer.data_report, output)
+    result.extra["sources"] = lines
+    return result

@@ -48,7 +48,11 @@ def as_dataset(data: Any):
     if isinstance(data, list):
         if not data:
             raise JpoError("nothing to train on: the dataset has no rows")
-        return datasets.Dataset.from_list(data)
+        from jpo.data.load import unify_text
+
+        rows = [dict(row) for row in data]  # one Arrow table holds one representation: plain rows become chat turns
+        unify_text([rows])  # where others are conversations (the caller's list is left as it is)
+        return datasets.Dataset.from_list(rows)
     raise JpoError(f"a dataset must be a datasets.Dataset, an IterableDataset or a list of dicts, not "
                    f"{type(data).__name__}")
 
