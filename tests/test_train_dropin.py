@@ -277,3 +277,46 @@ def test_moe_router_loss_is_added_and_logged(tiny_model_path, rows, tmp_path):
                                                       rel=1e-5)
     with pytest.raises(ValueError, match="not a Mixture-of-Experts"):
         JPOTrainer(str(tiny_model_path), args=_args(tmp_path / "dense", router_aux_loss_coef=0.1), train_dataset=rows)
+
+
+# --- the CLI: TRL's flag names --------------------------------------------------------------------------------------
+
+def test_chat_template_path_for_sft_train_and_generate(tiny_model_path, tmp_path, capsys):
+    """A base model without a chat template trains on conversational data with --chat_template_path (jpo sft,
+    jpo train), keeps the template in the saved tokenizer, and jpo generate --chat sends plain prompts through it;
+    TRL's list and loss flags parse (--loss_type sigmoid bco_pair --loss_weights ...)."""
+    from jpo.cli import main as jpo_main
+
+    template = tmp_path / "chat.jinja"
+    template.write_text("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                        "{% if add_generation_prompt %}assistant:{% endif %}")
+    user = [{"role": "user", "content": "Tell me a story."}]
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": user, "chosen": [{"role": "assistant", "content": c}],
+                                         "rejected": [{"role": "assistant", "content": r}]}) + "\n"
+                             for c, r in [("Once upon a time.", "No."), ("A cat sat.", "Dog."), ("Hi.", "Bye.")]))
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text(json.dumps({"prompt": user, "response": [{"role": "assistant", "content": "Once."}]}) + "\n")
+    common = ["--max_steps", "1", "--save_strategy", "no", "--report_to", "none", "--per_device_train_batch_size", "2"]
+    assert jpo_main(["train", "--model_name_or_path", str(tiny_model_path), "--dataset", str(prefs),
+                     "--output_dir", str(tmp_path / "no_template"), *common]) == 2
+    assert "--chat_template_path" in capsys.readouterr().err
+    assert jpo_main(["sft", "--model_name_or_path", str(tiny_model_path), "--dataset", str(sft), "--chat_template_path",
+                     str(template), "--output_dir", str(tmp_path / "sft"), *common]) == 0
+    assert jpo_main(["train", "--model_name_or_path", str(tiny_model_path), "--dataset", str(prefs),
+                     "--chat_template_path", str(template), "--loss_type", "sigmoid", "bco_pair",
+                     "--loss_weights", "0.8", "0.2", "--output_dir", str(tmp_path / "jpo"), *common]) == 0
+    assert AutoTokenizer.from_pretrained(tmp_path / "jpo").chat_template == template.read_text()
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "p1", "prompt": "Tell me a story."}) + "\n")
+    assert jpo_main(["generate", "--model", str(tiny_model_path), "--prompts", str(prompts), "--chat",
+                     "--chat_template_path", str(template), "--temperatures", "0", "--max_new_tokens", "4",
+                     "--output", str(tmp_path / "gen.jsonl"), "--no_progress", "--backend", "hf"]) == 0
+    generated = json.loads((tmp_path / "gen.jsonl").read_text().splitlines()[0])
+    assert generated["prompt"] == "Tell me a story." and generated["id"] == "p1"
+    from jpo.evaluate.generate import encode_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    plain = encode_prompt(tok, "Tell me a story.")
+    tok.chat_template = template.read_text()
+    assert encode_prompt(tok, [{"role": "user", "content": "Tell me a story."}]) != plain

@@ -15,7 +15,7 @@ from typing import Any
 from transformers import Trainer
 
 from jpo.errors import JpoError
-from jpo.modeling import load_tokenizer, pad
+from jpo.modeling import load_tokenizer, pad, set_chat_template
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft
 from jpo.train.policy import load_policy
@@ -45,6 +45,7 @@ class SFTTrainer(Trainer):
         name = model if isinstance(model, str) else model.config._name_or_path
         if processing_class is None:
             processing_class = load_tokenizer(name, args.trust_remote_code)
+        set_chat_template(processing_class, args.chat_template_path)
         if isinstance(model, str):
             model = load_policy(args, model)
         encoder = Encoder(processing_class, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
