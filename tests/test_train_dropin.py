@@ -250,6 +250,17 @@ def test_tool_calls_and_per_row_chat_template_kwargs(tiny_model_path, tmp_path):
     assert trainer.state.log_history[-1]["train_loss"] > 0
 
 
+def test_jpo_train_keeps_tools_and_chat_template_kwargs():
+    from jpo.train.api import _rows
+
+    row = {"prompt_chosen": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "a"}],
+           "prompt_rejected": [{"role": "user", "content": "hi"}], "rejected": [{"role": "assistant", "content": "b"}],
+           "tools": [{"type": "function", "function": {"name": "x"}}], "chat_template_kwargs": {"loud": True},
+           "id": "r1"}
+    kept = _rows(None, [row], None)[0]
+    assert kept["tools"] == row["tools"] and kept["chat_template_kwargs"] == {"loud": True} and "id" not in kept
+
+
 # --- Mixture of Experts --------------------------------------------------------------------------------------------------
 
 def _tiny_moe(tiny_model_path):

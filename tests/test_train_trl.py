@@ -177,3 +177,24 @@ def test_every_preference_layout_tokenizes_alike(tiny_model_path):
     assert encoded[0] == encoded[1] == encoded[2] and encoded[0]["same_prompt"]
     streamed, report = encode_pairs(datasets.Dataset.from_list([layouts[0]]).to_iterable_dataset(), encoder)
     assert list(streamed) == [encoded[0]] and report.rows == 1
+
+
+def test_every_dpoconfig_field_has_trls_default(tmp_path):
+    """Every field of TRL's DPOConfig is a JPOConfig field with the same value by default, except the documented
+    ones: bf16 (set here, TRL's default needs a GPU on this machine), gradient checkpointing (off; it changes speed,
+    not numbers) and remove_unused_columns (the trainer's own columns must reach the collator)."""
+    import dataclasses
+
+    from jpo import JPOConfig
+
+    theirs = trl.DPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False)
+    ours = JPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False)
+    names = {f.name for f in dataclasses.fields(JPOConfig)}
+    expected = {"gradient_checkpointing", "activation_checkpointing", "remove_unused_columns"}
+    differ = set()
+    for f in dataclasses.fields(trl.DPOConfig):
+        assert f.name in names, f.name
+        if getattr(theirs, f.name) != getattr(ours, f.name):
+            differ.add(f.name)
+    assert differ <= expected, differ - expected
+
