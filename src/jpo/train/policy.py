@@ -28,15 +28,17 @@ def _quantization_config():
 
 
 def load_policy(config, name: str | None = None) -> nn.Module:
-    """The causal LM `name` (default `config.model_name_or_path`) in float32 (or `config.model_init_kwargs`'s
-    dtype), with `config.model_init_kwargs` and, under `config.use_peft`, a fresh LoRA adapter."""
+    """The causal LM `name` (default `config.model_name_or_path`) in float32 (bfloat16 under `config.bf16`; or
+    `config.model_init_kwargs`'s dtype), with `config.model_init_kwargs` and, under `config.use_peft`, a fresh LoRA
+    adapter."""
     kwargs = {"trust_remote_code": config.trust_remote_code, **(config.model_init_kwargs or {})}
     if config.load_in_4bit:
         kwargs["quantization_config"] = _quantization_config()
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    # float32 unless model_init_kwargs say otherwise, as TRL: bf16/fp16 training is mixed precision (autocast) over
-    # float32 weights, not the checkpoint's dtype silently.
-    dtype = kwargs.get("dtype", "float32")
+    # Never the checkpoint's dtype silently: float32 as TRL, or bf16 weights under --bf16 (jpo's choice, unlike TRL's
+    # float32 weights under autocast: a 7B model's full-weight SFT fits where the recipes plan it); model_init_kwargs'
+    # dtype wins either way.
+    dtype = kwargs.get("dtype", "bfloat16" if config.bf16 else "float32")
     kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     model = load_model(name or config.model_name_or_path, **kwargs)
     if config.disable_dropout:

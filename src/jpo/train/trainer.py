@@ -1,4 +1,5 @@
-"""`JPOTrainer`: JPO / DPO / IPO / joint IPO / KTO as a `transformers.Trainer`, constructed as TRL's DPOTrainer is.
+"""`JPOTrainer`: JPO / DPO / IPO / joint IPO / KTO, and each of TRL's loss types under either scope, as a
+`transformers.Trainer` constructed as TRL's DPOTrainer is.
 
 One training step, read top to bottom in `compute_loss`: sequence log-probs of the policy (prompt and response parts),
 the same for the reference (live, adapters disabled, or precomputed dataset columns), the objective's loss on them
@@ -238,7 +239,7 @@ class JPOTrainer(Trainer):
         return batch_logps(model, head_model, inputs, count, prefix, chunk_size=self.args.logprob_chunk_size,
                            ld_alpha=self.args.ld_alpha if pairs else None,
                            wpo=policy and pairs and self.args.use_weighting,
-                           router_aux=policy and self.aux_loss_enabled and model.training)
+                           router_aux=policy and self.aux_loss_enabled)
 
     def _reference_available(self) -> bool:
         return (self.ref_model is not None or is_peft(self.accelerator.unwrap_model(self.model))
