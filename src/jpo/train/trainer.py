@@ -85,8 +85,8 @@ class SyncReference(TrainerCallback):
 class JPOTrainer(Trainer):
     """Preference training on raw text datasets, with TRL DPOTrainer's constructor.
 
-    `model`: a causal LM or its name (loaded with `args.model_init_kwargs`, float32 unless they say otherwise, as
-    TRL); `ref_model`: the frozen reference (default: a copy of the policy, or the policy with adapters disabled
+    `model`: a causal LM or its name (loaded with `args.model_init_kwargs`: float32 unless they say otherwise, as
+    TRL, or bf16 weights under `args.bf16`); `ref_model`: the frozen reference (default: a copy of the policy, or the policy with adapters disabled
     under PEFT, or none once `precompute_ref_log_probs` has turned it into dataset columns). `train_dataset`: a
     `datasets.Dataset`, `IterableDataset` or list of row dicts in any preference layout jpo reads (KTO also takes
     unpaired ``{prompt, completion, label}`` rows; conversational rows may carry ``tools`` and
