@@ -37,13 +37,15 @@ def _as_config(config, cls):
 
 
 def _rows(config, rows: list[dict[str, Any]] | None, loader) -> list[dict[str, Any]]:
-    """The canonical rows to train on, without the columns that travel with them (ids, labels, scores): files
+    """The canonical rows to train on (with a conversation's ``tools`` and ``chat_template_kwargs``), without the
+    columns that travel with them (ids, labels, scores): files
     concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold."""
     if rows is None:
         if not config.dataset:
             raise JpoError("no training data: pass --dataset PATH [PATH ...]")
         rows = [row for source in config.dataset for row in loader(source)]
-    fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected", "prompt", "completion", "label", "response")
+    fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected", "prompt", "completion", "label", "response",
+              "tools", "chat_template_kwargs")  # the last two go to the chat template, as in TRL
     return [{k: row[k] for k in fields if k in row} for row in rows]
 
 
