@@ -21,7 +21,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from jpo.train import train_preferences
 from jpo.train.data import PairCollator, encode_pairs
 from jpo.train.logprobs import batch_logps
-from jpo.train.losses import OBJECTIVES, preference_loss
+from jpo.train.losses import (
+    F_DIVERGENCE_SHAPES,
+    F_DIVERGENCES,
+    OBJECTIVES,
+    SHAPES,
+    LossOptions,
+    Objective,
+    preference_loss,
+    wpo_weights,
+)
 from jpo.train.tokenize import TRUNCATION_MODES, Encoder
 from jpo.train.trainer import _split
 
@@ -120,6 +129,42 @@ def test_lemma_d1_to_the_bit_under_every_option(tok, rows, models, mode, max_len
         assert torch.equal(a.margin_prompt, torch.zeros_like(a.margin_prompt)), where
         assert all(torch.equal(x, y) for x, y in zip(grads_a, grads_b, strict=True)), where
         assert not torch.equal(a.losses, torch.full_like(a.losses, a.losses[0].item()))  # a real, varied loss
+
+
+# Each of TRL's loss types with each f-divergence TRL allows it (label smoothing where the shape reads it).
+SHAPE_OPTIONS = [(s, d) for s in SHAPES for d in F_DIVERGENCES if d == "reverse_kl" or s in F_DIVERGENCE_SHAPES]
+
+
+@pytest.mark.parametrize(("shape", "divergence"), SHAPE_OPTIONS)
+def test_lemma_d1_to_the_bit_for_every_trl_shape_with_prompt_terms_counted(tok, rows, models, shape, divergence):
+    """The merge of the two exactness mechanisms: TRL's shapes give each side half of the prompt margin, the
+    collator counts an equal prompt once for both sides (SHARED_PROMPT) and the LM head scores responses in a call of
+    their own. With the prompt terms computed (not skipped), plain or prefix-shared rows, float32 on the model, LD-DPO
+    and WPO on: every joint shape's losses and gradients equal its response shape's to the bit."""
+    policy, ref = models
+    data, _ = encode_pairs(rows, Encoder(tok, max_length=48, truncation_mode="keep_end"))
+    options = LossOptions(label_smoothing={"exo_pair": 1e-3, "robust": 0.1, "aot": 0.05,
+                                           "aot_unpaired": 0.05}.get(shape, 0.0), f_divergence_type=divergence)
+    for share in (False, True):
+        results = {}
+        for scope in ("joint", "response"):
+            batch = PairCollator(0, count_prompt=scope == "joint", skip_equal_prompts=False, share_prefix=share)(
+                list(data))
+            count = 2 * len(data)
+            policy.zero_grad()
+            with torch.no_grad():
+                rc, rr = _split(batch_logps(ref, ref, batch, count, ld_alpha=0.5))
+            pc, pr = _split(batch_logps(policy, policy, batch, count, ld_alpha=0.5, wpo=True))
+            out = preference_loss(pc, pr, rc, rr, Objective(scope, scope, shape), 0.1, options)
+            losses = out.losses * wpo_weights(pc, pr)
+            losses.mean().backward()
+            results[scope] = (losses.detach(), out.margin_prompt, [p.grad.clone() for p in policy.parameters()])
+        (joint, margin_prompt, grads_j), (response, _, grads_r) = results["joint"], results["response"]
+        where = f"{shape}/{divergence}, share_prefix={share}"
+        assert torch.equal(joint, response) and torch.isfinite(joint).all(), where
+        assert torch.equal(margin_prompt, torch.zeros_like(margin_prompt)), where
+        assert all(torch.equal(a, b) for a, b in zip(grads_j, grads_r, strict=True)), where
+        assert any(g.abs().sum() > 0 for g in grads_j), where
 
 
 QUICK = dict(per_device_train_batch_size=4, learning_rate=1e-3, beta=0.1, logging_steps=1, seed=0, max_steps=3,

@@ -78,6 +78,28 @@ def test_dpo_follows_trl_dpotrainer_per_step(trl_dpo, fitting_rows, tiny_model_p
             [h[key] for h in trl_dpo.state.log_history[:10]], abs=1e-3), key
 
 
+@pytest.mark.parametrize(("loss_type", "objective", "beta"), [("ipo", "dpo", 0.5), ("hinge", "dpo", 0.1),
+                                                           ("apo_zero", "dpo", 0.1), ("hinge", "jpo", 0.1)])
+def test_loss_types_follow_trl_dpotrainer_per_step(fitting_rows, tiny_model_path, tmp_path, loss_type, objective,
+                                                   beta):
+    """TRL's loss_type on both sides, 10 steps: the response scope is TRL's; the joint scope (jpo) on TRL-format
+    pairs, whose prompts are equal, is the same loss (Lemma D.1). IPO at beta 0.5 keeps its loss of order 1, as the
+    other shapes' (at 0.1 it starts at (1 / 0.2)^2 = 25, where the same float32 rounding is 25 times larger)."""
+    ds = datasets.Dataset.from_list([{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]}
+                                     for r in fitting_rows])
+    settings = dict(SETTINGS, beta=beta)
+    args = trl.DPOConfig(output_dir=str(tmp_path / "trl"), max_steps=10, loss_type=[loss_type], **settings,
+                         **TRL_ONLY)
+    theirs = trl.DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_path), args=args, train_dataset=ds,
+                            processing_class=AutoTokenizer.from_pretrained(tiny_model_path))
+    theirs.train()
+    ours = train_preferences(dict(settings, model_name_or_path=str(tiny_model_path), objective=objective,
+                                  loss_type=loss_type, max_steps=10, output_dir=str(tmp_path / "ours")), fitting_rows)
+    a, b = losses(ours.log_history), losses(theirs.state.log_history)
+    assert len(a) == len(b) == 10
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-4, (a, b)
+
+
 def test_kto_follows_trl_ktotrainer_first_steps(fitting_rows, tiny_model_path, tmp_path):
     """TRL builds KTO's KL pairs once over the dataset in order and therefore needs sequential sampling; ours pairs
     within each batch as it is drawn. With train_sampling_strategy='sequential' on our side too, both see the same
@@ -155,3 +177,24 @@ def test_every_preference_layout_tokenizes_alike(tiny_model_path):
     assert encoded[0] == encoded[1] == encoded[2] and encoded[0]["same_prompt"]
     streamed, report = encode_pairs(datasets.Dataset.from_list([layouts[0]]).to_iterable_dataset(), encoder)
     assert list(streamed) == [encoded[0]] and report.rows == 1
+
+
+def test_every_dpoconfig_field_has_trls_default(tmp_path):
+    """Every field of TRL's DPOConfig is a JPOConfig field with the same value by default, except the documented
+    ones: bf16 (set here, TRL's default needs a GPU on this machine), gradient checkpointing (off; it changes speed,
+    not numbers) and remove_unused_columns (the trainer's own columns must reach the collator)."""
+    import dataclasses
+
+    from jpo import JPOConfig
+
+    theirs = trl.DPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False)
+    ours = JPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False)
+    names = {f.name for f in dataclasses.fields(JPOConfig)}
+    expected = {"gradient_checkpointing", "activation_checkpointing", "remove_unused_columns"}
+    differ = set()
+    for f in dataclasses.fields(trl.DPOConfig):
+        assert f.name in names, f.name
+        if getattr(theirs, f.name) != getattr(ours, f.name):
+            differ.add(f.name)
+    assert differ <= expected, differ - expected
+

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 
 
-class JpoError(Exception):
-    """An error the user can fix; its message is complete on one line."""
+class JpoError(ValueError):
+    """An error the user can fix; its message is complete on one line.
+
+    A `ValueError`, so code written for TRL (which raises ValueError for bad arguments and data) keeps catching it."""
 
 
 class DataError(JpoError):

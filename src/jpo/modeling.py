@@ -86,6 +86,11 @@ def fit_max_length(max_length: int | None, model) -> int | None:
     return limit
 
 
+def padded_width(width: int, multiple_of: int | None) -> int:
+    """`width` rounded up to a multiple of `multiple_of` (unchanged for None)."""
+    return width if not multiple_of else -(-width // multiple_of) * multiple_of
+
+
 def pick_device(requested: str | None = None) -> str:
     import torch
 
@@ -96,20 +101,23 @@ def is_conversational(text: Any) -> bool:
     return isinstance(text, list)
 
 
-def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False) -> list[int]:
+def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False, **template_kwargs: Any) -> list[int]:
     """Token ids of a plain-text prompt (with the tokenizer's special tokens, e.g. BOS) or of a conversation (through
     the tokenizer's chat template, with the assistant's generation prompt when `generation_prompt`).
 
     A BOS the text already carries is not added twice: plain text that starts with the tokenizer's BOS string is
     tokenized as the text without it where the tokenizer adds BOS itself (so ``"<s>### Instruction"`` and
     ``"### Instruction"`` give the same ids, whether or not the tokenizer parses special tokens in text), and a
-    conversation whose template renders a BOS the tokenizer then adds again keeps one."""
+    conversation whose template renders a BOS the tokenizer then adds again keeps one.
+
+    `template_kwargs` go to the chat template (a row's ``tools`` and ``chat_template_kwargs``, as TRL passes them)."""
     bos, bos_id = tokenizer.bos_token, tokenizer.bos_token_id
     if is_conversational(text):
         if tokenizer.chat_template is None:
-            raise JpoError("conversational data needs a tokenizer with a chat template; this tokenizer has none")
+            raise JpoError("conversational data needs a tokenizer with a chat template; this tokenizer has none "
+                           "(give one with --chat_template_path)")
         out = tokenizer.apply_chat_template(text, tokenize=True, return_dict=True,
-                                            add_generation_prompt=generation_prompt)
+                                            add_generation_prompt=generation_prompt, **template_kwargs)
         ids = list(out["input_ids"])
     else:
         ids = None
@@ -127,11 +135,26 @@ def encode_text(tokenizer, text: Any, *, generation_prompt: bool = False) -> lis
     return ids
 
 
-def pad(seqs: list[list[int]], value: int, side: str = "right"):
-    """A [len(seqs), longest] long tensor; `side="left"` for generation, where decoders continue from the end."""
+def set_chat_template(tokenizer, path: str | None) -> None:
+    """Give `tokenizer` the chat template at `path` (TRL's ``chat_template_path``): a Jinja file, or a tokenizer
+    folder or hub name whose template to copy. Nothing happens for None; one line where neither exists."""
+    if not path:
+        return
+    if Path(path).is_file():
+        tokenizer.chat_template = Path(path).read_text(encoding="utf-8")
+        return
+    template = load_tokenizer(path).chat_template
+    if not template:
+        raise JpoError(f"--chat_template_path {path!r}: the tokenizer there has no chat template")
+    tokenizer.chat_template = template
+
+
+def pad(seqs: list[list[int]], value: int, side: str = "right", multiple_of: int | None = None):
+    """A [len(seqs), longest] long tensor (longest rounded up to `multiple_of` where given); `side="left"` for
+    generation, where decoders continue from the end."""
     import torch
 
-    width = max(len(s) for s in seqs)
+    width = padded_width(max(len(s) for s in seqs), multiple_of)
     if side == "left":
         return torch.tensor([[value] * (width - len(s)) + list(s) for s in seqs], dtype=torch.long)
     return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)

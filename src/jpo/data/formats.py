@@ -62,11 +62,10 @@ def check_text(value: Any, field: str, fail: Fail, *, allow_empty: bool = False)
         for index, message in enumerate(value):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise fail(f"message {index} is not a chat message with a 'role'", field)
-            content = message.get("content")
-            # an assistant turn that only calls tools (OpenAI, TRL) has no content
-            if not isinstance(content, str) and not (content is None and message.get("tool_calls")):
+            # An assistant turn that calls tools may have no text (TRL's tool-calling conversations).
+            if not isinstance(message.get("content"), str) and not message.get("tool_calls"):
                 raise fail(f"message {index} has no string 'content'", field)
-        if not allow_empty and not any((m["content"] or "").strip() or m.get("tool_calls") for m in value):
+        if not allow_empty and not any((m.get("content") or "").strip() or m.get("tool_calls") for m in value):
             raise fail("empty text", field)
         return value
     if isinstance(value, list):

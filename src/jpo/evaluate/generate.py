@@ -24,6 +24,7 @@ from jpo.modeling import (
     load_tokenizer,
     pad,
     pick_device,
+    set_chat_template,
     tokenizer_source,
 )
 from jpo.progress import progress_bar
@@ -189,9 +190,22 @@ def load_model_and_tokenizer(path: str, device: str | None = None, dtype: str | 
 def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatures: Sequence[float],
                   seeds: Sequence[int], *, max_new_tokens: int = 128, batch_size: int = 16, top_p: float = 1.0,
                   backend: str = "auto", device: str | None = None, dtype: str | None = None,
-                  generator: str = "model", progress: bool = True) -> tuple[list[dict[str, Any]], str]:
+                  generator: str = "model", progress: bool = True, chat_template_path: str | None = None,
+                  chat: bool = False) -> tuple[list[dict[str, Any]], str]:
     """Generations of a saved model (what `jpo generate` and `jpo run` call) and the backend used: vLLM when asked,
-    or with `auto` when it is installed and a GPU is present; else transformers."""
+    or with `auto` when it is installed and a GPU is present; else transformers.
+
+    `chat_template_path` gives the tokenizer a chat template (TRL's name); `chat` sends each plain-text prompt as one
+    user message through the chat template (conversational prompts always go through it) and writes it as given."""
+    if chat:  # the rows written keep each prompt as given
+        originals = prompts
+        prompts = [{**p, "prompt": [{"role": "user", "content": p["prompt"]}]} if isinstance(p["prompt"], str) else p
+                   for p in prompts]
+        rows, backend = generate_from(model_path, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
+                                      batch_size=batch_size, top_p=top_p, backend=backend, device=device, dtype=dtype,
+                                      generator=generator, progress=progress, chat_template_path=chat_template_path)
+        by_id = {p["id"]: p["prompt"] for p in originals}
+        return [{**r, "prompt": by_id.get(r["id"], r["prompt"])} for r in rows], backend
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
     if backend == "vllm" and not vllm_available():
         raise JpoError("--backend vllm needs the vllm package and a CUDA GPU")
@@ -199,10 +213,12 @@ def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatur
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model_path)
+        set_chat_template(tokenizer, chat_template_path)
         rows = generate_vllm(model_path, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
                              top_p=top_p, generator=generator)
         return rows, "vllm"
     model, tokenizer = load_model_and_tokenizer(model_path, device, dtype)
+    set_chat_template(tokenizer, chat_template_path)
     rows = generate(model, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
                     batch_size=batch_size, top_p=top_p, generator=generator, progress=progress)
     return rows, "transformers"

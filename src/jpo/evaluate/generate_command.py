@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", help="model name recorded in each row (default: the model folder's name)")
     parser.add_argument("--alpaca_eval", metavar="FILE", help="also write AlpacaEval's model_outputs.json")
     parser.add_argument("--alpaca_eval_temperature", type=float, help="temperature exported (default: the first)")
+    parser.add_argument("--chat_template_path", metavar="FILE_OR_MODEL",
+                        help="chat template (a Jinja file, or a tokenizer whose template to use) for the prompts")
+    parser.add_argument("--chat", action="store_true",
+                        help="send plain-text prompts as one user message through the chat template")
     parser.add_argument("--no_progress", action="store_true")
 
 
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     rows, backend = generate_from(args.model, prompts, args.temperatures, args.seeds,
                                   max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, top_p=args.top_p,
                                   backend=args.backend, device=args.device, dtype=args.dtype, generator=generator,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, chat_template_path=args.chat_template_path,
+                                  chat=args.chat)
     write_jsonl(args.output, rows)
     empty = sum(1 for r in rows if not r["response"].strip())
     print(f"jpo generate: {len(rows)} generations ({len(prompts)} prompts x {len(args.temperatures)} temperatures x "

@@ -38,7 +38,7 @@ def _as_config(config, cls):
 
 
 def _rows(config, rows: list[dict[str, Any]] | None, kind: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The canonical rows to train on, without the columns that travel with them (ids, labels, scores): files
+    """The canonical rows to train on (with a conversation's ``tools`` and ``chat_template_kwargs``), without the columns that travel with them (ids, labels, scores): files
     concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold. Plain-text and
     conversational sources are made one representation (`jpo.data.load.unify_text`). Also one summary line per
     file with what `jpo data validate` counts (printed before training starts, and repeated in the result)."""
@@ -53,7 +53,8 @@ def _rows(config, rows: list[dict[str, Any]] | None, kind: str) -> tuple[list[di
         lines = [one.summary() for one in loaded]
         for line in lines:
             print(f"data: {line}", flush=True)
-    fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected", "prompt", "completion", "label", "response")
+    fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected", "prompt", "completion", "label", "response",
+              "tools", "chat_template_kwargs")  # the last two go to the chat template, as in TRL
     rows = [{k: row[k] for k in fields if k in row} for row in rows]
     unify_text([rows])  # rows given directly may mix the two representations too
     return rows, lines

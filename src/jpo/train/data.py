@@ -13,6 +13,7 @@ SFT on labelled (KTO) rows, the rows labelled undesirable.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from jpo.errors import JpoError
-from jpo.modeling import pad
+from jpo.modeling import pad, padded_width
 from jpo.train.logprobs import PROMPT, RESPONSE, SHARED_PROMPT, SKIP, segments_for, targets_from_segments
 from jpo.train.tokenize import (
     IDENTICAL,
@@ -32,7 +33,10 @@ from jpo.train.tokenize import (
     truncate,
 )
 
-PAIR_COLUMNS = ("same_prompt", "chosen_ids", "chosen_prompt_len", "rejected_ids", "rejected_prompt_len", "length")
+# `prompt_ids` (the chosen side's prompt tokens, the pair's shared prompt where the two are equal) is TRL's column,
+# kept for scripts that read it; the collator reads the prompt from `chosen_ids[:chosen_prompt_len]`.
+PAIR_COLUMNS = ("same_prompt", "chosen_ids", "chosen_prompt_len", "rejected_ids", "rejected_prompt_len", "length",
+                "prompt_ids")
 UNPAIRED_COLUMNS = ("ids", "prompt_len", "label", "length")
 SFT_COLUMNS = ("ids", "prompt_len", "length")
 # Reference log-probs of a pair, as dataset columns once precomputed.
@@ -111,13 +115,22 @@ def _map_kwargs(dataset, num_proc: int | None, desc: str) -> dict[str, Any]:
     return {"num_proc": num_proc, "desc": desc} if isinstance(dataset, datasets.Dataset) else {}
 
 
+def template_kwargs(row: dict) -> dict[str, Any]:
+    """What a raw row gives the chat template, as TRL passes it: ``tools`` (a list, or JSON text) and the row's
+    ``chat_template_kwargs``."""
+    tools = row.get("tools")
+    tools = json.loads(tools) if isinstance(tools, str) else tools
+    return {**({"tools": tools} if tools else {}), **(row.get("chat_template_kwargs") or {})}
+
+
 def _encode_pair(row: dict, index: int, convert, encoder: Encoder) -> dict[str, Any]:
+    extra = template_kwargs(row)
     row = convert(row, index)
     if row["prompt_chosen"] == row["prompt_rejected"]:  # one prompt, truncated alike on both sides
-        (chosen, rejected), truncated = encoder.encode(row["prompt_chosen"], [row["chosen"], row["rejected"]])
+        (chosen, rejected), truncated = encoder.encode(row["prompt_chosen"], [row["chosen"], row["rejected"]], extra)
     else:
-        (chosen,), t1 = encoder.encode(row["prompt_chosen"], [row["chosen"]])
-        (rejected,), t2 = encoder.encode(row["prompt_rejected"], [row["rejected"]])
+        (chosen,), t1 = encoder.encode(row["prompt_chosen"], [row["chosen"]], extra)
+        (rejected,), t2 = encoder.encode(row["prompt_rejected"], [row["rejected"]], extra)
         truncated = t1 or t2
     fits = chosen is not None and rejected is not None
     # Equal as the model sees them: the prompt tokens, after truncation.
@@ -132,7 +145,8 @@ def _encode_pair(row: dict, index: int, convert, encoder: Encoder) -> dict[str, 
             "chosen_ids": chosen.input_ids if fits else [], "chosen_prompt_len": chosen.prompt_len if fits else 0,
             "rejected_ids": rejected.input_ids if fits else [],
             "rejected_prompt_len": rejected.prompt_len if fits else 0,
-            "length": max(len(chosen.input_ids), len(rejected.input_ids)) if fits else 0}
+            "length": max(len(chosen.input_ids), len(rejected.input_ids)) if fits else 0,
+            "prompt_ids": chosen.input_ids[:chosen.prompt_len] if fits else []}
 
 
 def _encode(data: Any, encoder: Encoder, function: Callable, kinds: tuple[str, ...], columns: tuple[str, ...],
@@ -224,16 +238,18 @@ def no_batch_dispatch(args) -> None:
         config.dispatch_batches = False
 
 
-def _padded_batch(seqs: list[tuple[list[int], int, int]], pad_token_id: int, first_seq: int = 0) -> dict:
-    """Right-padded rows of (ids, prompt length, segment code of the prompt tokens after BOS)."""
-    segments = pad([segments_for(len(ids), p, True, code) for ids, p, code in seqs], SKIP)
-    return {"input_ids": pad([ids for ids, _, _ in seqs], pad_token_id),
-            "attention_mask": pad([[1] * len(ids) for ids, _, _ in seqs], 0),
+def _padded_batch(seqs: list[tuple[list[int], int, int]], pad_token_id: int, first_seq: int = 0,
+                  multiple_of: int | None = None) -> dict:
+    """Right-padded rows of (ids, prompt length, segment code of the prompt tokens after BOS), the width rounded
+    up to `multiple_of` where given."""
+    segments = pad([segments_for(len(ids), p, True, code) for ids, p, code in seqs], SKIP, multiple_of=multiple_of)
+    return {"input_ids": pad([ids for ids, _, _ in seqs], pad_token_id, multiple_of=multiple_of),
+            "attention_mask": pad([[1] * len(ids) for ids, _, _ in seqs], 0, multiple_of=multiple_of),
             **targets_from_segments(segments, first_seq)}
 
 
 def _shared_rows(items: list[dict], shared: list[int], plain: list[int], count_shared: bool, count_plain: bool,
-                 pad_token_id: int) -> dict[str, torch.Tensor]:
+                 pad_token_id: int, multiple_of: int | None = None) -> dict[str, torch.Tensor]:
     """Rows for one forward with prefix sharing: ``[prompt, chosen, rejected]`` per equal-prompt pair, and the two
     sequences of every other pair as ordinary causal rows; all with boolean 4D masks and explicit position ids.
 
@@ -263,7 +279,7 @@ def _shared_rows(items: list[dict], shared: list[int], plain: list[int], count_s
             rows.append(ids_)
             positions.append(list(range(len(ids_))))
             blocks.append((len(ids_), 0, 0))
-    width = max(len(r) for r in rows)
+    width = padded_width(max(len(r) for r in rows), multiple_of)
     mask = torch.zeros(len(rows), 1, width, width, dtype=torch.bool)
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     for r, (p, c, j) in enumerate(blocks):
@@ -288,7 +304,8 @@ def _shared_rows(items: list[dict], shared: list[int], plain: list[int], count_s
             for t in range(1, len(row)):
                 if codes[t] != SKIP:
                     add_targets(r, [t - 1], [row[t]], side_offset + i, codes[t])
-    return {"input_ids": pad(rows, pad_token_id), "attention_mask": mask, "position_ids": pad(positions, 0),
+    return {"input_ids": pad(rows, pad_token_id, multiple_of=multiple_of), "attention_mask": mask,
+            "position_ids": pad(positions, 0, multiple_of=multiple_of),
             "target_pos": torch.tensor(pos, dtype=torch.long), "target_ids": torch.tensor(ids, dtype=torch.long),
             "target_seq": torch.tensor(seq, dtype=torch.long), "target_part": torch.tensor(part, dtype=torch.long)}
 
@@ -329,6 +346,8 @@ class PairCollator:
     skip_equal_prompts: bool = True
     share_prefix: bool = False
     token_cost: float | None = None
+    pad_to_multiple_of: int | None = None
+    plain_ids: bool = False  # also ``plain_input_ids`` / ``plain_attention_mask``: TRL's [chosen; rejected] rows
 
     def _worth_sharing(self, items: list[dict[str, Any]], same: list[bool]) -> bool:
         if self.token_cost is None:
@@ -356,13 +375,17 @@ class PairCollator:
             shared = [i for i, s in enumerate(same) if s]
             plain = [i for i, s in enumerate(same) if not s]
             batch = _shared_rows(items, shared, plain, self.count_prompt and not self.skip_equal_prompts,
-                                 self.count_prompt, self.pad_token_id)
+                                 self.count_prompt, self.pad_token_id, self.pad_to_multiple_of)
         else:
             seqs = []
             for side in ("chosen", "rejected"):
                 for it in items:
                     seqs.append((it[f"{side}_ids"], it[f"{side}_prompt_len"], self._prompt_code(it, side)))
-            batch = _padded_batch(seqs, self.pad_token_id)
+            batch = _padded_batch(seqs, self.pad_token_id, multiple_of=self.pad_to_multiple_of)
+        if self.plain_ids:  # what TRL's compute_metrics sees: prompt + response rows, chosen first, right-padded
+            rows = [it[f"{side}_ids"] for side in ("chosen", "rejected") for it in items]
+            batch["plain_input_ids"] = pad(rows, self.pad_token_id, multiple_of=self.pad_to_multiple_of)
+            batch["plain_attention_mask"] = pad([[1] * len(r) for r in rows], 0, multiple_of=self.pad_to_multiple_of)
         batch["same_prompt"] = torch.tensor(same)
         if REF_COLUMNS[0] in items[0]:
             batch.update({k: torch.tensor([it[k] for it in items], dtype=torch.float32) for k in REF_COLUMNS})
@@ -381,12 +404,15 @@ class UnpairedCollator:
 
     pad_token_id: int
     encoder: Encoder
+    pad_to_multiple_of: int | None = None
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = _padded_batch([(it["ids"], it["prompt_len"], SKIP) for it in items], self.pad_token_id)
+        batch = _padded_batch([(it["ids"], it["prompt_len"], SKIP) for it in items], self.pad_token_id,
+                              multiple_of=self.pad_to_multiple_of)
         batch["label"] = torch.tensor([bool(it["label"]) for it in items])
         kl = [self._kl_sequence(items[i], items[i - 1]) for i in range(len(items))]
-        kl_batch = _padded_batch([(ids, p, SKIP) for ids, p in kl], self.pad_token_id)
+        kl_batch = _padded_batch([(ids, p, SKIP) for ids, p in kl], self.pad_token_id,
+                                 multiple_of=self.pad_to_multiple_of)
         batch.update({f"kl_{k}": v for k, v in kl_batch.items()})
         return batch
 

@@ -51,8 +51,11 @@ def _head_transform(config) -> tuple[float | None, float]:
 
 
 def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: nn.Module, *,
-                softcap: float | None = None, scale: float = 1.0, chunk_size: int | None = None) -> torch.Tensor:
-    """log p(target) for each row of `hidden` [N, H], `chunk_size` rows of logits at a time."""
+                softcap: float | None = None, scale: float = 1.0, chunk_size: int | None = None,
+                aligned: bool = False) -> torch.Tensor:
+    """log p(target) for each row of `hidden` [N, H], `chunk_size` rows of logits at a time.
+
+    With `aligned`, a [2, N] tensor: log p(target) and, detached, WPO's aligned log-prob log p - log sum_v p_v^2."""
     vocab = head.weight.shape[0]
     chunk_size = chunk_size or max(1, CHUNK_ELEMENTS // vocab)
 
@@ -63,7 +66,13 @@ def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: nn.Module, *,
             logits = logits * scale
         if softcap is not None:
             logits = softcap * torch.tanh(logits / softcap)
-        return logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        norm = torch.logsumexp(logits, dim=-1)
+        logp = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - norm
+        if not aligned:
+            return logp
+        with torch.no_grad():  # log sum_v p_v^2 = logsumexp(2 logits) - 2 logsumexp(logits)
+            sum_sq = torch.logsumexp(2 * logits, dim=-1) - 2 * norm
+        return torch.stack([logp, logp.detach() - sum_sq])
 
     if hidden.shape[0] <= chunk_size:
         return one_chunk(hidden, targets)
@@ -72,7 +81,7 @@ def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: nn.Module, *,
     for start in range(0, hidden.shape[0], chunk_size):
         h, t = hidden[start:start + chunk_size], targets[start:start + chunk_size]
         parts.append(checkpoint(one_chunk, h, t, use_reentrant=False) if recompute else one_chunk(h, t))
-    return torch.cat(parts)
+    return torch.cat(parts, dim=-1)
 
 
 def _accepts_logits_to_keep(model: nn.Module) -> bool:
@@ -93,8 +102,22 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
+def response_tail(seq: torch.Tensor, num_sequences: int) -> torch.Tensor:
+    """For the response targets of a pair batch (sequence s and its other side s +/- n/2), in position order within
+    each sequence: whether each lies beyond the shorter of the pair's two responses (LD-DPO's verbose tail). [T]"""
+    counts = torch.bincount(seq, minlength=num_sequences)
+    half = num_sequences // 2
+    shared = torch.minimum(counts[:half], counts[half:]).repeat(2)
+    order = torch.argsort(seq, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(seq)
+    rank[order] = torch.arange(seq.numel(), device=seq.device) - starts[seq[order]]
+    return rank >= shared[seq]
+
+
 def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.Tensor], num_sequences: int,
-                prefix: str = "", chunk_size: int | None = None) -> SequenceLogps:
+                prefix: str = "", chunk_size: int | None = None, *, ld_alpha: float | None = None,
+                wpo: bool = False, router_aux: bool = False) -> SequenceLogps:
     """Prompt and response log-prob sums of `num_sequences` sequences laid out in one forward.
 
     The batch holds ``input_ids`` and ``attention_mask`` (2D padding mask, or a boolean 4D mask with ``position_ids``
@@ -105,6 +128,10 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
 
     `model` is what the forward goes through (possibly DDP/PEFT-wrapped, so hooks and gradient sync work);
     `head_model` is the unwrapped causal LM whose output embeddings (LM head) project the hidden states.
+
+    Options for pair batches (sequence s and s + n/2 the two sides): `ld_alpha` weights each response token beyond
+    the shorter response of its pair by ld_alpha (LD-DPO, as TRL); `wpo` also returns WPO's aligned log-prob sums;
+    `router_aux` asks a Mixture-of-Experts model for its router load-balancing loss (`SequenceLogps.aux_loss`).
     """
     input_ids = batch[f"{prefix}input_ids"]
     mask = batch[f"{prefix}attention_mask"]
@@ -115,6 +142,8 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
         kwargs["position_ids"] = batch[f"{prefix}position_ids"]
         if head_model.config._attn_implementation == "eager":
             mask = additive_mask(mask, head_model.get_output_embeddings().weight.dtype)
+    if router_aux:
+        kwargs["output_router_logits"] = True
     outputs = model(input_ids=input_ids, attention_mask=mask, **kwargs)
     hidden = outputs.hidden_states[-1].flatten(0, 1)
     pos = batch[f"{prefix}target_pos"]
@@ -126,16 +155,21 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
     # The response targets through the LM head in one call of their own, the prompt targets in another: the
     # response log-probs are then the very same computation whether prompt terms are counted or not (JPO on equal
     # prompts is DPO to the bit, not to float rounding that depends on how many rows one matrix product has).
+    # With `wpo`, WPO's aligned log-probs come out of the same calls (`aligned`).
     response = part == RESPONSE
-    logps = None
+    logps = aligned = None
     for keep in (response, ~response):
         if keep.any():
             values = token_logps(hidden[pos[keep]], targets[keep], head_model.get_output_embeddings(),
-                                 softcap=softcap, scale=scale, chunk_size=chunk_size)
-            logps = values.new_zeros(pos.shape[0]) if logps is None else logps
-            logps = logps.index_put((keep.nonzero(as_tuple=True)[0],), values)
+                                 softcap=softcap, scale=scale, chunk_size=chunk_size, aligned=wpo)
+            values, extra = (values[0], values[1]) if wpo else (values, None)
+            where = (keep.nonzero(as_tuple=True)[0],)
+            logps = (values.new_zeros(pos.shape[0]) if logps is None else logps).index_put(where, values)
+            if wpo:
+                aligned = (extra.new_zeros(pos.shape[0]) if aligned is None else aligned).index_put(where, extra)
     if logps is None:
         logps = hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
+        aligned = logps.detach() if wpo else None
     zeros = torch.zeros(num_sequences, dtype=logps.dtype, device=logps.device)
 
     def total(code: int, values: torch.Tensor) -> torch.Tensor:
@@ -150,8 +184,16 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
         return out
 
     ones = torch.ones_like(logps)
-    return SequenceLogps(prompt=prompt_total(logps), response=total(RESPONSE, logps),
-                         prompt_tokens=prompt_total(ones).detach(), response_tokens=total(RESPONSE, ones).detach())
+    response_logps = logps
+    if ld_alpha is not None:
+        is_response = part == RESPONSE
+        tail = torch.zeros_like(is_response)
+        tail[is_response] = response_tail(seq[is_response], num_sequences)
+        response_logps = torch.where(tail, ld_alpha * logps, logps)
+    return SequenceLogps(prompt=prompt_total(logps), response=total(RESPONSE, response_logps),
+                         prompt_tokens=prompt_total(ones).detach(), response_tokens=total(RESPONSE, ones).detach(),
+                         wpo=None if aligned is None else total(RESPONSE, aligned).detach(),
+                         aux_loss=getattr(outputs, "aux_loss", None) if router_aux else None)
 
 
 def sequence_logps(model: nn.Module, head_model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -51,12 +51,17 @@ def adapter_base(name: str | None) -> str | None:
 
 
 def _load_kwargs(config) -> dict:
+    """`load_model`'s keyword arguments: float32 (bfloat16 under `config.bf16`; or `config.model_init_kwargs`'s
+    dtype), 4-bit where asked."""
     kwargs = {"trust_remote_code": config.trust_remote_code, **(config.model_init_kwargs or {})}
     if config.load_in_4bit:
         kwargs["quantization_config"] = _quantization_config()
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    if config.bf16:
-        kwargs["dtype"] = torch.bfloat16
+    # Never the checkpoint's dtype silently: float32 as TRL, or bf16 weights under --bf16 (jpo's choice, unlike TRL's
+    # float32 weights under autocast: a 7B model's full-weight SFT fits where the recipes plan it); model_init_kwargs'
+    # dtype wins either way.
+    dtype = kwargs.get("dtype", "bfloat16" if config.bf16 else "float32")
+    kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     return kwargs
 
 

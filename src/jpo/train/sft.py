@@ -16,7 +16,7 @@ from typing import Any
 from transformers import Trainer, set_seed
 
 from jpo.errors import JpoError
-from jpo.modeling import fit_max_length, load_tokenizer, pad, tokenizer_source
+from jpo.modeling import fit_max_length, load_tokenizer, pad, set_chat_template, tokenizer_source
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft
 from jpo.train.policy import load_policy
@@ -48,6 +48,7 @@ class SFTTrainer(Trainer):
         name = model if isinstance(model, str) else model.config._name_or_path
         if processing_class is None:
             processing_class = load_tokenizer(tokenizer_source(name), args.trust_remote_code)
+        set_chat_template(processing_class, args.chat_template_path)
         if isinstance(model, str):
             set_seed(args.seed)  # a new adapter's initial weights depend on it, as in TRL (and JPOTrainer)
             model = load_policy(args, model)

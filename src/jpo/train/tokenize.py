@@ -119,20 +119,23 @@ def _strip_eos(tokenizer, response: Any) -> Any:
     return response
 
 
-def tokenize_pair(tokenizer, prompt: Any, responses: list[Any]) -> tuple[list[int], list[list[int]]]:
+def tokenize_pair(tokenizer, prompt: Any, responses: list[Any],
+                  template_kwargs: dict[str, Any] | None = None) -> tuple[list[int], list[list[int]]]:
     """Prompt ids and, for each response, the ids of ``prompt + response (+ EOS)``, sharing one prompt boundary.
 
     With several responses to the same prompt (a conditional pair) the boundary is the shortest common prefix over
-    all of them, as TRL computes it, so chosen and rejected see the same prompt tokens.
+    all of them, as TRL computes it, so chosen and rejected see the same prompt tokens. `template_kwargs` (a row's
+    ``tools`` and ``chat_template_kwargs``) go to the chat template of conversational rows.
     """
-    prompt_ids = encode_text(tokenizer, prompt, generation_prompt=True)
+    template_kwargs = template_kwargs or {}
+    prompt_ids = encode_text(tokenizer, prompt, generation_prompt=True, **template_kwargs)
     fulls = []
     for response in responses:
         if is_conversational(prompt) != is_conversational(response):
             raise JpoError("a prompt and its response must both be text or both be lists of chat messages")
         response = _strip_eos(tokenizer, response)
         if is_conversational(prompt):
-            full = encode_text(tokenizer, list(prompt) + list(response))
+            full = encode_text(tokenizer, list(prompt) + list(response), **template_kwargs)
         else:
             # EOS as text, as TRL appends it (so the last word tokenizes as before a special token), then as a
             # token where the tokenizer does not parse special tokens in text.
@@ -207,7 +210,7 @@ class Encoder:
     """Tokenization settings for one run; also part of the reference log-prob cache key (`settings`)."""
 
     def __init__(self, tokenizer, *, max_length: int | None, max_prompt_length: int | None = None,
-                 truncation_mode: str = "keep_start") -> None:
+                 truncation_mode: str = "keep_start", max_completion_length: int | None = None) -> None:
         if truncation_mode not in TRUNCATION_MODES:
             raise JpoError(f"--truncation_mode must be one of {', '.join(TRUNCATION_MODES)}, not {truncation_mode!r}")
         if max_length is not None and max_length < 3:
@@ -217,6 +220,7 @@ class Encoder:
         self.max_length = max_length
         self.max_prompt_length = max_prompt_length
         self.truncation_mode = truncation_mode
+        self.max_completion_length = max_completion_length
         self.has_bos = tokenizer.bos_token_id is not None and bool(tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id])
 
     @property
@@ -225,14 +229,20 @@ class Encoder:
         # truncated together, their prompt terms computed once for both sides).
         return {"encoding": 2, "tokenizer": self.tokenizer.name_or_path, "vocab": len(self.tokenizer),
                 "max_length": self.max_length, "max_prompt_length": self.max_prompt_length,
-                "truncation_mode": self.truncation_mode}
+                "truncation_mode": self.truncation_mode, "max_completion_length": self.max_completion_length}
 
-    def encode(self, prompt: Any, responses: list[Any]) -> tuple[list[Encoded | None], bool]:
-        """Each response with `prompt`, truncated together (one prompt cut for all: see `truncate_group`); the flag
-        says whether any sequence lost tokens."""
-        prompt_ids, fulls = tokenize_pair(self.tokenizer, prompt, responses)
+    def encode(self, prompt: Any, responses: list[Any],
+               template_kwargs: dict[str, Any] | None = None) -> tuple[list[Encoded | None], bool]:
+        """Each response with `prompt` (`template_kwargs`: see `tokenize_pair`), each response first cut to
+        `max_completion_length` (its start, then its final token), then truncated together (one prompt cut for all:
+        see `truncate_group`); the flag says whether any sequence lost tokens."""
+        prompt_ids, fulls = tokenize_pair(self.tokenizer, prompt, responses, template_kwargs)
         boundary = len(prompt_ids)
-        out = truncate_group(prompt_ids, [full[boundary:] for full in fulls], max_length=self.max_length,
+        completions = [full[boundary:] for full in fulls]
+        cap = self.max_completion_length
+        if cap is not None:
+            completions = [c[: cap - 1] + c[-1:] if len(c) > cap else c for c in completions]
+        out = truncate_group(prompt_ids, completions, max_length=self.max_length,
                              max_prompt_length=self.max_prompt_length, truncation_mode=self.truncation_mode,
                              has_bos=self.has_bos)
         truncated = any(enc is None or len(enc.input_ids) < len(full) for enc, full in zip(out, fulls, strict=True))
