@@ -203,7 +203,7 @@ def test_every_format_declares_the_columns_it_reads(fmt):
 # Each optional column a layout defines, with a value that must change the converted row.
 OPTIONAL_VALUES = {"system": "Answer in French.", "tools": [{"type": "function", "function": {"name": "f"}}],
                    "history": [["Hi", "Hello!"]], "input": "more", "id": "7", "label": "b", "reference": "gold",
-                   "instruction_id": "i7", "worker": "w9"}
+                   "instruction_id": "i7", "worker": "w9", "chat_template_kwargs": {"enable_thinking": False}}
 
 
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if f.optional], ids=lambda f: f.name)
@@ -218,7 +218,8 @@ def test_every_column_a_format_defines_is_used(fmt):
         with_it = convert_row(Table("x.jsonl", [{**base, column: value}]), 0, fmt)
         without = convert_row(Table("x.jsonl", [base]), 0, fmt)
         assert with_it != without, (fmt.name, column)
-        if column not in COLUMNS[fmt.kind] and column not in ("id", "worker"):  # consumed, not passed through
+        # consumed, not passed through (the chat template's own inputs stay on the row, as TRL gives them to it)
+        if column not in COLUMNS[fmt.kind] and column not in ("id", "worker", "tools", "chat_template_kwargs"):
             assert column not in with_it, (fmt.name, column)
 
 
@@ -267,7 +268,9 @@ def test_openai_tool_calls_and_preference_rows():
            "tools": [{"type": "function", "function": {"name": "f"}}], "parallel_tool_calls": False}
     table = Table("x.jsonl", [row])
     converted = convert_row(table, 0, FORMATS_BY_NAME["trl-messages"])
-    assert converted["prompt"][0]["content"].startswith("S\n\n" + TOOLS_HEADER) and call in converted["prompt"]
+    # TRL and OpenAI give tools to the chat template (as TRL's trainers do): kept on the row, not folded into text
+    assert converted["prompt"][0] == {"role": "system", "content": "S"} and call in converted["prompt"]
+    assert converted["tools"] == row["tools"]
     assert unused_columns(table, FORMATS_BY_NAME["trl-messages"]) == ("parallel_tool_calls",)
     pref = {"input": {"messages": [{"role": "user", "content": "U"}], "tools": row["tools"]},
             "preferred_output": [{"role": "assistant", "content": "A"}],
@@ -276,7 +279,8 @@ def test_openai_tool_calls_and_preference_rows():
     fmt = detect(table, formats_of(["preference"]))
     converted = convert_row(table, 0, fmt)
     assert fmt.name == "openai-preference" and converted["prompt_chosen"] == converted["prompt_rejected"]
-    assert converted["prompt_chosen"][0]["role"] == "system" and converted["rejected"][0]["content"] == "B"
+    assert converted["prompt_chosen"] == [{"role": "user", "content": "U"}] and converted["tools"] == row["tools"]
+    assert converted["rejected"][0]["content"] == "B"
 
 
 def test_pairs_error_names_the_file(tmp_path, capsys):

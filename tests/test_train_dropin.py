@@ -268,7 +268,7 @@ def test_jpo_train_keeps_tools_and_chat_template_kwargs():
            "prompt_rejected": [{"role": "user", "content": "hi"}], "rejected": [{"role": "assistant", "content": "b"}],
            "tools": [{"type": "function", "function": {"name": "x"}}], "chat_template_kwargs": {"loud": True},
            "id": "r1"}
-    kept = _rows(None, [row], None)[0]
+    kept = _rows(None, [row], "preference")[0][0]
     assert kept["tools"] == row["tools"] and kept["chat_template_kwargs"] == {"loud": True} and "id" not in kept
 
 

@@ -80,13 +80,16 @@ def as_messages(value: Text, role: str) -> list[dict[str, str]]:
 
 # --- the context a layout puts beside the conversation: system prompt, tools, earlier turns -----------------------
 
-# The context columns each family of layouts defines: LLaMA-Factory's sharegpt and Alpaca layouts (system, tools;
-# Alpaca also history), TRL's (tools, for conversational data), OpenAI's chat fine-tuning rows (tools; their
-# `parallel_tool_calls` says how the API may call tools and changes no text, so it is named as not read).
+# The context columns each family of layouts folds into the prompt: LLaMA-Factory's sharegpt and Alpaca layouts
+# (system, tools -- its templates render tools into the system prompt; Alpaca also history), OpenAI's chat
+# fine-tuning rows (system). TRL and OpenAI give tools (and TRL per-row chat_template_kwargs) to the chat template
+# instead: those columns stay on the row (TEMPLATE_COLUMNS) and reach `apply_chat_template` at tokenization, as in
+# TRL. OpenAI's `parallel_tool_calls` says how the API may call tools and changes no text: named as not read.
 LF_SHAREGPT = frozenset({"system", "tools"})
 LF_ALPACA = frozenset({"system", "tools", "history"})
-TRL_CONTEXT = frozenset({"tools"})
-OPENAI_CONTEXT = frozenset({"system", "tools"})
+TRL_CONTEXT: frozenset[str] = frozenset()
+OPENAI_CONTEXT = frozenset({"system"})
+TEMPLATE_COLUMNS = frozenset({"tools", "chat_template_kwargs"})
 TOOLS_HEADER = "Tools you can call (JSON schemas):\n"
 
 
@@ -257,7 +260,8 @@ def _openai_preference(row: dict, fail: Fail) -> dict:
     chosen = check_text(row["preferred_output"], "preferred_output", fail, allow_empty=True)
     rejected = check_text(row["non_preferred_output"], "non_preferred_output", fail, allow_empty=True)
     return {"prompt_chosen": prompt, "chosen": like(chosen, prompt), "prompt_rejected": prompt,
-            "rejected": like(rejected, prompt), **_rest(row, {"input", "preferred_output", "non_preferred_output"})}
+            "rejected": like(rejected, prompt), **({"tools": given["tools"]} if given.get("tools") else {}),
+            **_rest(row, {"input", "preferred_output", "non_preferred_output"})}
 
 
 def _implicit_preference(row: dict, fail: Fail) -> dict:
@@ -458,7 +462,7 @@ def _names(*columns: frozenset[str] | str) -> str:
 
 
 _LF_SHAREGPT, _LF_ALPACA = _names(LF_SHAREGPT), _names(LF_ALPACA, "input")
-_TRL, _OPENAI = _names(TRL_CONTEXT), _names(OPENAI_CONTEXT)
+_TRL, _OPENAI = _names(TRL_CONTEXT, TEMPLATE_COLUMNS), _names(OPENAI_CONTEXT, TEMPLATE_COLUMNS)
 
 
 FORMATS: tuple[Format, ...] = (

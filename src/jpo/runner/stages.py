@@ -63,7 +63,10 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     from jpo.feedback.store import VerdictStore
 
     pool = read_jsonl(data_dir / "pool.jsonl") if (data_dir / "pool.jsonl").exists() else []
-    fresh = read_jsonl(data_dir / "fresh.jsonl") if (data_dir / "fresh.jsonl").exists() else None
+    fresh_file = data_dir / "fresh.jsonl"
+    # An empty slice is a count, not bad input: a source with no instruction beyond D_C's (a sample, a dry run) has
+    # 0 fresh rows, and the runs that want some say how many were missing.
+    fresh = (read_jsonl(fresh_file) if fresh_file.stat().st_size else []) if fresh_file.exists() else None
     todo = {}
     for name, items in (("conditional", pool), ("fresh", fresh or [])):  # fresh: labelled as D_C is
         if items and (recipe.judge.conditional or any("label" not in item for item in items)):
