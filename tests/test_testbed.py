@@ -164,6 +164,9 @@ def test_training_rows_of_each_variant(tmp_path):
     more, counts = rows(data=["conditional", "fresh"], fresh="size_of_conditional")
     assert counts == {"D_C": 40, "D_F": 30, "D_F_wanted": 40} and len(more) == 70  # D_F short: counted, not hidden
     assert rows(data=["conditional", "fresh"], fresh=5)[1]["D_F"] == 5
+    # a source with no instruction beyond D_C's (a sample, a dry run) wrote an empty D_F: 0 rows, counted as missing
+    (tmp_path / "D_F.jsonl").write_text("")
+    assert rows(data=["conditional", "fresh"], fresh="size_of_joint")[1] == {"D_C": 40, "D_F": 0, "D_F_wanted": 12}
 
 
 def test_the_fresh_split_is_disjoint_and_leaves_the_other_splits_as_they_are():

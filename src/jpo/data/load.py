@@ -188,6 +188,10 @@ def as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dic
     raise AssertionError(f"no conversion from {source_kind} to {kind}")
 
 
+# The kinds a trainer reads (as one dataset, so in one text representation: see `unify_text`).
+TRAINED_KINDS = ("preference", "sft", "unpaired")
+
+
 def load(source: str | os.PathLike, kind: str) -> Loaded:
     """Rows of `kind` from a file, a saved dataset or a hub name; raises DataError naming file, line and field."""
     if kind not in KINDS:
@@ -197,7 +201,9 @@ def load(source: str | os.PathLike, kind: str) -> Loaded:
     rows = as_kind(_convert_all(table, fmt), fmt.kind, kind)
     if kind in ("items", "prompts", "references"):  # generations repeat prompts across temperatures and seeds
         _unique_ids(rows, table, explicit=any(column in table.rows[0] for column in ID_COLUMNS))
-    (made_chat,) = unify_text([rows])  # e.g. Alpaca rows of which only some have a system prompt or history
+    # One representation only where rows become one Arrow table and one tokenization (training): items, prompts and
+    # generations may mix plain and chat text, and are shown or judged as written.
+    (made_chat,) = unify_text([rows]) if kind in TRAINED_KINDS else (0,)  # e.g. Alpaca rows, some with a system
     return Loaded(table.path, fmt, kind, rows, unused_columns(table, fmt), made_chat)
 
 
@@ -220,7 +226,7 @@ def inspect(source: str | os.PathLike | Table) -> Loaded:
     table = source if isinstance(source, Table) else read_table(source)
     fmt = detect(table)
     rows = _convert_all(table, fmt)
-    (made_chat,) = unify_text([rows])
+    (made_chat,) = unify_text([rows]) if fmt.kind in TRAINED_KINDS else (0,)
     return Loaded(table.path, fmt, fmt.kind, rows, unused_columns(table, fmt), made_chat)
 
 

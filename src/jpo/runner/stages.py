@@ -54,6 +54,12 @@ def _judge(items: list[dict[str, Any]], spec: str, recipe: Recipe, store, descri
     return labeled_rows(items, run), run
 
 
+def written_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a file a stage wrote. An empty one is 0 rows, not bad input: a source with no instruction beyond
+    D_C's (a sample, a dry run) has no fresh slice, and the runs that want fresh rows say how many were missing."""
+    return read_jsonl(path) if path.stat().st_size else []
+
+
 def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any]:
     """D_C and D_H as training rows (D_C.jsonl, D_H.jsonl). The pool is judged when `judge.conditional` is set or
     it has no labels; joint items are judged; the `judge.agreement` judges label the same items, for agreement
@@ -63,10 +69,7 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     from jpo.feedback.store import VerdictStore
 
     pool = read_jsonl(data_dir / "pool.jsonl") if (data_dir / "pool.jsonl").exists() else []
-    fresh_file = data_dir / "fresh.jsonl"
-    # An empty slice is a count, not bad input: a source with no instruction beyond D_C's (a sample, a dry run) has
-    # 0 fresh rows, and the runs that want some say how many were missing.
-    fresh = (read_jsonl(fresh_file) if fresh_file.stat().st_size else []) if fresh_file.exists() else None
+    fresh = written_rows(data_dir / "fresh.jsonl") if (data_dir / "fresh.jsonl").exists() else None
     todo = {}
     for name, items in (("conditional", pool), ("fresh", fresh or [])):  # fresh: labelled as D_C is
         if items and (recipe.judge.conditional or any("label" not in item for item in items)):
@@ -134,7 +137,7 @@ def training_rows(run: Run, d_c_file: Path, d_h_file: Path, seed: int,
     counts: dict[str, int] = {}
     if run.fresh is not None:
         wanted = {"size_of_joint": len(d_h), "size_of_conditional": len(d_c)}.get(run.fresh, run.fresh)
-        d_f = read_jsonl(d_f_file)[:wanted] if d_f_file is not None and d_f_file.exists() else []
+        d_f = written_rows(d_f_file)[:wanted] if d_f_file is not None and d_f_file.exists() else []
         counts.update(D_F=len(d_f), D_F_wanted=wanted)
     if run.subset is not None:  # nested: every fraction is a prefix of the same permutation of D_C
         order = list(range(len(d_c)))
