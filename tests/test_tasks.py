@@ -99,7 +99,7 @@ def test_splits_are_disjoint_and_reproducible():
     sizes = Sizes(pretrain=50, pool=40, validation=20, test=30)
     splits = build_splits(sizes, seed=3)
     assert {name: len(rows) for name, rows in splits.items()} == {"pretrain": 50, "pool": 40, "validation": 20,
-                                                                  "test": 30}
+                                                                  "test": 30, "fresh": 0}
     assert set(splits["pretrain"][0]) == {"prompt", "response", "family"}
     prompts = [row["prompt"] for rows in splits.values() for row in rows]
     assert len(prompts) == len(set(prompts))
@@ -111,3 +111,14 @@ def test_a_larger_corpus_leaves_the_pool_and_evaluation_prompts_alone():
     small = build_splits(Sizes(pretrain=10, pool=20, validation=5, test=5), seed=1)
     large = build_splits(Sizes(pretrain=60, pool=20, validation=5, test=5), seed=1)
     assert all(small[name] == large[name] for name in ("pool", "validation", "test"))
+
+
+def test_the_fresh_split_is_more_pool_rows_and_changes_no_other_split():
+    without = build_splits(Sizes(pretrain=30, pool=20, validation=5, test=5), seed=1)
+    with_fresh = build_splits(Sizes(pretrain=30, pool=20, validation=5, test=5, fresh=25), seed=1)
+    assert all(without[name] == with_fresh[name] for name in ("pretrain", "pool", "validation", "test"))
+    fresh = with_fresh["fresh"]
+    assert len(fresh) == 25 and set(fresh[0]) == set(with_fresh["pool"][0])
+    others = {row["prompt"] for name in ("pretrain", "pool", "validation", "test") for row in with_fresh[name]}
+    assert not others & {row["prompt"] for row in fresh}
+    assert len({row["prompt"] for row in fresh}) == 25

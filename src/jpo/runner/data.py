@@ -8,8 +8,9 @@
 - Joint comparisons pair D_S instances across instructions (to be judged), or, for `strategy: proxy`, the chosen
   side of one pool row against the rejected side of another (labelled by construction).
 
-`synthetic` is the demo's task as a named source: its splits (pretrain, pool, validation, test) are built together
-from the recipe's seed, each part's `limit` being that split's size, so instructions never repeat across splits.
+`synthetic` is the demo's task as a named source: its splits (pretrain, pool, validation, test, fresh: more
+pool-format comparisons) are built together from the recipe's seed, each part's `limit` being that split's size, so
+instructions never repeat across splits.
 The pretraining documents (data.pretrain) are written as pretrain.jsonl for a built model's pretraining stage.
 """
 
@@ -26,7 +27,8 @@ from jpo.errors import JpoError
 from jpo.runner.recipe import DataPart, Recipe
 
 SYNTHETIC = "synthetic"
-SYNTHETIC_SPLITS = {"pretrain": "sft", "pool": "preference", "validation": "prompts", "test": "prompts"}
+SYNTHETIC_SPLITS = {"pretrain": "sft", "pool": "preference", "validation": "prompts", "test": "prompts",
+                    "fresh": "preference"}
 PART_KINDS = {"eval": "prompts", "validation": "prompts", "sft": "sft", "conditional": "preference",
               "joint": "preference", "pretrain": "sft"}
 
