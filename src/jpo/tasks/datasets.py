@@ -2,9 +2,9 @@
 instruction, from which the paper's protocol draws D_S, D_C and D_H), and validation / test prompts with gold
 references.
 
-The pretraining corpus and the pool hold the same kind of text (`world_response`: mixed quality, the filler habit),
-as a base LLM's corpus holds the kind of answers its preference data later compares. Instructions never repeat
-across splits, so a test prompt is never one the model was trained on.
+The pretraining corpus and the pool hold the same kind of text (`world_response`: mixed quality, instruction-blind
+habits), as a base LLM's corpus holds the kind of answers its preference data later compares. Instructions never
+repeat across splits, so a test prompt is never one the model was trained on.
 """
 
 from __future__ import annotations

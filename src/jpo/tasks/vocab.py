@@ -25,6 +25,3 @@ FEELINGS: tuple[str, ...] = ("glad", "tired", "surprised", "calm", "excited", "p
 
 # The keywords of a post are its place, animal and food words, in order of appearance.
 KEYWORDS: frozenset[str] = frozenset(PLACES + ANIMALS + FOODS)
-
-# The filler sentence some responses end with (see responses.py): words of no task's answer.
-FILLER: tuple[str, ...] = ("i", "hope", "this", "helps")
