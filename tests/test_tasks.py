@@ -87,8 +87,8 @@ def test_gold_is_good_but_not_perfect():
     perfect = sum(score == 1.0 for score in scores) / len(scores)
     assert 0.2 < perfect < 0.4
     world = [quality(p, world_response(p, rng)) for p in prompts]
-    assert sum(scores) / len(scores) > sum(world) / len(world) + 0.15  # well above the world's text
-    assert min(scores) > 0.19  # at worst a swap and two habits wrong on a short answer
+    assert sum(scores) / len(scores) > sum(world) / len(world) + 0.07  # above the world's text
+    assert min(scores) > 0.15  # at worst a swap and two habits wrong on a short answer
 
 
 def test_world_text_follows_the_instruction_s_habits_unreliably():
@@ -108,7 +108,7 @@ def test_world_text_follows_the_instruction_s_habits_unreliably():
     splits = build_splits(Sizes(pretrain=0, pool=400, validation=0, test=0), seed=0)
     pairs = [(quality(r["prompt"], r["response_a"]), quality(r["prompt"], r["response_b"])) for r in splits["pool"]]
     one, best = sum(a for a, _ in pairs) / len(pairs), sum(max(pair) for pair in pairs) / len(pairs)
-    assert best > one + 0.1
+    assert best > one + 0.07
     # each habit differs between the two sides of only a minority of pairs
     for habit in HABITS:
         differs = [(habit in habits_in(r["response_a"])) != (habit in habits_in(r["response_b"]))
