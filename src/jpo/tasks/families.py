@@ -8,8 +8,8 @@ summarize; two wordings each), an optional *style* (who the answer is for: "for 
 input: "Sort these words alphabetically for my boss: pear apple kiwi Answer:". The ideal answer is the family's
 answer to the input (the *core*) with the *habits* the style wants around it.
 
-The habits (HABITS) are ten surface features of a response, one word each, five written before the core and five
-after it ("sure apple kiwi pear thanks"). What an instruction thinks of each habit depends on its style (PROFILES):
+The habits (HABITS) are ten surface features of a response, one word each, written after the core in a fixed order
+("apple kiwi pear well thanks"). What an instruction thinks of each habit depends on its style (PROFILES):
 each of the ten styles wants two habits, forbids two others and is indifferent to the remaining six (the quality
 score ignores them); each habit is wanted by two styles, forbidden by two others and indifferent to the rest, so
 every habit is right for some instructions and wrong for others -- "for my boss" wants "well" and forbids "sure",
@@ -73,9 +73,11 @@ FAMILIES: tuple[str, ...] = tuple(TEMPLATES)
 # Who the answer is for; "" is a plain instruction (wants no habit). Drawn uniformly.
 STYLES: tuple[str, ...] = ("", "for my boss", "for a child", "for a friend", "for my teacher", "for a report",
                            "for a letter", "for the radio", "for a poster", "for my team", "for a card")
-# The habits: words of no task's answer, written before (PREFIXES) or after (SUFFIXES) the core, in this order.
-PREFIXES: tuple[str, ...] = ("sure", "well", "okay", "so", "hey")
-SUFFIXES: tuple[str, ...] = ("thanks", "done", "cheers", "enjoy", "bye")
+# The habits: words of no task's answer, written before (PREFIXES) or after (SUFFIXES) the core, in this order. All
+# after it: written before it, they shifted the answer and the demo's model lost the content it had (DPO, which
+# raises the wanted ones, then lowered content accuracy by half).
+PREFIXES: tuple[str, ...] = ()
+SUFFIXES: tuple[str, ...] = ("sure", "well", "okay", "so", "hey", "thanks", "done", "cheers", "enjoy", "bye")
 HABITS: tuple[str, ...] = PREFIXES + SUFFIXES
 WANTED_PER_STYLE = 2
 
