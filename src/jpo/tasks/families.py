@@ -18,7 +18,7 @@ seeded draw (balanced: every habit wanted and forbidden equally often), fixed be
 individual requesters' tastes are arbitrary: nothing in the words "for my boss" says which habit they want, so a
 model can only learn it from preferences.
 
-Why this makes preference learning data-limited (the testbed must tell 600 labels from 1,200): the world's text
+Why this makes preference learning data-limited (the testbed must tell ~530 labels from ~1,060): the world's text
 (responses.py) follows each style's taste only unreliably (a wanted habit less than half the time), so imitation
 (pretraining, SFT) leaves every habit decision uncertain, and greedy decoding gets many of them wrong. What
 preferences add is 10 x 4 style-dependent decisions (want or forbid, for each style's four habits), each seen only
@@ -28,6 +28,11 @@ dozen informative labels per decision in a pool of 2,000. No single surface feat
 global rule helps: where a habit matters it is as often wanted as forbidden, so "never write habits" and "always
 write them" are both right half the time. (Two first designs learnt nothing about the habits on the demo's model:
 a table over (family, style) pairs, 40 x 4 decisions, and habits written blind to the instruction.)
+Measured on the validation split (benchmarks/testbed_sensitivity.py, the demo recipe, seed 0, 500 prompts, every
+DPO run at the full run's 170 steps): DPO on all 1,064 labels of D_C beats DPO on a nested half by +3.5 points
+[+2.1, +4.9] and SFT by +10.2 [+8.1, +12.3]; +9.6 of that survives taking the most frequent habit out of both
+models' outputs; another data order moves it by -0.2 [-0.8, +0.3]; but 1,064 fresh labels more add only +0.6
+[-0.5, +1.8] at that number of steps.
 Families also differ in difficulty (reversing is easier than sorting for a small LM; a summary must pick slots out of
 a post), which is what makes comparing answers to *different* instructions informative.
 """
