@@ -1,14 +1,14 @@
 """Can the demo's testbed tell methods apart? Measures issue 25's sensitivity criteria R1-R4 on the synthetic task.
 
     PYTHONPATH=src python benchmarks/testbed_sensitivity.py [--recipe configs/demo.yaml] [--out runs/sensitivity]
-                                                            [--split validation] [--limit 500]
+                                                            [--split validation]
 
 What it does, with the library only (`jpo.runner.run_recipe` for the recipe's own stages, `jpo.train` and the
 runner's stage functions for the rest):
 
 1. `jpo run` on the recipe reduced to its DPO run (no other runs, no selection grid, no scaling), evaluated on the
-   synthetic `--split` (validation by default: the task is tuned on it; use `--split test` once, at the end) with
-   `--limit` prompts: data, built model, pretraining, feedback (D_C), SFT, DPO on all of D_C.
+   recipe's synthetic validation prompts (the task is tuned on them; `--split test`: its test prompts, once, at the
+   end): data, built model, pretraining, feedback (D_C), SFT, DPO on all of D_C.
 2. Three more DPO runs from the same SFT model, each with the full run's settings and exactly its number of
    optimizer steps (`max_steps`): on a nested random half of D_C; on D_C plus |D_C| fresh conditional labels (the
    task's `fresh` split, labelled by the recipe's annotator); on all of D_C in another data order (seed 1).
@@ -46,12 +46,15 @@ from typing import Any
 import yaml
 
 
-def measurement_recipe(path: Path, split: str, limit: int, folder: Path) -> Path:
-    """The recipe reduced to SFT and DPO, evaluated on `limit` prompts of the synthetic `split`."""
+def measurement_recipe(path: Path, split: str, folder: Path) -> Path:
+    """The recipe reduced to SFT and DPO, evaluated on its own validation prompts (`split` validation) or its own test
+    prompts (`split` test). Every synthetic split keeps the recipe's size, so the prompts are exactly the recipe's:
+    the test prompts are drawn after the validation ones, and a validation split of another size would shift them
+    into what was tuned on."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     raw["name"] = f"{raw['name']}-sensitivity"
-    raw["data"]["eval"] = {"source": "synthetic", "split": split, "limit": limit}
-    raw["data"].pop("validation", None)
+    if split == "validation":  # evaluated on the validation prompts; the test split is still drawn, at its size
+        raw["data"]["eval"], raw["data"]["validation"] = raw["data"]["validation"], raw["data"]["eval"]
     raw["data"].pop("fresh", None)
     raw["train"]["runs"] = [run for run in raw["train"]["runs"] if run["name"] == "dpo"]
     for key in ("selection", "scaling"):
@@ -75,9 +78,8 @@ def fresh_labels(recipe, count: int, out: Path) -> list[dict[str, Any]]:
 
     data = recipe.data
     limit = math.ceil(2.0 * count)  # about 60% of comparisons are decisive
-    splits = build_splits(Sizes(pretrain=data.pretrain.limit, pool=data.conditional.limit,
-                                validation=data.eval.limit if data.eval.split == "validation" else 0,
-                                test=data.eval.limit if data.eval.split == "test" else 0, fresh=limit), recipe.seed)
+    sizes = {part.split: part.limit for part in (data.pretrain, data.conditional, data.eval, data.validation)}
+    splits = build_splits(Sizes(**sizes, fresh=limit), recipe.seed)
     items = pool_items(splits["fresh"], None, {"left_out": {}})
     run = judge_items(items, make_judge(recipe.judge.spec, recipe.judge.options()), progress=False)
     rows, _ = items_to_preferences(labeled_rows(items, run))
@@ -146,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default="configs/demo.yaml")
     parser.add_argument("--out", default="runs/sensitivity")
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
-    parser.add_argument("--limit", type=int, default=500, help="evaluation prompts")
     parser.add_argument("--from", dest="start", help="rerun the recipe from this stage (a run folder already in --out)")
     args = parser.parse_args(argv)
 
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = load_recipe(measurement_recipe(Path(args.recipe), args.split, args.limit, Path(tmp)))
+        recipe = load_recipe(measurement_recipe(Path(args.recipe), args.split, Path(tmp)))
         run_dir = run_recipe(recipe, output_dir=str(out / "run"), start=args.start)
     timings: dict[str, Any] = {"recipe stages": stage_seconds(run_dir)}
     d_c = read_jsonl(run_dir / "feedback" / "D_C.jsonl")
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
               f"mean q {row.get('mean_quality')}")
     print(f"D_C {len(d_c)} rows, {steps} steps; most frequent habit in DPO's outputs: {habit!r} "
           f"({habit_count} of {len(generations['dpo'])}); habits in DPO's outputs {dict(counts.most_common())}")
-    result: dict[str, Any] = {"split": args.split, "prompts": args.limit, "D_C": len(d_c), "steps": steps,
+    result: dict[str, Any] = {"split": args.split, "prompts": len(references), "D_C": len(d_c), "steps": steps,
                               "habit": habit, "habits": dict(counts), "models": table, "criteria": {}}
     for name, (difference, test) in checks.items():
         met = test(difference)
