@@ -27,6 +27,10 @@ Measured 2026-11-30 on configs/demo.yaml (the habit task; DPO lr 1.5e-4, 5 epoch
 validation split, 500 prompts x 3 temperatures, seed 0, 2 shared CPU cores: SFT 25.3, DPO 35.5, half 32.0, +fresh
 36.1, other order 35.2 (average win-rate %). R1 +3.5 [+2.1, +4.9] met; R2 +0.6 [-0.5, +1.8] NOT met; R3 -0.2
 [-0.8, +0.3] met; R4 +9.6 [+7.6, +11.6] without "okay" (of +10.2) met; DPO - SFT +10.2 [+8.1, +12.3] met.
+(Measured with the test split at size 0, so the pretraining corpus, drawn after it, differs from the final recipe's.)
+Once, at the end, on the recipe's TEST prompts (`--split test`, the `jpo demo` run's own SFT and DPO models): SFT
+21.0, DPO 32.1, half 28.4, +fresh 32.1, other order 32.0; R1 +3.7 [+2.3, +5.1] met; R2 -0.0 [-1.2, +1.2] NOT met;
+R3 -0.2 [-0.6, +0.2] met; R4 +10.9 [+8.9, +13.0] without "sure" (of +11.2) met; DPO - SFT +11.2 [+9.1, +13.3] met.
 """
 
 from __future__ import annotations
