@@ -37,7 +37,8 @@ def tiny_demo(tmp_path: Path, recipe_file: str = "demo.yaml", **changes) -> Path
         recipe["train"]["scaling"]["sizes"] = [4]
     if "selection" in recipe["train"]:
         recipe["train"]["selection"].update(selectors=["random", "uncertainty", "disagreement", "active-certainty"],
-                                            budgets=[4, 8], max_steps=2)
+                                            budgets=[8, 16], max_steps=2)  # the habit task's ties leave
+        # 2-item active rounds undecided
     recipe["pairs"]["pool"] = 3
     recipe["generate"].update(max_new_tokens=6, temperatures=[0.001, 1.0])
     recipe["evaluate"]["n_resamples"] = 500
@@ -58,7 +59,7 @@ def test_the_demo_recipe_follows_the_papers_protocol():
     assert runs["dpo"].data == runs["kto"].data == ["conditional"]
     assert runs["jpo"].data == ["conditional", "joint"] and runs["jpo-dh"].data == ["joint"]
     assert runs["jpo-mix"].data == ["mix"] and (runs["dpo-dh"].objective, runs["dpo-dh"].data) == ("dpo", ["joint"])
-    assert recipe.sweep == {"learning_rate": [3e-5, 1e-4, 3e-4]}
+    assert recipe.sweep == {"learning_rate": [1e-4, 1.5e-4, 2e-4, 3e-4]}
     # KTO's learning rate is its own value on the one grid every method is swept over
     assert runs["kto"].config["learning_rate"] in recipe.sweep["learning_rate"]
     assert recipe.train.common["learning_rate"] in recipe.sweep["learning_rate"]
@@ -207,19 +208,19 @@ def test_the_selection_grid_recipe_runs_every_selector_at_every_budget(tmp_path,
     markdown = (demo / "results.md").read_text()
     selection = details["selection"]  # every selector at every budget, the same training steps at each point
     assert [(p["selector"], p["budget"]) for p in selection["points"]] == [
-        (s, b) for s in ("random", "uncertainty", "disagreement", "active-certainty") for b in (4, 8)]
+        (s, b) for s in ("random", "uncertainty", "disagreement", "active-certainty") for b in (8, 16)]
     for point in selection["points"]:
         assert sum(point["outcomes"].values()) == 12 * 2 and 0 <= point["decisive"] <= point["budget"]
         assert set(point["agreement"]) == {"second annotator", "exact oracle"}
         train = tmp_path / "demo" / "train" / f"jpo-dh-{point['selector']}-{point['budget']}" / "seed0"
         assert json.loads((train / "model" / "trainer_state.json").read_text())["global_step"] == 2
     assert set(selection["goals"]) == {"random", "uncertainty", "disagreement", "active-certainty"}
-    rounds = tmp_path / "demo" / "select" / "seed0" / "active-certainty" / "active-certainty-8" / "rounds"
+    rounds = tmp_path / "demo" / "select" / "seed0" / "active-certainty" / "active-certainty-16" / "rounds"
     assert [p.name for p in rounds.iterdir()] == ["round_0"]  # 2 rounds: one intermediate model, trained 2 steps
     assert json.loads((rounds / "round_0" / "trainer_state.json").read_text())["global_step"] == 2
-    assert selection["goals"]["random"]["half_budget"] == 4
+    assert selection["goals"]["random"]["half_budget"] == 8
     assert set(selection["against_random"]) == {f"{s}-{b}" for s in ("uncertainty", "disagreement", "active-certainty")
-                                                for b in (4, 8)}
+                                                for b in (8, 16)}
     assert "## Which joint comparisons to label" in markdown and "selection.png" in {p.name for p in demo.iterdir()}
     assert not any("-random-" in row["name"] for row in rows)  # the grid is its own table, not Table 5's rows
 

@@ -8,8 +8,9 @@
 - Joint comparisons pair D_S instances across instructions (to be judged), or, for `strategy: proxy`, the chosen
   side of one pool row against the rejected side of another (labelled by construction).
 
-`synthetic` is the demo's task as a named source: its splits (pretrain, pool, validation, test) are built together
-from the recipe's seed, each part's `limit` being that split's size, so instructions never repeat across splits.
+`synthetic` is the demo's task as a named source: its splits (pretrain, pool, validation, test, fresh: more
+pool-format comparisons) are built together from the recipe's seed, each part's `limit` being that split's size, so
+instructions never repeat across splits.
 The pretraining documents (data.pretrain) are written as pretrain.jsonl for a built model's pretraining stage.
 """
 

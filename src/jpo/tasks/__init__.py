@@ -5,13 +5,19 @@ entry points, so judges find it without this package importing feedback's regist
 """
 
 from jpo.tasks.datasets import Sizes, build_splits, corpus
-from jpo.tasks.families import FAMILIES, Instance, make_instance, parse
-from jpo.tasks.habits import habits_in, without_habit
+from jpo.tasks.families import FAMILIES, HABITS, PROFILES, STYLES, Instance, make_instance, parse
 from jpo.tasks.quality import edit_distance, quality, similarity
-from jpo.tasks.responses import annotation_pair, gold, graded_response, world_response
+from jpo.tasks.responses import (
+    annotation_pair,
+    gold,
+    graded_response,
+    habits_in,
+    without_habit,
+    world_response,
+)
 
 __all__ = [
-    "FAMILIES", "Instance", "Sizes", "annotation_pair", "build_splits", "corpus", "edit_distance",
-    "gold", "graded_response", "habits_in", "make_instance", "parse", "quality", "similarity", "without_habit",
-    "world_response",
+    "FAMILIES", "HABITS", "PROFILES", "STYLES", "Instance", "Sizes", "annotation_pair", "build_splits", "corpus",
+    "edit_distance", "gold", "graded_response", "habits_in", "make_instance", "parse", "quality", "similarity",
+    "without_habit", "world_response",
 ]

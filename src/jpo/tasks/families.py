@@ -1,9 +1,40 @@
-"""The task families: how an instruction is written, and what its ideal answer is.
+"""The task families, the request styles and the habits: how an instruction is written, and what its ideal answer is.
 
 Every instruction carries its whole input in its text, so the ideal answer (and hence the quality of any response)
 is a function of the instruction text alone: the oracle judge needs nothing but the two texts a real judge sees.
-Families differ in difficulty (reversing is easier than sorting for a small LM; a summary must pick slots out of a
-post), which is what makes comparing answers to *different* instructions informative.
+
+An instruction is a *family* phrase (what to do with the input: sort, reverse, deduplicate, pick keywords,
+summarize; two wordings each), an optional *style* (who the answer is for: "for my boss", "for a child", ...) and the
+input: "Sort these words alphabetically for my boss: pear apple kiwi Answer:". The ideal answer is the family's
+answer to the input (the *core*) with the *habits* the style wants around it.
+
+The habits (HABITS) are ten surface features of a response, one word each, written after the core in a fixed order
+("apple kiwi pear well thanks"). What an instruction thinks of each habit depends on its style (PROFILES):
+each of the ten styles wants two habits, forbids two others and is indifferent to the remaining six (the quality
+score ignores them); each habit is wanted by two styles, forbidden by two others and indifferent to the rest, so
+every habit is right for some instructions and wrong for others -- "for my boss" wants "well" and forbids "sure",
+"for my teacher" the reverse. A plain instruction (no style) has no opinion on any habit. The table is an arbitrary,
+seeded draw (balanced: every habit wanted and forbidden equally often), fixed before any result was seen, as
+individual requesters' tastes are arbitrary: nothing in the words "for my boss" says which habit they want, so a
+model can only learn it from preferences.
+
+Why this makes preference learning data-limited (the testbed must tell ~530 labels from ~1,060): the world's text
+(responses.py) follows each style's taste only unreliably (a wanted habit less than half the time), so imitation
+(pretraining, SFT) leaves every habit decision uncertain, and greedy decoding gets many of them wrong. What
+preferences add is 10 x 4 style-dependent decisions (want or forbid, for each style's four habits), each seen only
+in the minority of comparisons that have that style (one in eleven) and whose two responses differ in that habit
+(about one in three), among the other habits and content edits that also differ, through a noisy annotator: a few
+dozen informative labels per decision in a pool of 2,000. No single surface feature carries the preference, and no
+global rule helps: where a habit matters it is as often wanted as forbidden, so "never write habits" and "always
+write them" are both right half the time. (Two first designs learnt nothing about the habits on the demo's model:
+a table over (family, style) pairs, 40 x 4 decisions, and habits written blind to the instruction.)
+Measured on the validation split (benchmarks/testbed_sensitivity.py, the demo recipe, seed 0, 500 prompts, every
+DPO run at the full run's 170 steps): DPO on all 1,064 labels of D_C beats DPO on a nested half by +3.5 points
+[+2.1, +4.9] and SFT by +10.2 [+8.1, +12.3]; +9.6 of that survives taking the most frequent habit out of both
+models' outputs; another data order moves it by -0.2 [-0.8, +0.3]; but 1,064 fresh labels more add only +0.6
+[-0.5, +1.8] at that number of steps.
+Families also differ in difficulty (reversing is easier than sorting for a small LM; a summary must pick slots out of
+a post), which is what makes comparing answers to *different* instructions informative.
 """
 
 from __future__ import annotations
@@ -16,22 +47,80 @@ from jpo.tasks.vocab import ADJECTIVES, ANIMALS, FEELINGS, FOODS, KEYWORDS, LIST
 
 @dataclass(frozen=True)
 class Instance:
-    """One instruction with its family, the input words it operates on and its ideal answer (space-joined)."""
+    """One instruction: its family and style, the input words it operates on, the family's answer to them (`core`),
+    the habits it wants and those it forbids, and its ideal answer (`target`: the wanted prefix habits, the core, the
+    wanted suffix habits; space-joined)."""
 
     family: str
+    style: str
     prompt: str
     inputs: tuple[str, ...]
+    core: str
+    wanted: frozenset[str]
+    forbidden: frozenset[str]
     target: str
 
+    @property
+    def neutral(self) -> frozenset[str]:
+        """The habits this instruction has no opinion on: the quality score ignores them."""
+        return frozenset(HABITS) - self.wanted - self.forbidden
 
+
+# Family phrases (two wordings each); a prompt is `phrase [style]: inputs Answer:`.
 TEMPLATES: dict[str, tuple[str, ...]] = {
-    "sort": ("Sort these words alphabetically: ", "Put these words in alphabetical order: "),
-    "reverse": ("Reverse the order of these words: ", "Write these words in reverse order: "),
-    "dedup": ("Remove the repeated words: ", "Keep only the first copy of each word: "),
-    "keywords": ("List the keywords of this post: ", "Which places, animals and foods does this post mention? "),
-    "summary": ("Summarize this post in a few words: ", "Give a one-line summary of this post: "),
+    "sort": ("Sort these words alphabetically", "Put these words in alphabetical order"),
+    "reverse": ("Reverse the order of these words", "Write these words in reverse order"),
+    "dedup": ("Remove the repeated words", "Keep only the first copy of each word"),
+    "keywords": ("List the keywords of this post", "Name the places, animals and foods in this post"),
+    "summary": ("Summarize this post in a few words", "Give a one-line summary of this post"),
 }
 FAMILIES: tuple[str, ...] = tuple(TEMPLATES)
+# Who the answer is for; "" is a plain instruction (wants no habit). Drawn uniformly.
+STYLES: tuple[str, ...] = ("", "for my boss", "for a child", "for a friend", "for my teacher", "for a report",
+                           "for a letter", "for the radio", "for a poster", "for my team", "for a card")
+# The habits: words of no task's answer, written before (PREFIXES) or after (SUFFIXES) the core, in this order. All
+# after it: written before it, they shifted the answer and the demo's model lost the content it had (DPO, which
+# raises the wanted ones, then lowered content accuracy by half).
+PREFIXES: tuple[str, ...] = ()
+SUFFIXES: tuple[str, ...] = ("sure", "well", "okay", "so", "hey", "thanks", "done", "cheers", "enjoy", "bye")
+HABITS: tuple[str, ...] = PREFIXES + SUFFIXES
+WANTED_PER_STYLE = 2
+
+
+def _profiles(seed: int = 2026) -> dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]:
+    """(family, style) -> (the habits it wants, the habits it forbids). Each style wants WANTED_PER_STYLE habits and
+    forbids as many others, the same in every family; every habit is wanted by equally many styles and forbidden by
+    equally many (a seeded shuffle of the balanced multisets, repaired by random swaps until no style names a habit
+    twice). A plain instruction has no opinion."""
+    styled = [style for style in STYLES if style]
+    per_habit = len(styled) * WANTED_PER_STYLE // len(HABITS)
+    rng = random.Random(seed)
+    wanted = [habit for habit in HABITS for _ in range(per_habit)]
+    forbidden = list(wanted)
+    rng.shuffle(wanted)
+    rng.shuffle(forbidden)
+    k = WANTED_PER_STYLE
+
+    def bad(i: int) -> bool:
+        named = wanted[i * k:(i + 1) * k] + forbidden[i * k:(i + 1) * k]
+        return len(set(named)) < len(named)
+
+    while True:
+        bad_styles = [i for i in range(len(styled)) if bad(i)]
+        if not bad_styles:
+            break
+        i = rng.choice(bad_styles)
+        slots = rng.choice((wanted, forbidden))
+        a, b = rng.randrange(i * k, (i + 1) * k), rng.randrange(len(slots))
+        slots[a], slots[b] = slots[b], slots[a]
+    by_style = {style: (frozenset(wanted[i * k:(i + 1) * k]), frozenset(forbidden[i * k:(i + 1) * k]))
+                for i, style in enumerate(styled)}
+    by_style[""] = (frozenset(), frozenset())
+    return {(family, style): by_style[style] for family in FAMILIES for style in STYLES}
+
+
+PROFILES: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = _profiles()
+
 # Every prompt ends with this cue, as the paper's TL;DR prompts end with "TL;DR:": plain-text trainers (ours, TRL)
 # concatenate prompt + response, so the cue marks where the answer starts and responses begin with a space.
 ANSWER_CUE = " Answer:"
@@ -44,7 +133,7 @@ POSTS: tuple[str, ...] = (
 )
 
 
-def _target(family: str, inputs: tuple[str, ...]) -> str:
+def _core(family: str, inputs: tuple[str, ...]) -> str:
     if family == "sort":
         return " ".join(sorted(inputs))
     if family == "reverse":
@@ -61,13 +150,17 @@ def _target(family: str, inputs: tuple[str, ...]) -> str:
     raise ValueError(f"unknown task family {family!r}")
 
 
+def with_habits(core: str, habits: frozenset[str] | set[str]) -> str:
+    """`core` with `habits` at their places: prefixes before it, suffixes after it, each in HABITS order."""
+    return " ".join([h for h in PREFIXES if h in habits] + core.split() + [h for h in SUFFIXES if h in habits])
+
+
 def _inputs(family: str, rng: random.Random) -> tuple[str, ...]:
     if family in ("sort", "reverse"):
         return tuple(rng.sample(LIST_WORDS, rng.randint(3, 4)))
     if family == "dedup":
         words = rng.sample(LIST_WORDS, 3)
-        for _ in range(1):
-            words.insert(rng.randint(1, len(words)), rng.choice(words))
+        words.insert(rng.randint(1, len(words)), rng.choice(words))
         return tuple(words)
     post = rng.choice(POSTS).format(
         name=rng.choice(NAMES), place=rng.choice(PLACES), adj=rng.choice(ADJECTIVES), animal=rng.choice(ANIMALS),
@@ -76,23 +169,36 @@ def _inputs(family: str, rng: random.Random) -> tuple[str, ...]:
     return tuple(post.split())
 
 
+def _instance(family: str, style: str, prompt: str, inputs: tuple[str, ...]) -> Instance:
+    core = _core(family, inputs)
+    wanted, forbidden = PROFILES[family, style]
+    return Instance(family, style, prompt, inputs, core, wanted, forbidden, with_habits(core, wanted))
+
+
 def make_instance(rng: random.Random, family: str | None = None) -> Instance:
-    """A fresh random instruction (of `family`, or of a uniformly drawn one)."""
+    """A fresh random instruction (of `family`, or of a uniformly drawn one; its style uniformly drawn)."""
     family = family or rng.choice(FAMILIES)
     inputs = _inputs(family, rng)
-    prompt = rng.choice(TEMPLATES[family]) + " ".join(inputs) + ANSWER_CUE
-    return Instance(family, prompt, inputs, _target(family, inputs))
+    phrase, style = rng.choice(TEMPLATES[family]), rng.choice(STYLES)
+    prompt = phrase + (f" {style}" if style else "") + ": " + " ".join(inputs) + ANSWER_CUE
+    return _instance(family, style, prompt, inputs)
 
 
 def parse(prompt: str) -> Instance:
-    """Recover the family, inputs and ideal answer from an instruction's text; ValueError if it is not one of ours."""
+    """Recover the family, style, inputs and ideal answer from an instruction's text; ValueError if it is not one of
+    ours."""
     text = prompt.strip().removesuffix(ANSWER_CUE.strip()).rstrip()
-    for family, templates in TEMPLATES.items():
-        for template in templates:
-            if text.startswith(template.strip()):
-                inputs = tuple(text[len(template.strip()):].split())
-                try:
-                    return Instance(family, prompt, inputs, _target(family, inputs))
-                except StopIteration:
-                    raise ValueError(f"a {family} instruction without its required words: {prompt!r}") from None
+    for family, phrases in TEMPLATES.items():
+        for phrase in phrases:
+            if not text.startswith(phrase):
+                continue
+            rest = text[len(phrase):]
+            for style in STYLES:
+                head = f" {style}:" if style else ":"
+                if rest.startswith(head):
+                    inputs = tuple(rest[len(head):].split())
+                    try:
+                        return _instance(family, style, prompt, inputs)
+                    except StopIteration:
+                        raise ValueError(f"a {family} instruction without its required words: {prompt!r}") from None
     raise ValueError(f"not an instruction of the synthetic task: {prompt[:60]!r}")
