@@ -429,7 +429,7 @@ def _check_config(where: str, values: dict[str, Any], cls_name: str) -> dict[str
     return typed_config(where, values, cls, {"loss_type": str | list[str] | None} if cls_name != "SFTConfig" else None)
 
 
-def _construct(at: str, cls_name: str, layers: list[tuple[str, dict[str, Any]]]) -> None:
+def _construct(cls_name: str, layers: list[tuple[str, dict[str, Any]]]) -> None:
     """Build the training config a stage will build from these settings (`layers`: (where, settings), later ones
     overriding), so that a value out of range fails at parse time, naming the file and the key, not at that stage
     after the judge was paid. Cheap (no model, no data); the output folder is a dummy, and the device is the CPU:
@@ -490,10 +490,10 @@ def validate(recipe: Recipe) -> Recipe:
     if recipe.judge.conditional and not recipe.judge.spec:
         raise JpoError(f"{at}: judge.conditional needs judge.spec")
     sft.config = _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
-    _construct(at, "SFTConfig", [(f"{at}: sft.config", sft.config)])
+    _construct("SFTConfig", [(f"{at}: sft.config", sft.config)])
     if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:
         recipe.model.pretrain = _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
-        _construct(at, "SFTConfig", [(f"{at}: model.build.pretrain", recipe.model.pretrain)])
+        _construct("SFTConfig", [(f"{at}: model.build.pretrain", recipe.model.pretrain)])
         if data.pretrain is None:
             raise JpoError(f"{at}: model.build.pretrain needs the documents to pretrain on: set data.pretrain")
     elif data.pretrain is not None:
@@ -529,7 +529,7 @@ def validate(recipe: Recipe) -> Recipe:
         points = [(f"{where}.sweep", {k: v}) for k, values in run.sweep.items() for v in values] + \
                  [(f"{at}: sweep", {k: v}) for k, values in recipe.sweep.items() for v in values]
         for point in [None, *points]:  # a sweep point replaces one setting, under `--sweep` only
-            _construct(at, "PreferenceConfig", layers + ([point] if point else []))
+            _construct("PreferenceConfig", layers + ([point] if point else []))
     scaling = recipe.train.scaling
     if scaling is not None:
         _choice(f"{at}: train.scaling.run", scaling.run, names)
