@@ -106,10 +106,53 @@ def test_an_unknown_flag_is_named_not_taken_for_a_verb(capsys) -> None:
     assert "unrecognized arguments: --pairs_per_instanse" in error and "invalid choice" not in error
 
 
-def test_an_abbreviation_of_one_flag_is_not_ambiguous_between_its_spellings(capsys) -> None:
-    assert build_parser("run").parse_args(["r.yaml", "--output", "d"]).output_dir == "d"
-    assert build_parser("data").parse_args(["validate", "f"]).files == ["f"]  # sub-command parsers too
-    assert build_parser("annotate").parse_args(["serve", "--items", "i", "--db", "d", "--per", "3"]).per_item == 3
-    with pytest.raises(SystemExit):  # two different flags still are
-        build_parser("judge").parse_args(["--input", "i", "--output", "o", "--judge", "x", "--price", "1"])
-    assert "ambiguous option: --price could match" in capsys.readouterr().err
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_no_command_takes_an_abbreviation(name: str) -> None:
+    """A flag is taken only as written in full: a prefix of one (or a misspelling that is one, `--learning_rat`)
+    would silently set it. Every command, its sub-commands and the TrainingArguments flags of train / sft."""
+    parser = build_parser(name)
+    for leaf, prefix in leaf_parsers(parser, []):
+        assert not leaf.allow_abbrev, (name, prefix)
+        for action in leaf._actions:
+            action.required = False
+        flags = [o for a in leaf._actions for o in a.option_strings if o.startswith("--") and len(o) > 6]
+        for flag in flags:
+            abbreviation = flag[:-2]
+            if abbreviation in leaf._option_string_actions:
+                continue  # itself a flag
+            with pytest.raises(SystemExit):
+                parser.parse_args(prefix + positionals(leaf) + [abbreviation, "1"])
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["train", "--output_dir", "o", "--learning_rat", "1"], "(did you mean --learning_rate?)"),
+    (["train", "--output-dir", "o", "--max_st", "1"], "(did you mean --max_steps?)"),
+    (["run", "r.yaml", "--output", "d"], "(did you mean --output_dir?)"),
+    (["annotate", "serve", "--items", "i", "--db", "d", "--per", "3"], "unrecognized arguments: --per 3"),
+    (["judge", "--input", "i", "--output", "o", "--judge", "x", "--price", "1"], "unrecognized arguments: --price"),
+])
+def test_an_abbreviation_is_refused_in_one_line_naming_the_nearest_flag(argv, expected, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and expected in error and error.count("\n") == 1, error
+
+
+def test_both_spellings_still_parse_in_full() -> None:
+    assert build_parser("run").parse_args(["r.yaml", "--output_dir", "d"]).output_dir == "d"
+    assert build_parser("run").parse_args(["r.yaml", "--output-dir", "d"]).output_dir == "d"
+    assert build_parser("annotate").parse_args(["serve", "--items", "i", "--db", "d", "--per-item", "3"]).per_item == 3
+    assert build_parser("train").parse_args(["--learning-rate", "0.5"]).learning_rate == 0.5
+
+
+def test_negated_flags_have_their_own_help() -> None:
+    """`--no_disable_dropout` does the opposite of `--disable_dropout`; its help says so."""
+    for name in ("train", "sft"):
+        actions = {a.dest + ("-" if a.option_strings[0].startswith("--no_") else ""): a
+                   for a in build_parser(name)._actions if a.option_strings}
+        negated = [key for key in actions if key.endswith("-")]
+        assert negated
+        for key in negated:
+            assert actions[key].help != actions[key[:-1]].help, (name, key)
+    help_ = {a.dest: a.help for a in build_parser("train")._actions if "--no_disable_dropout" in a.option_strings}
+    assert help_ == {"disable_dropout": "Keep the model's dropout (TRL zeroes it by default)."}

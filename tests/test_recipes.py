@@ -250,3 +250,65 @@ def test_a_run_config_and_a_yaml_file_are_typed_too(tmp_path):
     with pytest.raises(JpoError, match=rf"^{re.escape(str(path))}: train.runs\[1\] \(kto\).config.beta: expected a "
                                        "number, got 'strong'$"):
         load_recipe(path)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    (("train", "common"), "beta", -1, "recipe.yaml: train.common.beta: must be positive, got -1"),
+    (("train", "common"), "learning_rate", -0.1, "recipe.yaml: train.common.learning_rate: must be non-negative"),
+    (("train", "common"), "max_length", 0, "recipe.yaml: train.common.max_length: must be at least 1"),
+    (("train", "runs", 0), "config", {"max_steps": -5},
+     "recipe.yaml: train.runs[0] (dpo).config.max_steps: must be positive, or -1"),
+    (("sft", "config"), "per_device_train_batch_size", 0,
+     "recipe.yaml: sft.config.per_device_train_batch_size: must be at least 1, got 0"),
+    (("sft", "config"), "warmup_steps", -3, "recipe.yaml: sft.config: Got warmup_steps = -3"),
+    (("model", "build", "pretrain"), "num_train_epochs", 0,
+     "recipe.yaml: model.build.pretrain.num_train_epochs: must be positive, got 0"),
+    ((), "sweep", {"learning_rate": [1e-4, -1e-4]}, "recipe.yaml: sweep.learning_rate: must be non-negative"),
+])
+def test_a_recipes_training_settings_are_checked_at_parse_time(section, key, value, expected):
+    """A value out of range fails when the recipe is read, naming the file and the key, not at the train stage
+    after the judge was paid (the config each stage builds is built once here, on the CPU, without a model)."""
+    from jpo.errors import JpoError
+    from jpo.runner.recipe import parse_recipe
+
+    values = _demo_values()
+    target = values
+    for part in section:
+        target = target[part]
+    target[key] = value
+    with pytest.raises(JpoError) as error:
+        parse_recipe(values, "recipe.yaml")
+    assert str(error.value).startswith(expected) and "\n" not in str(error.value)
+
+
+def test_gpu_settings_do_not_fail_a_recipe_read_on_the_cpu():
+    """bf16 / tf32 are for the machine that trains: reading the recipe on a CPU does not refuse them."""
+    from jpo.runner.recipe import parse_recipe
+
+    values = _demo_values()
+    values["train"]["common"].update(bf16=True, tf32=True)
+    values["sft"]["config"]["bf16"] = True
+    recipe = parse_recipe(values, "recipe.yaml")
+    assert recipe.train.common["bf16"] is True and recipe.train.common["tf32"] is True
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({}, "recipe.yaml: missing required keys: name, data"),
+    ({"name": "x"}, "recipe.yaml: missing required key: data"),
+    ("run", "recipe.yaml: train.runs[0]: missing required keys: name, objective"),
+    ("source", "recipe.yaml: data.eval: missing required key: source"),
+])
+def test_missing_required_keys_are_named(values, expected):
+    """Issue 23 item 14: an empty recipe (or section) names the keys it lacks, not Python's positional arguments."""
+    from jpo.errors import JpoError
+    from jpo.runner.recipe import parse_recipe
+
+    if values == "run":  # nested sections: a run, a data part
+        values = _demo_values()
+        values["train"]["runs"][0] = {"data": ["conditional"]}
+    elif values == "source":
+        values = _demo_values()
+        values["data"]["eval"] = {"split": "test"}
+    with pytest.raises(JpoError) as error:
+        parse_recipe(values, "recipe.yaml")
+    assert str(error.value).startswith(expected) and "positional" not in str(error.value)

@@ -222,6 +222,47 @@ def test_cli_errors_are_one_line(tmp_path, capsys, tiny_model_path):
     assert "no_such_option" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("command", "text", "expected"), [
+    ("train", "learning_rate: fast\n", "x.yaml: learning_rate: expected a number, got 'fast'"),
+    ("sft", "max_length: twenty\n", "x.yaml: max_length: expected an integer or nothing (null), got 'twenty'"),
+    ("train", "use_peft: maybe\n", "x.yaml: use_peft: expected true or false, got 'maybe'"),
+    ("train", "lr_scheduler_type: cosinus\n", "x.yaml: lr_scheduler_type: expected one of linear, cosine"),
+    ("sft", "dataset: [a.jsonl, 3]\n", "x.yaml: dataset: expected a list of texts, got ['a.jsonl', 3]"),
+    ("train", "beta: -1\n", "--beta must be positive, got -1"),
+    ("train", "learning_rate: -1\n", "--learning_rate must be non-negative, got -1"),
+])
+def test_cli_config_file_values_are_typed_before_anything_loads(command, text, expected, tmp_path, capsys):
+    """Issue 23 item 7: a `--config` file's values are typed as a recipe's are, one line naming the file and the
+    key; the model and data named do not exist, so the error comes before either is read."""
+    (tmp_path / "x.yaml").write_text(text)
+    argv = [command, "--config", str(tmp_path / "x.yaml"), "--dataset", str(tmp_path / "none.jsonl"),
+            "--model_name_or_path", str(tmp_path / "no-model"), "--output_dir", str(tmp_path / "out")]
+    assert jpo_main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"jpo {command}: error: ") and error.count("\n") == 1, error
+    assert expected.replace("x.yaml", str(tmp_path / "x.yaml")) in error
+
+
+@pytest.mark.parametrize(("command", "flag", "value", "expected"), [
+    ("train", "--learning_rate", "-1", "--learning_rate must be non-negative, got -1.0"),
+    ("sft", "--learning-rate", "-0.5", "--learning_rate must be non-negative, got -0.5"),
+    ("train", "--max_steps", "0", "--max_steps must be positive, or -1 to train for --num_train_epochs, got 0"),
+    ("train", "--max_length", "0", "--max_length must be at least 1 (or unset), got 0"),
+    ("sft", "--per_device_train_batch_size", "0", "--per_device_train_batch_size must be at least 1, got 0"),
+    ("train", "--gradient_accumulation_steps", "-2", "--gradient_accumulation_steps must be at least 1, got -2"),
+    ("train", "--num_train_epochs", "0", "--num_train_epochs must be positive, got 0.0"),
+    ("train", "--adam_beta2", "1", "--adam_beta2 must be in [0, 1), got 1.0"),
+    ("sft", "--lora_dropout", "1.5", "--lora_dropout must be in [0, 1), got 1.5"),
+])
+def test_cli_values_out_of_range_are_one_line(command, flag, value, expected, tmp_path, capsys):
+    """A value torch's optimizer or the tokenizer would refuse with a traceback once training starts is refused
+    when the config is built, naming the flag."""
+    argv = [command, flag, value, "--dataset", str(tmp_path / "none.jsonl"), "--model_name_or_path",
+            str(tmp_path / "no-model"), "--output_dir", str(tmp_path / "out")]
+    assert jpo_main(argv) == 2
+    assert capsys.readouterr().err == f"jpo {command}: error: {expected}\n"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on machines without a GPU")
 def test_load_in_4bit_without_gpu_is_a_clear_error(tiny_model_path, tmp_path):
     config = dict(QUICK, model_name_or_path=str(tiny_model_path), load_in_4bit=True,

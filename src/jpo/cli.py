@@ -8,9 +8,11 @@ not import torch.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
+import typing
 
 from jpo import __version__
 from jpo.errors import JpoError
@@ -47,15 +49,42 @@ def _top_level_help() -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, where an abbreviation that matches only the two spellings of one flag (`--output` for
-    `--output-dir` / `--output_dir`) is that flag, as it was before both spellings existed, not "ambiguous".
-    Sub-command parsers are made of the same class (argparse's `parser_class` default)."""
+    """argparse, taking each flag only as written in full (either spelling, `--output_dir` / `--output-dir`): an
+    abbreviation (argparse's `allow_abbrev`) would let a misspelled flag (`--learning_rat 1`) silently set another.
+    A flag it does not know is one line naming the nearest one. Sub-command parsers are made of the same class
+    (argparse's `parser_class` default)."""
 
-    def _get_option_tuples(self, option_string: str) -> list:
-        unique: dict[int, tuple] = {}
-        for option in super()._get_option_tuples(option_string):
-            unique.setdefault(id(option[0]), option)  # option[0] is the action
-        return list(unique.values())
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):  # argparse's signature
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(_unrecognized(self, extras))
+        return namespace
+
+    def error(self, message: str) -> typing.NoReturn:
+        """One line, `jpo CMD: error: ...` and where to read the options, not the whole usage block."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    """Every long flag of `parser` and of its sub-commands."""
+    flags = {option for option in parser._option_string_actions if option.startswith("--")}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= _flags(sub)
+    return flags
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """argparse's message for arguments nobody took, with the nearest flag to the first unknown one."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    unknown = next((e.split("=", 1)[0] for e in extras if e.startswith("--")), None)
+    close = difflib.get_close_matches(unknown, sorted(_flags(parser)), n=1, cutoff=0.6) if unknown else []
+    return f"{message} (did you mean {close[0]}?)" if close else message
 
 
 def accept_both_spellings(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -68,9 +68,8 @@ class OnlineRun:
 def check_online(recipe) -> None:
     """Each online run's settings and config, as OnlineJPOConfig would take them; names distinct from every other
     model's; a judge to ask."""
-    from jpo.config import check_keys
+    from jpo.config import check_keys, typed_config
     from jpo.online.config import OnlineJPOConfig
-    from jpo.runner.typed import typed_config
 
     at = recipe.path or "recipe"
     taken = {"sft", *(r.name for r in recipe.runs())}

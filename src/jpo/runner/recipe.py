@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jpo.config import check_keys, read_yaml
+from jpo.config import check_keys, hints, read_yaml, typed, typed_config
 from jpo.errors import JpoError
 from jpo.runner.online import OnlineRun, check_online, online_for_dry_run
-from jpo.runner.typed import hints, typed, typed_config
 from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
 
 SFT_FROM = ("conditional", "sft", "none")
@@ -403,6 +403,10 @@ def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
                 raise JpoError(f"{path}: {inner}: expected a list")
             value = [_build(f.metadata["each"], v, path, f"{inner}[{i}]") for i, v in enumerate(value)]
         kwargs[f.name] = typed(f"{path}: {inner}", value, types[f.name])
+    missing = [_key(f) for f in dataclasses.fields(cls) if f.init and f.name not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise JpoError(f"{where}: missing required key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
     try:
         return cls(**kwargs)
     except TypeError as error:
@@ -423,6 +427,27 @@ def _check_config(where: str, values: dict[str, Any], cls_name: str) -> dict[str
     check_keys(where, values, (f.name for f in dataclasses.fields(cls) if f.init))
     # JPOConfig takes TRL's list of loss types too (one of them)
     return typed_config(where, values, cls, {"loss_type": str | list[str] | None} if cls_name != "SFTConfig" else None)
+
+
+def _construct(cls_name: str, layers: list[tuple[str, dict[str, Any]]]) -> None:
+    """Build the training config a stage will build from these settings (`layers`: (where, settings), later ones
+    overriding), so that a value out of range fails at parse time, naming the file and the key, not at that stage
+    after the judge was paid. Cheap (no model, no data); the output folder is a dummy, and the device is the CPU:
+    whether bf16 / tf32 suit the GPU is for the machine that trains, not the one that reads the recipe."""
+    from jpo.train import config as train_config
+
+    settings = {k: v for _, layer in layers for k, v in layer.items()}
+    try:
+        getattr(train_config, cls_name)(**{**settings, "output_dir": "unused", "report_to": "none",
+                                           "use_cpu": True, "tf32": None})
+    except (JpoError, ValueError) as error:
+        message = str(error).splitlines()[0]
+        flag = re.search(r"--(\w+)", message)
+        key = flag.group(1) if flag else None
+        where = next((w for w, layer in reversed(layers) if key in layer), None)
+        if where is None:  # a check of several keys, or of a default: the sections that were combined
+            raise JpoError(f"{' + '.join(w for w, _ in layers)}: {message}") from None
+        raise JpoError(f"{where}.{key}: {message.replace(f'--{key} ', '', 1)}") from None
 
 
 def validate(recipe: Recipe) -> Recipe:
@@ -465,8 +490,10 @@ def validate(recipe: Recipe) -> Recipe:
     if recipe.judge.conditional and not recipe.judge.spec:
         raise JpoError(f"{at}: judge.conditional needs judge.spec")
     sft.config = _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
+    _construct("SFTConfig", [(f"{at}: sft.config", sft.config)])
     if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:
         recipe.model.pretrain = _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
+        _construct("SFTConfig", [(f"{at}: model.build.pretrain", recipe.model.pretrain)])
         if data.pretrain is None:
             raise JpoError(f"{at}: model.build.pretrain needs the documents to pretrain on: set data.pretrain")
     elif data.pretrain is not None:
@@ -495,6 +522,14 @@ def validate(recipe: Recipe) -> Recipe:
     if recipe.sweep and len(recipe.sweep) != 1:
         raise JpoError(f"{at}: sweep: one option at a time (e.g. learning_rate: [...])")
     recipe.sweep = _typed_sweep(f"{at}: sweep", recipe.sweep)
+    for i, run in enumerate(recipe.train.runs):  # each run's settings as its stage combines them, and each sweep point
+        where = f"{at}: train.runs[{i}] ({run.name})"
+        layers = [(f"{at}: train.common", recipe.train.common), (f"{where}.config", run.config),
+                  (where, {"objective": run.objective})]
+        points = [(f"{where}.sweep", {k: v}) for k, values in run.sweep.items() for v in values] + \
+                 [(f"{at}: sweep", {k: v}) for k, values in recipe.sweep.items() for v in values]
+        for point in [None, *points]:  # a sweep point replaces one setting, under `--sweep` only
+            _construct("PreferenceConfig", layers + ([point] if point else []))
     scaling = recipe.train.scaling
     if scaling is not None:
         _choice(f"{at}: train.scaling.run", scaling.run, names)

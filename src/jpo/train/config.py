@@ -57,7 +57,45 @@ class ModelArguments:
                 "group_by_length."})
 
 
+# field -> (lowest, highest, whether the lowest is allowed (the highest never is), what the flag means): checked at
+# construction, where TrainingArguments does not (it checks warmup_steps >= 0 and logging_steps != 0), so that a bad
+# value is one line naming the flag, not a traceback from torch's optimizer or the tokenizer once training starts.
+_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "learning_rate": (0, float("inf"), True, "non-negative"),
+    "num_train_epochs": (0, float("inf"), False, "positive"),
+    "per_device_train_batch_size": (1, float("inf"), True, "at least 1"),
+    "per_device_eval_batch_size": (1, float("inf"), True, "at least 1"),
+    "gradient_accumulation_steps": (1, float("inf"), True, "at least 1"),
+    "weight_decay": (0, float("inf"), True, "non-negative"),
+    "max_grad_norm": (0, float("inf"), True, "non-negative (0: no clipping)"),
+    "adam_beta1": (0, 1, True, "in [0, 1)"),
+    "adam_beta2": (0, 1, True, "in [0, 1)"),
+    "adam_epsilon": (0, float("inf"), True, "non-negative"),
+    "logging_steps": (0, float("inf"), True, "non-negative (a fraction of the steps below 1)"),
+    "max_length": (1, float("inf"), True, "at least 1 (or unset)"),
+    "max_prompt_length": (1, float("inf"), True, "at least 1 (or unset)"),
+    "dataset_num_proc": (1, float("inf"), True, "at least 1 (or unset)"),
+    "lora_r": (1, float("inf"), True, "at least 1"),
+    "lora_alpha": (0, float("inf"), False, "positive"),
+    "lora_dropout": (0, 1, True, "in [0, 1)"),
+}
+
+
+def _check_ranges(args) -> None:
+    """JpoError naming the first flag whose value is out of its range (`_RANGES`; a None value is unset)."""
+    for name, (low, high, closed, meaning) in _RANGES.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        inside = low <= value < high if closed else low < value < high
+        if not inside:
+            raise JpoError(f"--{name} must be {meaning}, got {value}")
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise JpoError(f"--max_steps must be positive, or -1 to train for --num_train_epochs, got {args.max_steps}")
+
+
 def _finish_common(args) -> None:
+    _check_ranges(args)
     if isinstance(args.model_init_kwargs, str):
         args.model_init_kwargs = json.loads(args.model_init_kwargs)
     if args.bf16 is None:
