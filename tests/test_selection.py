@@ -184,3 +184,27 @@ def test_the_active_loop_labels_in_rounds_and_ranks_with_the_trained_policy(tiny
     assert [row["round"] for row in result.rows] == [0] * 6 + [1] * 6
     assert result.models == [str(tmp_path / "round_0")] and (tmp_path / "round_0" / "config.json").exists()
     assert result.decisive == [sum(r["label"] in "ab" for r in result.rows if r["round"] == k) for k in (0, 1)]
+
+
+def test_an_active_round_without_a_decisive_label_keeps_its_model(tmp_path, tiny_model_path):
+    """A round whose labels are all ties (a small budget on a task with many ties) trains no model: the next round is
+    chosen as this one was, and the summary says so -- instead of stopping the whole selection."""
+    from jpo.feedback.base import SyncJudge, Verdict
+
+    class AlwaysTie(SyncJudge):
+        id = "always-tie"
+
+        @classmethod
+        def from_spec(cls, argument, options):
+            return cls()
+
+        def answer_batch_sync(self, questions):
+            return [Verdict("tie", raw="tie") for _ in questions]
+
+    data = task_instances(12)
+    result = select_active(data, 4, judge=AlwaysTie(), reference=str(tiny_model_path),
+                           train_config={"objective": "jpo", "max_steps": 1, "use_cpu": True, "report_to": "none"},
+                           output_dir=str(tmp_path), rounds=2, pool=3)
+    assert [r.selected for r in result.reports] == [2, 2] and result.decisive == [0, 0]
+    assert result.models == [] and result.untrained == [0] and not (tmp_path / "round_0").exists()
+    assert "round 0: 2 labelled, 0 decisive (no model trained" in result.summary()

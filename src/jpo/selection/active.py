@@ -36,9 +36,12 @@ class ActiveResult:
     reports: list[SelectionReport] = field(default_factory=list)
     decisive: list[int] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    # rounds after which no model was trained (no decisive label yet): the next round is chosen as this one was
+    untrained: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         return "; ".join(f"round {r}: {rep.selected} labelled, {d} decisive"
+                         + (" (no model trained: the next round chosen as this one)" if r in self.untrained else "")
                          for r, (rep, d) in enumerate(zip(self.reports, self.decisive, strict=True)))
 
 
@@ -82,8 +85,9 @@ def select_active(instances: Sequence[dict[str, Any]], budget: int, *, judge, re
         if r == rounds - 1:
             break
         preferences = preference_rows(result.rows)
-        if not preferences:
-            raise JpoError(f"active round {r}: no decisive label among {len(result.rows)} to train on")
+        if not preferences:  # nothing to learn from yet (all ties): keep the model this round was chosen by
+            result.untrained.append(r)
+            continue
         policy = str(Path(output_dir) / f"round_{r}")
         train_preferences({**train_config, "model_name_or_path": reference, "output_dir": policy}, preferences)
         result.models.append(policy)
