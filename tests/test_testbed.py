@@ -419,7 +419,9 @@ def test_the_readme_block_renders_from_a_results_json(tmp_path):
                "paired": {"DPO - SFT": {"difference": 14.8, "ci95": [12.8, 16.8]}},
                "equal_budget": [{"joint": "jpo", "control": "dpo-budget",
                                  "joint_vs_control": {"difference": 0.6, "ci95": [-0.5, 1.7]}}],
-               "findings": [], "scaling": {"fixed": "steps", "points": []},
+               "findings": ["- JPO - DPO: paper +5.2 points, here +0.3 [-0.7, +1.4]: not distinguishable from 0."],
+               "scaling": {"fixed": "steps", "points": [{"method": "JPO (D_H only), 100 of D_H", "average": 19.4,
+                                                         "ci95": [16.8, 22.2]}]},
                "per_seed": {"seeds": [0, 1, 2], "vary_base": True,
                             "models": {"sft": {"per_seed": [6.0, 6.5, 6.4], "sd": 0.26, "min": 6.0, "max": 6.5}},
                             "paired": {"dpo - sft": {"per_seed": [14.0, 15.0, 15.5], "sd": 0.76}}}}
@@ -439,6 +441,8 @@ def test_the_readme_block_renders_from_a_results_json(tmp_path):
     assert "| R2 | +0.2 [+0.4, +4.6] | >= +2.0 | not met |" in block
     assert "| DPO (D_C + \\|D_H\\| fresh) | D_C ∪ D_F (\\|D_H\\|) | 2764 | 21.1 [18.5, 23.6] |" in block
     assert "Equal budget: jpo - DPO (D_C + |D_H| fresh) +0.6 [-0.5, +1.7]." in block
+    assert "Scaling (a fixed number of steps per point): JPO (D_H only), 100 of D_H 19.4 [16.8, 22.2]." in block
+    assert "- JPO - DPO: paper +5.2 points, here +0.3 [-0.7, +1.4]: not distinguishable from 0." in block
     assert "SFT 6.0, 6.5, 6.4 (sd 0.3)" in block and "dpo - sft +14.0, +15.0, +15.5 (sd 0.8)" in block
     assert update_readme(readme, report) == block and readme.read_text() == text  # regenerated in place
 
