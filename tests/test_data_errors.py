@@ -290,3 +290,45 @@ def test_pairs_error_names_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{path}: 1 distinct instructions cannot give 1 distinct partner(s) each" in err
+
+
+def test_output_that_is_a_directory_is_one_line_for_every_writer(tmp_path, capsys):
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(jsonl(*({"prompt": f"P{i}", "response": "a"} for i in range(4))))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    items = tmp_path / "items.jsonl"
+    import random
+
+    from jpo.tasks import graded_response, make_instance
+
+    rng = random.Random(0)
+    task = make_instance(rng).prompt  # the oracle judges the synthetic task
+    items.write_bytes(jsonl({"id": "1", "prompt_a": task, "response_a": graded_response(task, 0, rng),
+                             "prompt_b": task, "response_b": graded_response(task, 3, rng)}))
+    for argv in (["pairs", "--input", str(path), "--output", str(taken)],
+                 ["judge", "--input", str(items), "--output", str(taken), "--judge", "oracle"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{taken}: is a directory" in err and "Traceback" not in err
+    assert list(taken.iterdir()) == []  # no temporary file left behind
+
+
+def test_written_jsonl_gets_the_mode_a_plain_open_gives(tmp_path):
+    import os
+    import stat
+
+    from jpo.data import write_jsonl
+
+    old = os.umask(0o022)
+    try:
+        write_jsonl(tmp_path / "a.jsonl", [GOOD])
+        assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o644  # not NamedTemporaryFile's 0o600
+        os.umask(0o077)
+        write_jsonl(tmp_path / "b.jsonl", [GOOD])
+        assert stat.S_IMODE((tmp_path / "b.jsonl").stat().st_mode) == 0o600
+        (tmp_path / "a.jsonl").chmod(0o640)  # rewriting keeps an existing file's mode, as open("w") does
+        write_jsonl(tmp_path / "a.jsonl", [GOOD, GOOD])
+        assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

@@ -184,3 +184,29 @@ def test_the_active_loop_labels_in_rounds_and_ranks_with_the_trained_policy(tiny
     assert [row["round"] for row in result.rows] == [0] * 6 + [1] * 6
     assert result.models == [str(tmp_path / "round_0")] and (tmp_path / "round_0" / "config.json").exists()
     assert result.decisive == [sum(r["label"] in "ab" for r in result.rows if r["round"] == k) for k in (0, 1)]
+
+
+def test_scoring_is_capped_at_the_model_context_and_its_losses_are_counted(tiny_model_path, tmp_path, capsys,
+                                                                           caplog):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jpo.selection.scores import joint_logps
+
+    data = [{"prompt": "Once upon a time", "response": " there was a cat."},
+            {"prompt": "Tell a story.", "response": " The dog ran." * 200},  # kept from its start: truncated
+            {"prompt": "Tom had a red ball." * 200, "response": " Yes."}]  # no room for a response: unscorable
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    tokenizer.pad_token = tokenizer.eos_token
+    stats: dict[str, int] = {}
+    with caplog.at_level("WARNING"):
+        logps, tokens = joint_logps(model, tokenizer, data, max_length=None, batch_size=2, stats=stats)
+    assert "beyond the model's context of 512 positions" in caplog.text  # no limit asked: the model's is kept
+    assert stats == {"truncated": 1, "unscorable": 1}
+    assert tokens[1] == 511 and np.isnan(logps[2]) and not np.isnan(logps[:2]).any()
+    write_jsonl(tmp_path / "sft.jsonl", task_instances(6) + data[1:])
+    assert main(["pairs", "--input", str(tmp_path / "sft.jsonl"), "--output", str(tmp_path / "items.jsonl"),
+                 "--strategy", "uncertainty", "--budget", "3", "--model", str(tiny_model_path),
+                 "--no_progress"]) == 0
+    assert ("1 instances truncated to fit the model's context when scored, 1 unscorable (too long to score at all)"
+            in capsys.readouterr().out)
