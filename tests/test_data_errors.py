@@ -102,6 +102,24 @@ def test_validate_accepts_good_files_and_fails_if_any_is_bad(tmp_path, capsys):
     assert "2 rows" in out and "1 of 2 files invalid" in out
 
 
+def test_validate_exits_2_on_errors_and_0_on_counted_notes_as_the_readme_says(tmp_path, capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("jpo data validate prefs.jsonl sft.parquet"))
+    assert "counted notes (exit 0); exit 2 on an unreadable file or row" in line
+    noted = tmp_path / "noted.jsonl"
+    noted.write_bytes(jsonl(GOOD, {**GOOD, "rejected": "Blue."}, {**GOOD, "chosen": " "}))
+    assert main(["data", "validate", str(noted)]) == 0
+    out = capsys.readouterr().out
+    assert "1 with an empty response" in out and "1 identical pairs" in out
+    assert "1 of 1 files valid (1 with notes: counts, not errors)" in out
+    unreadable = tmp_path / "unreadable.jsonl"
+    unreadable.write_bytes(jsonl(GOOD, {**GOOD, "chosen": 42}))
+    assert main(["data", "validate", str(noted), str(unreadable)]) == 2
+    assert "unreadable.jsonl:2: field 'chosen'" in capsys.readouterr().out
+
+
 def test_library_raises_data_error_with_location(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_bytes(jsonl(GOOD, {**GOOD, "chosen": {"text": "x"}}))
@@ -132,7 +150,8 @@ def test_every_shared_data_file_validates_with_its_row_count(shared_data, capsys
     }
     paths = [str(shared_data(*parts)) for parts in expected]
     assert main(["data", "validate", *paths]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    *lines, summary = capsys.readouterr().out.splitlines()  # the last says that the notes are not errors
+    assert summary.startswith(f"{len(paths)} of {len(paths)} files valid (") and summary.endswith("not errors)")
     for line, count in zip(lines, expected.values(), strict=True):
         assert f" {count} rows" in line or f" {count} entries" in line, line
 
@@ -142,7 +161,7 @@ def test_validate_names_a_column_the_format_does_not_read(tmp_path, capsys):
     path = tmp_path / "lost.csv"
     path.write_text("prompt,chosen\nSky?,Blue.\n")
     assert main(["data", "validate", str(path)]) == 0
-    line = capsys.readouterr().out.strip()
+    line, _ = capsys.readouterr().out.strip().splitlines()  # and the summary: notes are not errors
     assert line.startswith(f"{path}: prompts (prompts") and ", 1 rows" in line
     assert line.endswith("not read as prompts (passed through): chosen (trl-preference would also need rejected)")
 
