@@ -41,6 +41,11 @@ CASES = {
     "csv-empty-cell": ("x.csv", b"prompt,chosen,rejected\nSky?,Blue.,Green.\n,Blue.,Green.\n",
                        "x.csv:3: field 'prompt': empty text"),
     "gzip-broken-line": ("x.jsonl.gz", gzip.compress(jsonl(GOOD) + b"nope\n"), "x.jsonl.gz:2: broken JSON"),
+    "unknown-role": ("x.jsonl", jsonl({"messages": [{"role": "user", "content": "Hi"},
+                                                    {"role": "assistant", "content": "Hello"}]}, {"messages": [{"role": "wizard", "content": "Hi"},
+                                                          {"role": "assistant", "content": "Hello"}]}),
+                     "x.jsonl:2: field 'messages': message 0 has an unknown role 'wizard' (expected one of system, "
+                     "developer, user, assistant, tool, function)"),
     "unknown-columns": ("x.jsonl", jsonl({"question": "Q", "answer": "A"}), "x.jsonl:1: unrecognised columns"),
     "bad-label": ("x.jsonl", jsonl({"id": "1", "prompt": "P", "response_a": "a", "response_b": "b", "label": "A"}),
                   "x.jsonl:1: field 'label': unknown label 'A'"),
@@ -60,7 +65,7 @@ def test_bad_input_message_names_file_line_and_field(tmp_path, case, capsys):
     assert "Traceback" not in out
 
 
-@pytest.mark.parametrize("case", ["broken-json-line", "missing-column", "empty-file", "invalid-utf8"])
+@pytest.mark.parametrize("case", ["broken-json-line", "missing-column", "empty-file", "invalid-utf8", "unknown-role"])
 def test_pairs_exits_2_with_the_same_message(tmp_path, case, capsys):
     name, content, expected = CASES[case]
     path = tmp_path / name
