@@ -46,6 +46,10 @@ CASES = {
                                                           {"role": "assistant", "content": "Hello"}]}),
                      "x.jsonl:2: field 'messages': message 0 has an unknown role 'wizard' (expected one of system, "
                      "developer, user, assistant, tool, function)"),
+    "one-column-short": ("bi.jsonl", jsonl({"id": "1", "prompt_a": "P", "response_a": "a", "prompt_b": "Q"}),
+                         "bi.jsonl:1: field 'response_b': missing column (layout items)"),
+    "one-column-short-authors": ("x.jsonl", jsonl({"i_chosen": "P", "r_chosen": "a", "i_reject": "Q"}),
+                                 "x.jsonl:1: field 'r_reject': missing column (layout jpo-authors)"),
     "unknown-columns": ("x.jsonl", jsonl({"question": "Q", "answer": "A"}), "x.jsonl:1: unrecognised columns"),
     "bad-label": ("x.jsonl", jsonl({"id": "1", "prompt": "P", "response_a": "a", "response_b": "b", "label": "A"}),
                   "x.jsonl:1: field 'label': unknown label 'A'"),
@@ -305,6 +309,14 @@ def test_openai_tool_calls_and_preference_rows():
     assert fmt.name == "openai-preference" and converted["prompt_chosen"] == converted["prompt_rejected"]
     assert converted["prompt_chosen"] == [{"role": "user", "content": "U"}] and converted["tools"] == row["tools"]
     assert converted["rejected"][0]["content"] == "B"
+
+
+def test_judge_names_the_one_column_an_item_lacks(tmp_path, capsys):
+    path = tmp_path / "bi.jsonl"
+    path.write_bytes(jsonl({"id": "1", "prompt_a": "P", "response_a": "a", "prompt_b": "Q"}))
+    assert main(["judge", "--input", str(path), "--output", str(tmp_path / "out.jsonl"), "--judge", "oracle"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:1: field 'response_b': missing column (layout items)" in err
 
 
 def test_pairs_error_names_the_file(tmp_path, capsys):

@@ -105,7 +105,10 @@ def formats_of(kinds: Iterable[str]) -> tuple[Format, ...]:
 
 
 def detect(table: Table, formats: Iterable[Format] = FORMATS) -> Format:
-    """The most specific of `formats` whose columns the first row has."""
+    """The most specific of `formats` whose columns the first row has.
+
+    A DataError otherwise: when the row has all but one of a layout's columns (and at least two of them), it names
+    that column (`file:1: field 'response_b': missing column (layout items)`), else it lists every layout."""
     if not table.rows:
         if "object" in table.meta:
             raise DataError("a JSON object where rows (an array or JSON Lines) are expected", path=table.path)
@@ -114,6 +117,15 @@ def detect(table: Table, formats: Iterable[Format] = FORMATS) -> Format:
     formats = tuple(formats)
     candidates = [f for f in formats if f.matches(keys)]
     if not candidates:
+        near = [f for f in formats if len(f.columns - keys) == 1 and len(f.columns & keys) >= 2]
+        best = max((len(f.columns) for f in near), default=0)
+        missing: dict[str, Format] = {}
+        for f in near:
+            if len(f.columns) == best:
+                missing.setdefault(next(iter(f.columns - keys)), f)
+        if len(missing) == 1:  # one column away from one layout (or from layouts that all lack the same column)
+            (column, fmt), = missing.items()
+            raise table.error(0, f"missing column (layout {fmt.name})", column)
         known = "; ".join(f"{f.name}: {', '.join(sorted(f.columns))}" for f in formats)
         raise table.error(0, f"unrecognised columns {sorted(keys)}; expected one of [{known}]")
     return max(candidates, key=lambda f: len(f.columns))
