@@ -188,6 +188,9 @@ def as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dic
         return rows
     if (source_kind, kind) in (("preference", "sft"), ("preference", "prompts")):
         return as_kind(_chosen_side(rows), "sft", kind)
+    if (source_kind, kind) == ("unpaired", "sft"):  # KTO rows for SFT: the label rides along (SFT_READS_LABELLED)
+        return [{"prompt": r["prompt"], "response": r["completion"],
+                 **{k: v for k, v in r.items() if k not in ("prompt", "completion")}} for r in rows]
     if (source_kind, kind) == ("sft", "prompts"):
         return [{"id": _source_id(r), "prompt": r["prompt"], "reference": r["response"],
                  **{k: v for k, v in r.items() if k not in ("prompt", "response", *ID_COLUMNS)}} for r in rows]
@@ -200,16 +203,22 @@ def as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dic
     raise AssertionError(f"no conversion from {source_kind} to {kind}")
 
 
+# SFT training reads labelled (KTO) layouts as what they are, their label used (undesirable rows left out), where
+# the plain SFT layouts alone would take `{messages, label}` for TRL messages and pass the label by unread.
+SFT_READS_LABELLED = ("unpaired",)
+
 # The kinds a trainer reads (as one dataset, so in one text representation: see `unify_text`).
 TRAINED_KINDS = ("preference", "sft", "unpaired")
 
 
-def load(source: str | os.PathLike, kind: str) -> Loaded:
-    """Rows of `kind` from a file, a saved dataset or a hub name; raises DataError naming file, line and field."""
+def load(source: str | os.PathLike, kind: str, also: tuple[str, ...] = ()) -> Loaded:
+    """Rows of `kind` from a file, a saved dataset or a hub name; raises DataError naming file, line and field.
+    `also`: more kinds whose layouts are read as `kind` (SFT training reads KTO files with their label:
+    `SFT_READS_LABELLED`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     table = read_table(source)
-    fmt = detect(table, formats_of((kind, *ALSO_READ_AS.get(kind, ()))))
+    fmt = detect(table, formats_of((kind, *ALSO_READ_AS.get(kind, ()), *also)))
     rows = as_kind(_convert_all(table, fmt), fmt.kind, kind)
     if kind in ("items", "prompts", "references"):  # generations repeat prompts across temperatures and seeds
         _unique_ids(rows, table, explicit=any(column in table.rows[0] for column in ID_COLUMNS))
@@ -219,11 +228,11 @@ def load(source: str | os.PathLike, kind: str) -> Loaded:
     return Loaded(table.path, fmt, kind, rows, unused_columns(table, fmt), made_chat)
 
 
-def load_many(sources: Iterable[str | os.PathLike], kind: str) -> list[Loaded]:
+def load_many(sources: Iterable[str | os.PathLike], kind: str, also: tuple[str, ...] = ()) -> list[Loaded]:
     """Several sources read as one dataset (`jpo train --dataset a.jsonl b.jsonl`): each loaded as `load` does,
     then in one text representation (`unify_text`: plain-text files next to conversational ones become chat
     turns, counted in each file's `made_chat`)."""
-    loaded = [load(source, kind) for source in sources]
+    loaded = [load(source, kind, also) for source in sources]
     for one, count in zip(loaded, unify_text([one.rows for one in loaded]), strict=True):
         one.made_chat += count
     return loaded
