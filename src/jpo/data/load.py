@@ -49,10 +49,7 @@ class Loaded:
     @property
     def identical_pairs(self) -> int:
         """Pairs comparing a text with itself (same prompt, same response): no preference, so training drops them."""
-        sides = PAIR_SIDES.get(self.kind)
-        if sides is None:
-            return 0
-        return sum(row[sides[0]] == row[sides[2]] and row[sides[1]] == row[sides[3]] for row in self.rows)
+        return identical_pairs(self.rows, self.kind)
 
     def notes(self) -> list[str]:
         """What `jpo data validate`, `jpo train`, `jpo sft` and `jpo pairs` all report about a source."""
@@ -77,6 +74,15 @@ class Loaded:
 PAIR_SIDES = {"preference": COLUMNS["preference"], "items": ("prompt_a", "response_a", "prompt_b", "response_b")}
 PROMPT_FIELDS = ("prompt", "prompt_chosen", "prompt_rejected", "prompt_a", "prompt_b")
 RESPONSE_FIELDS = ("response", "completion", "chosen", "rejected", "response_a", "response_b", "reference")
+
+
+def identical_pairs(rows: Iterable[dict[str, Any]], kind: str) -> int:
+    """How many `kind` rows (preference or items) compare a text with itself: the same prompt and the same response
+    on both sides. No preference can be read from one (training drops and counts them); 0 for other kinds."""
+    sides = PAIR_SIDES.get(kind)
+    if sides is None:
+        return 0
+    return sum(row[sides[0]] == row[sides[2]] and row[sides[1]] == row[sides[3]] for row in rows)
 
 
 def unify_text(groups: list[list[dict[str, Any]]]) -> list[int]:
