@@ -134,6 +134,17 @@ def test_403_for_annotators_on_admin_endpoints_and_for_the_admin_as_annotator(tm
     assert created.status_code == 201 and created.json()["url"].endswith("#token=" + created.json()["token"])
 
 
+def test_a_bad_annotator_name_is_400_and_only_a_taken_one_409(tmp_path):
+    s = Setup(tmp_path, make_items(1))
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    for bad in ("", "   ", "x" * 101, "tab\there"):
+        answer = s.client.post("/api/annotators", headers=admin, json={"name": bad})
+        assert answer.status_code == 400 and "1-100 printable characters" in answer.text, (bad, answer.text)
+    assert s.client.post("/api/annotators", headers=admin, json={"name": "dan"}).status_code == 201
+    taken = s.client.post("/api/annotators", headers=admin, json={"name": " dan "})
+    assert taken.status_code == 409 and "already exists" in taken.text
+
+
 def test_an_annotator_cannot_answer_or_see_anothers_assignment(tmp_path):
     s = Setup(tmp_path, make_items(2), per_item=1)
     ann, bob = s.annotator("ann"), s.annotator("bob")

@@ -41,6 +41,15 @@ CASES = {
     "csv-empty-cell": ("x.csv", b"prompt,chosen,rejected\nSky?,Blue.,Green.\n,Blue.,Green.\n",
                        "x.csv:3: field 'prompt': empty text"),
     "gzip-broken-line": ("x.jsonl.gz", gzip.compress(jsonl(GOOD) + b"nope\n"), "x.jsonl.gz:2: broken JSON"),
+    "unknown-role": ("x.jsonl", jsonl({"messages": [{"role": "user", "content": "Hi"},
+                                                    {"role": "assistant", "content": "Hello"}]}, {"messages": [{"role": "wizard", "content": "Hi"},
+                                                          {"role": "assistant", "content": "Hello"}]}),
+                     "x.jsonl:2: field 'messages': message 0 has an unknown role 'wizard' (expected one of system, "
+                     "developer, user, assistant, tool, function)"),
+    "one-column-short": ("bi.jsonl", jsonl({"id": "1", "prompt_a": "P", "response_a": "a", "prompt_b": "Q"}),
+                         "bi.jsonl:1: field 'response_b': missing column (layout items)"),
+    "one-column-short-authors": ("x.jsonl", jsonl({"i_chosen": "P", "r_chosen": "a", "i_reject": "Q"}),
+                                 "x.jsonl:1: field 'r_reject': missing column (layout jpo-authors)"),
     "unknown-columns": ("x.jsonl", jsonl({"question": "Q", "answer": "A"}), "x.jsonl:1: unrecognised columns"),
     "bad-label": ("x.jsonl", jsonl({"id": "1", "prompt": "P", "response_a": "a", "response_b": "b", "label": "A"}),
                   "x.jsonl:1: field 'label': unknown label 'A'"),
@@ -60,7 +69,7 @@ def test_bad_input_message_names_file_line_and_field(tmp_path, case, capsys):
     assert "Traceback" not in out
 
 
-@pytest.mark.parametrize("case", ["broken-json-line", "missing-column", "empty-file", "invalid-utf8"])
+@pytest.mark.parametrize("case", ["broken-json-line", "missing-column", "empty-file", "invalid-utf8", "unknown-role"])
 def test_pairs_exits_2_with_the_same_message(tmp_path, case, capsys):
     name, content, expected = CASES[case]
     path = tmp_path / name
@@ -102,6 +111,24 @@ def test_validate_accepts_good_files_and_fails_if_any_is_bad(tmp_path, capsys):
     assert "2 rows" in out and "1 of 2 files invalid" in out
 
 
+def test_validate_exits_2_on_errors_and_0_on_counted_notes_as_the_readme_says(tmp_path, capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("jpo data validate prefs.jsonl sft.parquet"))
+    assert "counted notes (exit 0); exit 2 on an unreadable file or row" in line
+    noted = tmp_path / "noted.jsonl"
+    noted.write_bytes(jsonl(GOOD, {**GOOD, "rejected": "Blue."}, {**GOOD, "chosen": " "}))
+    assert main(["data", "validate", str(noted)]) == 0
+    out = capsys.readouterr().out
+    assert "1 with an empty response" in out and "1 identical pairs" in out
+    assert "1 of 1 files valid (1 with notes: counts, not errors)" in out
+    unreadable = tmp_path / "unreadable.jsonl"
+    unreadable.write_bytes(jsonl(GOOD, {**GOOD, "chosen": 42}))
+    assert main(["data", "validate", str(noted), str(unreadable)]) == 2
+    assert "unreadable.jsonl:2: field 'chosen'" in capsys.readouterr().out
+
+
 def test_library_raises_data_error_with_location(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_bytes(jsonl(GOOD, {**GOOD, "chosen": {"text": "x"}}))
@@ -132,7 +159,8 @@ def test_every_shared_data_file_validates_with_its_row_count(shared_data, capsys
     }
     paths = [str(shared_data(*parts)) for parts in expected]
     assert main(["data", "validate", *paths]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    *lines, summary = capsys.readouterr().out.splitlines()  # the last says that the notes are not errors
+    assert summary.startswith(f"{len(paths)} of {len(paths)} files valid (") and summary.endswith("not errors)")
     for line, count in zip(lines, expected.values(), strict=True):
         assert f" {count} rows" in line or f" {count} entries" in line, line
 
@@ -142,7 +170,7 @@ def test_validate_names_a_column_the_format_does_not_read(tmp_path, capsys):
     path = tmp_path / "lost.csv"
     path.write_text("prompt,chosen\nSky?,Blue.\n")
     assert main(["data", "validate", str(path)]) == 0
-    line = capsys.readouterr().out.strip()
+    line, _ = capsys.readouterr().out.strip().splitlines()  # and the summary: notes are not errors
     assert line.startswith(f"{path}: prompts (prompts") and ", 1 rows" in line
     assert line.endswith("not read as prompts (passed through): chosen (trl-preference would also need rejected)")
 
@@ -283,6 +311,14 @@ def test_openai_tool_calls_and_preference_rows():
     assert converted["rejected"][0]["content"] == "B"
 
 
+def test_judge_names_the_one_column_an_item_lacks(tmp_path, capsys):
+    path = tmp_path / "bi.jsonl"
+    path.write_bytes(jsonl({"id": "1", "prompt_a": "P", "response_a": "a", "prompt_b": "Q"}))
+    assert main(["judge", "--input", str(path), "--output", str(tmp_path / "out.jsonl"), "--judge", "oracle"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:1: field 'response_b': missing column (layout items)" in err
+
+
 def test_pairs_error_names_the_file(tmp_path, capsys):
     path = tmp_path / "one.jsonl"
     path.write_bytes(jsonl({"prompt": "Same?", "response": "a"}, {"prompt": "Same?", "response": "b"}))
@@ -290,3 +326,45 @@ def test_pairs_error_names_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{path}: 1 distinct instructions cannot give 1 distinct partner(s) each" in err
+
+
+def test_output_that_is_a_directory_is_one_line_for_every_writer(tmp_path, capsys):
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(jsonl(*({"prompt": f"P{i}", "response": "a"} for i in range(4))))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    items = tmp_path / "items.jsonl"
+    import random
+
+    from jpo.tasks import graded_response, make_instance
+
+    rng = random.Random(0)
+    task = make_instance(rng).prompt  # the oracle judges the synthetic task
+    items.write_bytes(jsonl({"id": "1", "prompt_a": task, "response_a": graded_response(task, 0, rng),
+                             "prompt_b": task, "response_b": graded_response(task, 3, rng)}))
+    for argv in (["pairs", "--input", str(path), "--output", str(taken)],
+                 ["judge", "--input", str(items), "--output", str(taken), "--judge", "oracle"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{taken}: is a directory" in err and "Traceback" not in err
+    assert list(taken.iterdir()) == []  # no temporary file left behind
+
+
+def test_written_jsonl_gets_the_mode_a_plain_open_gives(tmp_path):
+    import os
+    import stat
+
+    from jpo.data import write_jsonl
+
+    old = os.umask(0o022)
+    try:
+        write_jsonl(tmp_path / "a.jsonl", [GOOD])
+        assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o644  # not NamedTemporaryFile's 0o600
+        os.umask(0o077)
+        write_jsonl(tmp_path / "b.jsonl", [GOOD])
+        assert stat.S_IMODE((tmp_path / "b.jsonl").stat().st_mode) == 0o600
+        (tmp_path / "a.jsonl").chmod(0o640)  # rewriting keeps an existing file's mode, as open("w") does
+        write_jsonl(tmp_path / "a.jsonl", [GOOD, GOOD])
+        assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

@@ -278,7 +278,7 @@ def test_pairs_summary_repeats_what_validate_counts(tmp_path, capsys):
     write(prefs, [{"prompt": f"Q{i}", "chosen": "same" if i == 0 else f"a{i}", "rejected": "same" if i == 0 else "",
                    "score": i} for i in range(6)])
     assert main(["data", "validate", str(prefs)]) == 0
-    notes = capsys.readouterr().out.strip().split("; ")[1:]
+    notes = capsys.readouterr().out.splitlines()[0].split("; ")[1:]  # the file's line, not the summary
     assert main(["pairs", "--input", str(prefs), "--output", str(tmp_path / "items.jsonl")]) == 0
     out = capsys.readouterr().out
     assert notes and all(note in out for note in notes), (notes, out)

@@ -119,3 +119,16 @@ def test_alpaca_eval_round_trip_on_the_real_file(tiny, shared_data) -> None:
         result = evaluate_generations(rows, list(reversed(prompts)), judge, progress=False, n_resamples=200)
     assert result.average.n == 3 and result.average.losses == 3  # GPT-4 Turbo's long answers beat 8 tokens
     assert all(row["response_b"] == ref["reference"] for row, ref in zip(result.rows, prompts, strict=False))
+
+
+def test_generate_reports_prompts_truncated_to_fit_the_context(tmp_path: Path, tiny_model_path, capsys) -> None:
+    from jpo.cli import main
+
+    prompts = tmp_path / "prompts.jsonl"
+    long = " ".join(["Once upon a time there was a little dog."] * 120)  # far beyond stories260K's 512 positions
+    prompts.write_text("".join(json.dumps(p) + "\n" for p in [{"id": "short", "prompt": "The dog"},
+                                                                {"id": "long", "prompt": long}]))
+    assert main(["generate", "--model", str(tiny_model_path), "--prompts", str(prompts), "--temperatures", "0",
+                 "--output", str(tmp_path / "gen.jsonl"), "--max_new_tokens", "4", "--backend", "hf",
+                 "--no_progress"]) == 0
+    assert "1 prompts truncated to fit the context" in capsys.readouterr().out

@@ -98,6 +98,19 @@ def test_to_preferences_writes_decisive_items(tmp_path: Path) -> None:
     assert len(load_preferences(tmp_path / "prefs.jsonl")) == 12
 
 
+def test_items_with_identical_responses_are_counted(tmp_path: Path, capsys) -> None:
+    from jpo.cli import main
+
+    rows = [{"id": f"i{i}", "prompt_a": f"question {i}", "response_a": "y" * (4 if i < 3 else 2 + i),
+             "prompt_b": f"question {i}", "response_b": "y" * 4} for i in range(8)]
+    rows.append({"id": "joint", "prompt_a": "P", "response_a": "same", "prompt_b": "Q", "response_b": "same"})
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with MockJudgeServer(prefer_longer) as server:
+        assert main(jpo_judge(tmp_path, server)[3:]) == 0
+    out = capsys.readouterr().out
+    assert "3 items with identical responses (same prompt, same response on both sides)" in out  # not 'joint'
+
+
 def test_preference_rows_are_joint_unless_every_prompt_pair_is_equal() -> None:
     from jpo.feedback.command import preference_rows
 

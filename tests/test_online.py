@@ -205,3 +205,16 @@ def test_trainer_entry_point_shaped_like_trl(tiny, tmp_path):
         assert result.pool == {"prompts": 12, "repeated_prompts_left_out": 0}
         assert trainer.log_history == result.rounds and len(result.rounds) == 1
         assert trainer.model is result.model and (tmp_path / name / "online" / "tokenizer_config.json").exists()
+
+
+def test_sampling_says_which_prompts_were_truncated_to_fit_the_context(tiny_model_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jpo.online.loop import sample_transformers
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    long = " ".join(["Once upon a time there was a little dog."] * 120)  # beyond stories260K's 512 positions
+    drawn = sample_transformers(model, tokenizer, ["The dog", long], 2, max_new_tokens=4, temperature=1.0, top_p=1.0,
+                                batch_size=4, seed=0)
+    assert [[s["prompt_truncated"] for s in per_prompt] for per_prompt in drawn] == [[False, False], [True, True]]

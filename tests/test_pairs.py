@@ -131,8 +131,12 @@ def test_pairs_mix_command(tmp_path, capsys):
                      for i in range(6)])
     out = tmp_path / "dm.jsonl"
     assert main(["pairs", "mix", "--conditional", str(dc), "--joint", str(dh), "--output", str(out)]) == 0
-    assert "6 D_C + 6 D_H = 12 rows" in capsys.readouterr().out
+    assert "6 D_C + 6 D_H = 12 rows, 0 identical pairs" in capsys.readouterr().out
     assert len(load_preferences(out)) == 12
+    write_jsonl(dc, [{"prompt": f"C{i}", "chosen": "a", "rejected": "a" if i < 2 else "b"} for i in range(6)])
+    assert main(["pairs", "mix", "--conditional", str(dc), "--joint", str(dh), "--output", str(out)]) == 0
+    assert "6 D_C + 6 D_H = 12 rows, 2 identical pairs (chosen equals rejected)" in capsys.readouterr().out
+    assert len(load_preferences(out)) == 12  # counted, not dropped: training drops (and counts) them
 
 
 def test_pairs_from_the_authors_conditional_data(shared_data, tmp_path):

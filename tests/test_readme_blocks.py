@@ -2,7 +2,8 @@
 blocks use (prefs.jsonl, sft.jsonl, sft.parquet, dc.jsonl, test.jsonl, gen_*.jsonl), in the order it is written.
 
 What stands in for what a reader has; the command lines themselves are not changed, except where said:
-- ``MODEL`` and ``path/to/lm``: links of those names to the tiny stories260K model; ``RM_A``, ``RM_B``: two tiny
+- ``MODEL``: a link of that name to the tiny stories260K model; ``path/to/lm``: stories260K with 2048 positions
+  (a judge: the paper's template alone is ~600 of its tokens, beyond its 512); ``RM_A``, ``RM_B``: two tiny
   reward models of those names;
 - ``--judge openai:...``: the mock OpenAI-compatible server (jpo.feedback.mock_server) at ``$OPENAI_BASE_URL``;
 - the Hugging Face Hub: offline caches of the real dataset repositories (tests/hub_cache.py, built from ../shared);
@@ -93,6 +94,13 @@ def _reward_model(folder: Path, base: Path, seed: int) -> None:
     AutoTokenizer.from_pretrained(base).save_pretrained(folder)
 
 
+def _judge_model(folder: Path, base: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoModelForCausalLM.from_pretrained(base, max_position_embeddings=2048).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+
+
 def prepare(work: Path, shared: Path) -> None:
     """Small local files of the names the README uses, from ../shared (texts cut short: the tiny model is quick)."""
     import pyarrow as pa
@@ -118,7 +126,7 @@ def prepare(work: Path, shared: Path) -> None:
     model = shared / "models" / "stories260K"
     (work / "MODEL").symlink_to(model, target_is_directory=True)
     (work / "path" / "to").mkdir(parents=True)
-    (work / "path" / "to" / "lm").symlink_to(model, target_is_directory=True)
+    _judge_model(work / "path" / "to" / "lm", model)
     _reward_model(work / "RM_A", model, 0)
     _reward_model(work / "RM_B", model, 1)
     (work / "configs").symlink_to(ROOT / "configs", target_is_directory=True)

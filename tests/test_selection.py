@@ -208,3 +208,29 @@ def test_an_active_round_without_a_decisive_label_keeps_its_model(tmp_path, tiny
     assert [r.selected for r in result.reports] == [2, 2] and result.decisive == [0, 0]
     assert result.models == [] and result.untrained == [0] and not (tmp_path / "round_0").exists()
     assert "round 0: 2 labelled, 0 decisive (no model trained" in result.summary()
+
+
+def test_scoring_is_capped_at_the_model_context_and_its_losses_are_counted(tiny_model_path, tmp_path, capsys,
+                                                                           caplog):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jpo.selection.scores import joint_logps
+
+    data = [{"prompt": "Once upon a time", "response": " there was a cat."},
+            {"prompt": "Tell a story.", "response": " The dog ran." * 200},  # kept from its start: truncated
+            {"prompt": "Tom had a red ball." * 200, "response": " Yes."}]  # no room for a response: unscorable
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    tokenizer.pad_token = tokenizer.eos_token
+    stats: dict[str, int] = {}
+    with caplog.at_level("WARNING"):
+        logps, tokens = joint_logps(model, tokenizer, data, max_length=None, batch_size=2, stats=stats)
+    assert "beyond the model's context of 512 positions" in caplog.text  # no limit asked: the model's is kept
+    assert stats == {"truncated": 1, "unscorable": 1}
+    assert tokens[1] == 511 and np.isnan(logps[2]) and not np.isnan(logps[:2]).any()
+    write_jsonl(tmp_path / "sft.jsonl", task_instances(6) + data[1:])
+    assert main(["pairs", "--input", str(tmp_path / "sft.jsonl"), "--output", str(tmp_path / "items.jsonl"),
+                 "--strategy", "uncertainty", "--budget", "3", "--model", str(tiny_model_path),
+                 "--no_progress"]) == 0
+    assert ("1 instances truncated to fit the model's context when scored, 1 unscorable (too long to score at all)"
+            in capsys.readouterr().out)

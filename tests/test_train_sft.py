@@ -43,3 +43,31 @@ def test_sft_cli(tiny_model_path, shared_data, tmp_path):
                      str(tmp_path / "o"), "--max_steps", "2", "--max_length", "128", "--logging_steps", "1",
                      "--per_device_train_batch_size", "2", "--save_strategy", "no"])
     assert code == 0 and (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_sft_reads_kto_files_as_kto_and_counts_undesirable_rows_before_length(tiny_model_path, shared_data,
+                                                                                 tmp_path, capsys):
+    """LLaMA-Factory's kto_en_demo.json: `jpo sft` names it as `jpo data validate` does (llama-factory-kto), its
+    label read (not 'passed through'), and every undesirable row counted, whatever max_length drops."""
+    import json
+
+    from jpo.data.io import read_table
+
+    source = shared_data("llama_factory", "kto_en_demo.json")
+    undesirable = sum(row["label"] is False for row in read_table(source).rows)
+    assert 0 < undesirable < 300
+    template = tmp_path / "chat.jinja"
+    template.write_text("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                        "{% if add_generation_prompt %}assistant: {% endif %}")
+    reports = {}
+    for max_length in (64, 100000):
+        out = tmp_path / f"o{max_length}"
+        assert jpo_main(["sft", "--model_name_or_path", str(tiny_model_path), "--dataset", str(source),
+                         "--output_dir", str(out), "--max_steps", "1", "--max_length", str(max_length),
+                         "--chat_template_path", str(template), "--per_device_train_batch_size", "2",
+                         "--save_strategy", "no", "--report_to", "none"]) == 0
+        printed = capsys.readouterr().out
+        assert f"{source} (llama-factory-kto): 300 sft rows" in printed and "not read as" not in printed
+        reports[max_length] = json.loads((out / "data_report.json").read_text())
+    assert reports[64]["undesirable"] == reports[100000]["undesirable"] == undesirable
+    assert reports[64]["dropped"] > reports[100000]["dropped"]  # length filtering did vary

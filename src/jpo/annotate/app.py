@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jpo.annotate.store import CHOICES, Annotator, Conflict, NotFound, Store
+from jpo.annotate.store import CHOICES, Annotator, Conflict, NotFound, Store, annotator_name
 from jpo.errors import JpoError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -148,6 +148,10 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
             return error(400, "body must be a JSON object")
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             return error(400, "body must be {\"name\": ...}")
+        try:
+            annotator_name(body["name"])
+        except JpoError as problem:  # a bad name is a bad request; 409 means only that the name is taken
+            return error(400, str(problem))
         try:
             token = await run_in_threadpool(store.add_annotator, body["name"])
         except JpoError as problem:

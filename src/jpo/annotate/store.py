@@ -99,6 +99,14 @@ class Conflict(Exception):
     """A second, different answer to an assignment that already has one."""
 
 
+def annotator_name(name: str) -> str:
+    """`name` stripped; JpoError unless it is 1-100 printable characters (a bad name, not a taken one)."""
+    name = name.strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise JpoError(f"annotator name must be 1-100 printable characters, got {name!r}")
+    return name
+
+
 class Store:
     """All reads and writes of one annotation database; safe to share between the server's threads."""
 
@@ -161,9 +169,7 @@ class Store:
 
     def add_annotator(self, name: str) -> str:
         """Create an annotator and return their token; only its digest is kept, so it is shown exactly once."""
-        name = name.strip()
-        if not name or len(name) > 100 or not name.isprintable():
-            raise JpoError(f"annotator name must be 1-100 printable characters, got {name!r}")
+        name = annotator_name(name)
         token = secrets.token_urlsafe(24)
         with self._write() as db:
             if db.execute("SELECT 1 FROM annotators WHERE name = ?", (name,)).fetchone():

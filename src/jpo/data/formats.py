@@ -52,8 +52,14 @@ def item_id(*parts: Text) -> str:
     return digest.hexdigest()[:16]
 
 
+# The roles a chat template knows: TRL's conversational data (system, user, assistant, tool) and OpenAI's chat format
+# (also developer, and the deprecated function). Any other is most likely a typo or an unconverted layout, which a
+# chat template would drop or fail on at training time.
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
 def check_text(value: Any, field: str, fail: Fail, *, allow_empty: bool = False) -> Text:
-    """A non-empty string, or a non-empty list of chat messages with string roles and contents."""
+    """A non-empty string, or a non-empty list of chat messages with known roles (`ROLES`) and string contents."""
     if isinstance(value, str):
         if not allow_empty and not value.strip():
             raise fail("empty text", field)
@@ -62,6 +68,9 @@ def check_text(value: Any, field: str, fail: Fail, *, allow_empty: bool = False)
         for index, message in enumerate(value):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise fail(f"message {index} is not a chat message with a 'role'", field)
+            if message["role"] not in ROLES:
+                raise fail(f"message {index} has an unknown role {message['role']!r} (expected one of "
+                           f"{', '.join(ROLES)})", field)
             # An assistant turn that calls tools may have no text (TRL's tool-calling conversations).
             if not isinstance(message.get("content"), str) and not message.get("tool_calls"):
                 raise fail(f"message {index} has no string 'content'", field)

@@ -225,12 +225,21 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSON Lines atomically (a crash never leaves half a file); returns the number of rows."""
+    """Write rows as JSON Lines atomically (a crash never leaves half a file); returns the number of rows.
+
+    The file gets the mode a plain `open` would give it: an existing file's own, else 0o666 less the umask (the
+    temporary file it is renamed from is 0o600). A directory (or a parent that is a file) at `path` is a one-line
+    JpoError, not a traceback."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-    )
+    if target.is_dir():
+        raise JpoError(f"{path}: is a directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+        )
+    except OSError as error:
+        raise JpoError(f"{path}: cannot write ({error.strerror or error})") from None
     count = 0
     try:
         with handle:
@@ -238,8 +247,19 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
                 handle.write(json.dumps(row, ensure_ascii=False))
                 handle.write("\n")
                 count += 1
+        os.chmod(handle.name, _file_mode(target))
         os.replace(handle.name, target)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
     return count
+
+
+def _file_mode(target: Path) -> int:
+    """The permission bits `open(target, "w")` would leave: the existing file's, else 0o666 & ~umask."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)  # the only portable way to read it: set and restore at once
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -49,10 +49,7 @@ class Loaded:
     @property
     def identical_pairs(self) -> int:
         """Pairs comparing a text with itself (same prompt, same response): no preference, so training drops them."""
-        sides = PAIR_SIDES.get(self.kind)
-        if sides is None:
-            return 0
-        return sum(row[sides[0]] == row[sides[2]] and row[sides[1]] == row[sides[3]] for row in self.rows)
+        return identical_pairs(self.rows, self.kind)
 
     def notes(self) -> list[str]:
         """What `jpo data validate`, `jpo train`, `jpo sft` and `jpo pairs` all report about a source."""
@@ -77,6 +74,15 @@ class Loaded:
 PAIR_SIDES = {"preference": COLUMNS["preference"], "items": ("prompt_a", "response_a", "prompt_b", "response_b")}
 PROMPT_FIELDS = ("prompt", "prompt_chosen", "prompt_rejected", "prompt_a", "prompt_b")
 RESPONSE_FIELDS = ("response", "completion", "chosen", "rejected", "response_a", "response_b", "reference")
+
+
+def identical_pairs(rows: Iterable[dict[str, Any]], kind: str) -> int:
+    """How many `kind` rows (preference or items) compare a text with itself: the same prompt and the same response
+    on both sides. No preference can be read from one (training drops and counts them); 0 for other kinds."""
+    sides = PAIR_SIDES.get(kind)
+    if sides is None:
+        return 0
+    return sum(row[sides[0]] == row[sides[2]] and row[sides[1]] == row[sides[3]] for row in rows)
 
 
 def unify_text(groups: list[list[dict[str, Any]]]) -> list[int]:
@@ -105,7 +111,10 @@ def formats_of(kinds: Iterable[str]) -> tuple[Format, ...]:
 
 
 def detect(table: Table, formats: Iterable[Format] = FORMATS) -> Format:
-    """The most specific of `formats` whose columns the first row has."""
+    """The most specific of `formats` whose columns the first row has.
+
+    A DataError otherwise: when the row has all but one of a layout's columns (and at least two of them), it names
+    that column (`file:1: field 'response_b': missing column (layout items)`), else it lists every layout."""
     if not table.rows:
         if "object" in table.meta:
             raise DataError("a JSON object where rows (an array or JSON Lines) are expected", path=table.path)
@@ -114,6 +123,15 @@ def detect(table: Table, formats: Iterable[Format] = FORMATS) -> Format:
     formats = tuple(formats)
     candidates = [f for f in formats if f.matches(keys)]
     if not candidates:
+        near = [f for f in formats if len(f.columns - keys) == 1 and len(f.columns & keys) >= 2]
+        best = max((len(f.columns) for f in near), default=0)
+        missing: dict[str, Format] = {}
+        for f in near:
+            if len(f.columns) == best:
+                missing.setdefault(next(iter(f.columns - keys)), f)
+        if len(missing) == 1:  # one column away from one layout (or from layouts that all lack the same column)
+            (column, fmt), = missing.items()
+            raise table.error(0, f"missing column (layout {fmt.name})", column)
         known = "; ".join(f"{f.name}: {', '.join(sorted(f.columns))}" for f in formats)
         raise table.error(0, f"unrecognised columns {sorted(keys)}; expected one of [{known}]")
     return max(candidates, key=lambda f: len(f.columns))
@@ -176,6 +194,9 @@ def as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dic
         return rows
     if (source_kind, kind) in (("preference", "sft"), ("preference", "prompts")):
         return as_kind(_chosen_side(rows), "sft", kind)
+    if (source_kind, kind) == ("unpaired", "sft"):  # KTO rows for SFT: the label rides along (SFT_READS_LABELLED)
+        return [{"prompt": r["prompt"], "response": r["completion"],
+                 **{k: v for k, v in r.items() if k not in ("prompt", "completion")}} for r in rows]
     if (source_kind, kind) == ("sft", "prompts"):
         return [{"id": _source_id(r), "prompt": r["prompt"], "reference": r["response"],
                  **{k: v for k, v in r.items() if k not in ("prompt", "response", *ID_COLUMNS)}} for r in rows]
@@ -188,16 +209,22 @@ def as_kind(rows: list[dict[str, Any]], source_kind: str, kind: str) -> list[dic
     raise AssertionError(f"no conversion from {source_kind} to {kind}")
 
 
+# SFT training reads labelled (KTO) layouts as what they are, their label used (undesirable rows left out), where
+# the plain SFT layouts alone would take `{messages, label}` for TRL messages and pass the label by unread.
+SFT_READS_LABELLED = ("unpaired",)
+
 # The kinds a trainer reads (as one dataset, so in one text representation: see `unify_text`).
 TRAINED_KINDS = ("preference", "sft", "unpaired")
 
 
-def load(source: str | os.PathLike, kind: str) -> Loaded:
-    """Rows of `kind` from a file, a saved dataset or a hub name; raises DataError naming file, line and field."""
+def load(source: str | os.PathLike, kind: str, also: tuple[str, ...] = ()) -> Loaded:
+    """Rows of `kind` from a file, a saved dataset or a hub name; raises DataError naming file, line and field.
+    `also`: more kinds whose layouts are read as `kind` (SFT training reads KTO files with their label:
+    `SFT_READS_LABELLED`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     table = read_table(source)
-    fmt = detect(table, formats_of((kind, *ALSO_READ_AS.get(kind, ()))))
+    fmt = detect(table, formats_of((kind, *ALSO_READ_AS.get(kind, ()), *also)))
     rows = as_kind(_convert_all(table, fmt), fmt.kind, kind)
     if kind in ("items", "prompts", "references"):  # generations repeat prompts across temperatures and seeds
         _unique_ids(rows, table, explicit=any(column in table.rows[0] for column in ID_COLUMNS))
@@ -207,11 +234,11 @@ def load(source: str | os.PathLike, kind: str) -> Loaded:
     return Loaded(table.path, fmt, kind, rows, unused_columns(table, fmt), made_chat)
 
 
-def load_many(sources: Iterable[str | os.PathLike], kind: str) -> list[Loaded]:
+def load_many(sources: Iterable[str | os.PathLike], kind: str, also: tuple[str, ...] = ()) -> list[Loaded]:
     """Several sources read as one dataset (`jpo train --dataset a.jsonl b.jsonl`): each loaded as `load` does,
     then in one text representation (`unify_text`: plain-text files next to conversational ones become chat
     turns, counted in each file's `made_chat`)."""
-    loaded = [load(source, kind) for source in sources]
+    loaded = [load(source, kind, also) for source in sources]
     for one, count in zip(loaded, unify_text([one.rows for one in loaded]), strict=True):
         one.made_chat += count
     return loaded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from jpo.data.io import write_jsonl
-from jpo.data.load import inspect, load_preferences
+from jpo.data.load import identical_pairs, inspect, load_preferences
 from jpo.data.pairs import LABELLED, STRATEGIES, PairReport, build_pairs, instances_of, mix
 from jpo.errors import DataError, JpoError
 from jpo.selection.command import add_arguments as add_selection_arguments
@@ -83,7 +83,9 @@ def run_mix(args: argparse.Namespace) -> int:
                        joint_fraction=args.joint_fraction, seed=args.seed)
     write_jsonl(args.output, rows)
     left = f" (left out: {counts['left_out_D_C']} D_C, {counts['left_out_D_H']} D_H)" if args.total else ""
-    print(f"mix: {counts['D_C']} D_C + {counts['D_H']} D_H = {len(rows)} rows{left} -> {args.output}")
+    same = identical_pairs(rows, "preference")  # kept as written: training drops and counts them too
+    print(f"mix: {counts['D_C']} D_C + {counts['D_H']} D_H = {len(rows)} rows{left}, {same} identical pairs "
+          f"(chosen equals rejected) -> {args.output}")
     return 0
 
 

@@ -83,17 +83,21 @@ def generate(
     top_p: float = 1.0,
     generator: str = "model",
     progress: bool = True,
+    stats: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One row `{id, prompt, response, temperature, seed, generator}` per prompt x temperature x seed (HF generate).
 
     `prompts` are rows `{id, prompt, ...}` (as `jpo.data.load_prompts` gives) or strings. Temperature <= 0 is greedy.
-    Rows keep the prompt rows' extra fields but never their `reference`."""
+    Rows keep the prompt rows' extra fields but never their `reference`. A prompt longer than the model's context
+    (less `max_new_tokens`) is left-truncated; `stats["prompts_truncated"]` (when `stats` is given) counts them."""
     import torch
 
     rows = prompt_rows(prompts)
     ensure_pad_token(tokenizer)
-    encoded, _ = fit_prompts([encode_prompt(tokenizer, r["prompt"]) for r in rows], context_length(model),
-                             max_new_tokens)
+    encoded, truncated = fit_prompts([encode_prompt(tokenizer, r["prompt"]) for r in rows], context_length(model),
+                                     max_new_tokens)
+    if stats is not None:
+        stats["prompts_truncated"] = truncated
     order = sorted(range(len(rows)), key=lambda i: len(encoded[i]))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     device = next(model.parameters()).device
@@ -149,6 +153,7 @@ def generate_vllm(
     max_new_tokens: int = 128,
     top_p: float = 1.0,
     generator: str = "model",
+    stats: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """As `generate`, with vLLM on the same prompt token ids (a GPU and `pip install vllm` needed)."""
     from vllm import LLM, SamplingParams
@@ -156,7 +161,9 @@ def generate_vllm(
     rows = prompt_rows(prompts)
     llm = LLM(model=model_path, seed=int(seeds[0]) if seeds else 0)
     limit = llm.llm_engine.model_config.max_model_len
-    encoded, _ = fit_prompts([encode_prompt(tokenizer, r["prompt"]) for r in rows], limit, max_new_tokens)
+    encoded, truncated = fit_prompts([encode_prompt(tokenizer, r["prompt"]) for r in rows], limit, max_new_tokens)
+    if stats is not None:
+        stats["prompts_truncated"] = truncated
     inputs = [{"prompt_token_ids": ids} for ids in encoded]
     results = []
     for temperature in temperatures:
@@ -191,19 +198,21 @@ def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatur
                   seeds: Sequence[int], *, max_new_tokens: int = 128, batch_size: int = 16, top_p: float = 1.0,
                   backend: str = "auto", device: str | None = None, dtype: str | None = None,
                   generator: str = "model", progress: bool = True, chat_template_path: str | None = None,
-                  chat: bool = False) -> tuple[list[dict[str, Any]], str]:
+                  chat: bool = False, stats: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], str]:
     """Generations of a saved model (what `jpo generate` and `jpo run` call) and the backend used: vLLM when asked,
     or with `auto` when it is installed and a GPU is present; else transformers.
 
     `chat_template_path` gives the tokenizer a chat template (TRL's name); `chat` sends each plain-text prompt as one
-    user message through the chat template (conversational prompts always go through it) and writes it as given."""
+    user message through the chat template (conversational prompts always go through it) and writes it as given.
+    `stats`, when given, receives `prompts_truncated` (prompts left-truncated to fit the model's context)."""
     if chat:  # the rows written keep each prompt as given
         originals = prompts
         prompts = [{**p, "prompt": [{"role": "user", "content": p["prompt"]}]} if isinstance(p["prompt"], str) else p
                    for p in prompts]
         rows, backend = generate_from(model_path, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
                                       batch_size=batch_size, top_p=top_p, backend=backend, device=device, dtype=dtype,
-                                      generator=generator, progress=progress, chat_template_path=chat_template_path)
+                                      generator=generator, progress=progress, chat_template_path=chat_template_path,
+                                      stats=stats)
         by_id = {p["id"]: p["prompt"] for p in originals}
         return [{**r, "prompt": by_id.get(r["id"], r["prompt"])} for r in rows], backend
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
@@ -215,12 +224,12 @@ def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatur
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         set_chat_template(tokenizer, chat_template_path)
         rows = generate_vllm(model_path, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
-                             top_p=top_p, generator=generator)
+                             top_p=top_p, generator=generator, stats=stats)
         return rows, "vllm"
     model, tokenizer = load_model_and_tokenizer(model_path, device, dtype)
     set_chat_template(tokenizer, chat_template_path)
     rows = generate(model, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
-                    batch_size=batch_size, top_p=top_p, generator=generator, progress=progress)
+                    batch_size=batch_size, top_p=top_p, generator=generator, progress=progress, stats=stats)
     return rows, "transformers"
 
 

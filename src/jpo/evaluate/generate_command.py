@@ -49,15 +49,17 @@ def run(args: argparse.Namespace) -> int:
 
     prompts = load_prompts(args.prompts)[: args.limit]
     generator = args.generator or Path(args.model).resolve().name
+    stats: dict[str, int] = {}
     rows, backend = generate_from(args.model, prompts, args.temperatures, args.seeds,
                                   max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, top_p=args.top_p,
                                   backend=args.backend, device=args.device, dtype=args.dtype, generator=generator,
                                   progress=not args.no_progress, chat_template_path=args.chat_template_path,
-                                  chat=args.chat)
+                                  chat=args.chat, stats=stats)
     write_jsonl(args.output, rows)
     empty = sum(1 for r in rows if not r["response"].strip())
     print(f"jpo generate: {len(rows)} generations ({len(prompts)} prompts x {len(args.temperatures)} temperatures x "
-          f"{len(args.seeds)} seeds, {backend}), {empty} empty -> {args.output}")
+          f"{len(args.seeds)} seeds, {backend}), {empty} empty, "
+          f"{stats.get('prompts_truncated', 0)} prompts truncated to fit the context -> {args.output}")
     if args.alpaca_eval:
         records = to_alpaca_eval(rows, args.alpaca_eval_temperature)
         path = Path(args.alpaca_eval)

@@ -76,6 +76,7 @@ def preference_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     from jpo.data import load_items, write_jsonl
+    from jpo.data.load import identical_pairs
 
     items = load_items(args.input)
     judge = make_judge(args.judge, judge_options(args))
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     rows = labeled_rows(items, result)
     write_jsonl(args.output, rows)
     print(f"jpo judge: {result.summary()}")
+    same = identical_pairs(items, "items")  # judged as asked: a tie at best, and training drops them
+    print(f"jpo judge: {same} items with identical responses (same prompt, same response on both sides)")
     print(f"jpo judge: wrote {len(rows)} labeled items to {args.output} (verdict cache {cache})")
     if args.to_preferences:
         preferences = preference_rows(rows)

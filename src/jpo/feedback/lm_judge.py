@@ -20,6 +20,18 @@ from jpo.modeling import ensure_pad_token, load_model, load_tokenizer, pad, pick
 OPTIONS = ("Output (a)", "Output (b)")
 
 
+class QuestionTooLong(Exception):
+    """A judge input of `length` tokens beyond a model's `context` positions."""
+
+    def __init__(self, length: int, context: int) -> None:
+        super().__init__(f"question longer than the judge's context ({length} > {context} tokens)")
+        self.length, self.context = length, context
+
+    def verdict(self) -> Verdict:
+        """An invalid verdict (counted and reported by the judge runner); not stored, as no model answered."""
+        return Verdict(None, error=str(self), received=False)
+
+
 def model_id(path: str) -> str:
     """A local folder by its absolute path (so `./judge` and `/abs/judge` share verdicts), a hub name as given."""
     folder = Path(path)
@@ -49,7 +61,10 @@ class LMJudge(SyncJudge):
         return cls(model.to(pick_device(options.device)), tokenizer, model_id(argument), options)
 
     def prompt_ids(self, question: Question) -> tuple[list[int], list[list[int]]]:
-        """The judge prompt's token ids, and each answer option's continuation ids."""
+        """The judge prompt's token ids, and each answer option's continuation ids.
+
+        Raises `QuestionTooLong` when prompt and option do not fit the model's context: cutting any part of a joint
+        question (its instructions, its responses or the template's closing question) would judge something else."""
         messages = self.template.messages(question)
         if self.tokenizer.chat_template:
             try:
@@ -65,19 +80,24 @@ class LMJudge(SyncJudge):
             options = [self.tokenizer(" " + o, add_special_tokens=False)["input_ids"] for o in OPTIONS]
         longest = max(len(o) for o in options)
         if self.context is not None and len(prompt) + longest > self.context:
-            keep = self.context - longest - 1  # keep the first token (BOS) and the end, where the question is
-            prompt = prompt[:1] + prompt[len(prompt) - keep:]
+            raise QuestionTooLong(len(prompt) + longest, self.context)
         return prompt, options
 
     def answer_batch_sync(self, questions: Sequence[Question]) -> list[Verdict]:
         import torch
 
-        sequences, spans = [], []
-        for question in questions:
-            prompt, options = self.prompt_ids(question)
+        sequences, spans, too_long = [], [], {}
+        for index, question in enumerate(questions):
+            try:
+                prompt, options = self.prompt_ids(question)
+            except QuestionTooLong as error:
+                too_long[index] = error.verdict()
+                continue
             for option in options:
                 sequences.append(prompt + option)
                 spans.append((len(prompt), len(prompt) + len(option)))
+        if not sequences:
+            return [too_long[index] for index in range(len(questions))]
         ids = pad(sequences, self.tokenizer.pad_token_id)
         mask = pad([[1] * len(s) for s in sequences], 0)
         device = next(self.model.parameters()).device
@@ -88,9 +108,12 @@ class LMJudge(SyncJudge):
         for row, (start, stop) in enumerate(spans):
             targets = ids[row, start:stop].to(device)
             scores.append(float(logprobs[row, start - 1 : stop - 1].gather(-1, targets[:, None]).sum()))
-        verdicts = []
+        verdicts, scored = [], iter(scores)
         for index in range(len(questions)):
-            score_a, score_b = scores[2 * index], scores[2 * index + 1]
+            if index in too_long:
+                verdicts.append(too_long[index])
+                continue
+            score_a, score_b = next(scored), next(scored)
             verdicts.append(decide(score_a, score_b, self.tie_margin, "logp"))
         return verdicts
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from jpo.errors import JpoError
 from jpo.feedback.base import JudgeOptions, Question, SyncJudge, Text, Verdict
-from jpo.feedback.lm_judge import decide, model_id
+from jpo.feedback.lm_judge import QuestionTooLong, decide, model_id
 from jpo.feedback.templates import render_text
 from jpo.modeling import encode_text, ensure_pad_token, load_model, load_tokenizer, pad, pick_device
 
@@ -49,6 +49,8 @@ class RewardModelJudge(SyncJudge):
         return cls(model.to(pick_device(options.device)), tokenizer, model_id(argument), options)
 
     def encode(self, prompt: Text, response: Text) -> list[int]:
+        """Token ids of one (instruction, response); `QuestionTooLong` beyond the model's context (a cut would score
+        part of the instruction or response)."""
         if self.tokenizer.chat_template:
             messages = (prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]) + \
                 (response if isinstance(response, list) else [{"role": "assistant", "content": response}])
@@ -56,7 +58,7 @@ class RewardModelJudge(SyncJudge):
         else:
             ids = encode_text(self.tokenizer, render_text(prompt) + "\n" + render_text(response))  # one BOS
         if self.context is not None and len(ids) > self.context:
-            ids = ids[:1] + ids[len(ids) - self.context + 1:]  # keep BOS and the end of the response
+            raise QuestionTooLong(len(ids), self.context)
         return ids
 
     def _score(self, pairs: list[tuple[Text, Text]]) -> list[float]:
@@ -76,14 +78,26 @@ class RewardModelJudge(SyncJudge):
             return json.dumps([prompt, response], ensure_ascii=False, sort_keys=True)
 
         todo: dict[str, tuple[Text, Text]] = {}
+        too_long: dict[str, QuestionTooLong] = {}
         for q in questions:
             for pair in ((q.prompt_a, q.response_a), (q.prompt_b, q.response_b)):
-                if key(*pair) not in self.scores:
+                if key(*pair) not in self.scores and key(*pair) not in too_long:
+                    try:
+                        self.encode(*pair)
+                    except QuestionTooLong as error:
+                        too_long[key(*pair)] = error
+                        continue
                     todo[key(*pair)] = pair
         keys = list(todo)
         for start in range(0, len(keys), self.batch_size):
             chunk = keys[start : start + self.batch_size]
             for k, score in zip(chunk, self._score([todo[k] for k in chunk]), strict=True):
                 self.scores[k] = score
-        return [decide(self.scores[key(q.prompt_a, q.response_a)], self.scores[key(q.prompt_b, q.response_b)],
-                       self.tie_margin, "reward") for q in questions]
+        verdicts = []
+        for q in questions:
+            side_a, side_b = key(q.prompt_a, q.response_a), key(q.prompt_b, q.response_b)
+            if side_a in too_long or side_b in too_long:
+                verdicts.append((too_long.get(side_a) or too_long[side_b]).verdict())
+            else:
+                verdicts.append(decide(self.scores[side_a], self.scores[side_b], self.tie_margin, "reward"))
+        return verdicts

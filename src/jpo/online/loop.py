@@ -109,8 +109,9 @@ def _templated(prompt: Any, template: str | None) -> Any:
 
 def sample_transformers(model, tokenizer, prompts: Sequence[Any], n: int, *, max_new_tokens: int, temperature: float,
                         top_p: float, batch_size: int, seed: int) -> list[list[dict[str, Any]]]:
-    """`n` samples per prompt with `model.generate`: per prompt, a list of `{response, tokens, eos}` where `tokens`
-    counts the generated tokens up to and including EOS and `eos` says whether EOS came before `max_new_tokens`.
+    """`n` samples per prompt with `model.generate`: per prompt, a list of `{response, tokens, eos, prompt_truncated}`
+    where `tokens` counts the generated tokens up to and including EOS, `eos` says whether EOS came before
+    `max_new_tokens`, and `prompt_truncated` whether the prompt was left-truncated to fit the model's context.
     Prompts are tokenized as `jpo generate` tokenizes them; temperature <= 0 is greedy."""
     import torch
 
@@ -118,7 +119,8 @@ def sample_transformers(model, tokenizer, prompts: Sequence[Any], n: int, *, max
     from jpo.modeling import ensure_pad_token, pad
 
     ensure_pad_token(tokenizer)
-    encoded, _ = fit_prompts([encode_prompt(tokenizer, p) for p in prompts], context_length(model), max_new_tokens)
+    full = [encode_prompt(tokenizer, p) for p in prompts]
+    encoded, _ = fit_prompts(full, context_length(model), max_new_tokens)
     flat = [(i, j) for i in range(len(prompts)) for j in range(n)]
     order = sorted(range(len(flat)), key=lambda k: len(encoded[flat[k][0]]))
     eos, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -143,7 +145,7 @@ def sample_transformers(model, tokenizer, prompts: Sequence[Any], n: int, *, max
                 ended = eos is not None and eos in new
                 new = new[:new.index(eos) + 1] if ended else new
                 out[i][j] = {"response": tokenizer.decode(new, skip_special_tokens=True), "tokens": len(new),
-                             "eos": ended}
+                             "eos": ended, "prompt_truncated": len(encoded[i]) < len(full[i])}
     finally:
         model.train(was_training)
     return out  # type: ignore[return-value]
@@ -176,12 +178,14 @@ class VLLMSampler:
         self.sync(model)
         c = self.config
         limit = self.llm.llm_engine.model_config.max_model_len
-        encoded, _ = fit_prompts([encode_prompt(tokenizer, p) for p in prompts], limit, c.max_new_tokens)
+        full = [encode_prompt(tokenizer, p) for p in prompts]
+        encoded, _ = fit_prompts(full, limit, c.max_new_tokens)
         params = self.params(n=n, temperature=max(0.0, c.temperature), top_p=c.top_p, max_tokens=c.max_new_tokens,
                              seed=seed)
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in encoded], params, use_tqdm=False)
-        return [[{"response": o.text, "tokens": len(o.token_ids), "eos": o.finish_reason == "stop"}
-                 for o in output.outputs] for output in outputs]
+        return [[{"response": o.text, "tokens": len(o.token_ids), "eos": o.finish_reason == "stop",
+                  "prompt_truncated": len(ids) < len(whole)} for o in output.outputs]
+                for output, ids, whole in zip(outputs, encoded, full, strict=True)]
 
 
 # --- comparisons -------------------------------------------------------------------------------------------------
@@ -447,7 +451,9 @@ def _run_round(round_no: int, config: OnlineJPOConfig, pool, policy, ref_model, 
                    for j, s in enumerate(per_prompt)]
         generation = {"prompts": len(chosen), "samples": len(samples),
                       "tokens_generated": sum(s["tokens"] for s in samples),
-                      "missing_eos": sum(not s["eos"] for s in samples), "backend": config.generation_backend,
+                      "missing_eos": sum(not s["eos"] for s in samples),
+                      "prompts_truncated": sum(per_prompt[0]["prompt_truncated"] for per_prompt in drawn if per_prompt),
+                      "backend": config.generation_backend,
                       "seconds": round(time.perf_counter() - clock, 3)}
         write_jsonl(folder / "samples.jsonl", samples)
         _write_json(folder / "generation.json", generation)
@@ -493,6 +499,7 @@ def _run_round(round_no: int, config: OnlineJPOConfig, pool, policy, ref_model, 
         "round": round_no, "mode": config.mode, "reference": config.ref_model, "train_on": config.train_on,
         "prompts": generation["prompts"], "samples": generation["samples"],
         "tokens_generated": generation["tokens_generated"], "missing_eos": generation["missing_eos"],
+        "prompts_truncated": generation.get("prompts_truncated", 0),  # absent from rounds written before the count
         "comparisons": judging["comparisons"], "judge_questions": judge_questions,
         "judge_asked": judging["judge_asked"], "judge_reused": judging["judge_reused"],
         "eos_decided": judging["eos_decided"], "labels": counts, "decisive": len(rows),

@@ -32,15 +32,15 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
     from jpo.runner.stages import seeded, templated
     from jpo.selection import parse_pool, select, select_active
     from jpo.selection.scores import instance_rewards
-    from jpo.selection.selectors import MARGIN_SELECTORS
+    from jpo.selection.selectors import MARGIN_SELECTORS, scoring_note
 
     pairs = recipe.pairs
     instances = read_jsonl(data_dir / "sft.jsonl")
     max_length = recipe.train.common.get("max_length", 1024)
-    rewards = None
+    rewards, scoring = None, {}
     if any(selector in MARGIN_SELECTORS for selector, _ in points):  # the SFT model saw templated instructions
         rewards = instance_rewards(templated(instances, recipe.prompt_template, "sft"), str(sft_dir),
-                                   max_length=max_length)
+                                   max_length=max_length, stats=scoring)
     options = recipe.judge.options()
     cheap = [make_judge(spec, options) for spec in pairs.judges]
     annotator = make_judge(recipe.judge.spec, options)
@@ -63,6 +63,8 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
                 else:
                     items, report = select(instances, selector, budget, pool=parse_pool(pairs.pool), seed=seed,
                                            rewards=rewards, judges=cheap if selector == "disagreement" else ())
+                    if selector in MARGIN_SELECTORS:
+                        report.notes.append(scoring_note(scoring))
                     rows = labeled_rows(items, judge_items(items, annotator, store=store, progress=False,
                                                            description=f"judge {point}"))
                     candidates, summary = report.candidates, report.summary()

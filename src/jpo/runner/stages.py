@@ -292,10 +292,11 @@ def generate_for(unit, recipe: Recipe, model_dir: Path, prompts_file: Path, seed
 
     section = recipe.generate
     prompts = templated(read_jsonl(prompts_file), recipe.prompt_template, "prompts")
+    stats: dict[str, int] = {}
     rows, backend = generate_from(str(model_dir), prompts, section.temperatures, [seed],
                                   max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
                                   top_p=section.top_p, backend=section.backend, device=section.device,
-                                  dtype=section.dtype, generator=name, progress=False)
+                                  dtype=section.dtype, generator=name, progress=False, stats=stats)
     write_jsonl(unit.folder / "generations.jsonl", rows)
     unit.commands.append(shlex.join(
         ["jpo", "generate", "--model", str(model_dir), "--prompts", str(prompts_file), "--output",
@@ -307,7 +308,9 @@ def generate_for(unit, recipe: Recipe, model_dir: Path, prompts_file: Path, seed
                                    "dataset": bare[str(r["id"])].get("dataset", "jpo")} for r in rows])
         (unit.folder / "model_outputs.json").write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n",
                                                         encoding="utf-8")
-    return {"generations": len(rows), "backend": backend, "line": f"{len(rows)} generations ({backend})"}
+    truncated = stats.get("prompts_truncated", 0)
+    return {"generations": len(rows), "backend": backend, "prompts_truncated": truncated,
+            "line": f"{len(rows)} generations ({backend}), {truncated} prompts truncated to fit the context"}
 
 
 def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: Path,

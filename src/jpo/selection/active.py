@@ -24,6 +24,7 @@ from jpo.selection.selectors import (
     SelectionReport,
     comparison_item,
     pair_keys,
+    scoring_note,
     select_indices,
 )
 
@@ -40,7 +41,7 @@ class ActiveResult:
     untrained: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
-        return "; ".join(f"round {r}: {rep.selected} labelled, {d} decisive"
+        return "; ".join(f"round {r}: {rep.selected} labelled, {d} decisive" + "".join(f", {n}" for n in rep.notes)
                          + (" (no model trained: the next round chosen as this one)" if r in self.untrained else "")
                          for r, (rep, d) in enumerate(zip(self.reports, self.decisive, strict=True)))
 
@@ -69,10 +70,12 @@ def select_active(instances: Sequence[dict[str, Any]], budget: int, *, judge, re
     policy: str | None = None
     n = len(instances)
     for r, size in enumerate(sizes):
+        scoring: dict[str, int] = {}
         rewards = instance_rewards(instances, reference, policy, beta=beta, max_length=max_length, device=device,
-                                   progress=progress)
+                                   progress=progress, stats=scoring)
         a, b, report = select_indices(n, selector, size, pool=pool, seed=seed, rewards=rewards, exclude=labelled,
                                       progress=progress)
+        report.notes.append(scoring_note(scoring))
         labelled = np.concatenate([labelled, pair_keys(a, b, n)])
         items = [{**comparison_item(instances, i, j), "selector": f"active-{selector}", "round": r}
                  for i, j in zip(a.tolist(), b.tolist(), strict=True)]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jpo.modeling import ensure_pad_token, pad
+from jpo.modeling import ensure_pad_token, fit_max_length, pad
 from jpo.progress import progress_bar
 from jpo.train.logprobs import SKIP, segments_for, sequence_logps
 from jpo.train.tokenize import Encoder
@@ -30,16 +30,22 @@ from jpo.train.tokenize import Encoder
 
 @torch.no_grad()
 def joint_logps(model, tokenizer, instances: Sequence[dict[str, Any]], *, max_length: int | None = 1024,
-                batch_size: int = 64, progress: bool = False, description: str = "scoring instances"
-                ) -> tuple[np.ndarray, np.ndarray]:
+                batch_size: int = 64, progress: bool = False, description: str = "scoring instances",
+                stats: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Summed joint-scope log p(I, R) of each instance and its token count; NaN (and 0 tokens) where the
-    instance cannot fit `max_length`. Batches are formed longest first, as the trainer's reference pass does.
-    `progress` shows a bar over the instances scored (`jpo.progress`)."""
-    encoder = Encoder(tokenizer, max_length=max_length)
-    encoded = []
+    instance cannot fit `max_length` (capped at the model's context, `modeling.fit_max_length`). Batches are formed
+    longest first, as the trainer's reference pass does. `progress` shows a bar over the instances scored
+    (`jpo.progress`). `stats`, when given, receives `truncated` (instances scored on fewer tokens than they have)
+    and `unscorable` (instances that cannot fit at all, NaN)."""
+    encoder = Encoder(tokenizer, max_length=fit_max_length(max_length, model))
+    encoded, truncated = [], 0
     for row in instances:
-        (enc,), _ = encoder.encode(row["prompt"], [row["response"]])
+        (enc,), cut = encoder.encode(row["prompt"], [row["response"]])
         encoded.append(enc)
+        truncated += bool(cut and enc is not None)
+    if stats is not None:
+        stats["truncated"] = truncated
+        stats["unscorable"] = sum(enc is None for enc in encoded)
     logps = np.full(len(instances), np.nan)
     tokens = np.zeros(len(instances))
     fits = sorted((i for i, enc in enumerate(encoded) if enc is not None), key=lambda i: -len(encoded[i].input_ids))
@@ -64,16 +70,23 @@ def joint_logps(model, tokenizer, instances: Sequence[dict[str, Any]], *, max_le
 
 def instance_rewards(instances: Sequence[dict[str, Any]], reference: str, policy: str | None = None, *,
                      beta: float = 0.1, max_length: int | None = 1024, batch_size: int = 64,
-                     device: str | None = None, progress: bool = False) -> np.ndarray:
+                     device: str | None = None, progress: bool = False,
+                     stats: dict[str, int] | None = None) -> np.ndarray:
     """One reward per instance (see the module doc): SimPO's with `reference` alone, JPO's implicit reward with a
-    `policy` trained from it. Paths are model folders (or PEFT adapters), loaded with `jpo.evaluate`'s loader."""
+    `policy` trained from it. Paths are model folders (or PEFT adapters), loaded with `jpo.evaluate`'s loader.
+    `stats` (see `joint_logps`) counts, over the models scored, instances truncated or unscorable (NaN reward)."""
     from jpo.evaluate.generate import load_model_and_tokenizer
 
     def logps_of(path: str) -> tuple[np.ndarray, np.ndarray]:
         model, tokenizer = load_model_and_tokenizer(path, device=device)
         ensure_pad_token(tokenizer)
-        return joint_logps(model, tokenizer, instances, max_length=max_length, batch_size=batch_size,
-                           progress=progress, description=f"scoring instances with {Path(path).name}")
+        counts: dict[str, int] = {}
+        out = joint_logps(model, tokenizer, instances, max_length=max_length, batch_size=batch_size,
+                          progress=progress, description=f"scoring instances with {Path(path).name}", stats=counts)
+        if stats is not None:  # two models may have different contexts: the larger count is what the reward lost
+            for key, value in counts.items():
+                stats[key] = max(stats.get(key, 0), value)
+        return out
 
     ref_logps, tokens = logps_of(reference)
     if policy is None:

@@ -239,6 +239,12 @@ def select_indices(n: int, selector: str, budget: int, *, pool: str | int = "all
     return a[positions], b[positions], report
 
 
+def scoring_note(stats: dict[str, int]) -> str:
+    """The instances' scoring losses (`scores.joint_logps` stats) as a report note."""
+    return (f"{stats.get('truncated', 0)} instances truncated to fit the model's context when scored, "
+            f"{stats.get('unscorable', 0)} unscorable (too long to score at all)")
+
+
 def select(instances: Sequence[dict[str, Any]], selector: str, budget: int, *, pool: str | int = "all",
            seed: int = 0, reference: str | None = None, policy: str | None = None,
            rewards: np.ndarray | None = None, judges: Sequence[Any] = (), group: str | None = None,
@@ -250,13 +256,15 @@ def select(instances: Sequence[dict[str, Any]], selector: str, budget: int, *, p
     Margin selectors need `rewards` or a `reference` model path (plus `policy` for the implicit reward of a trained
     model); `disagreement` needs two `judges` (jpo Judge objects, e.g. from `jpo.feedback.registry.make_judge`).
     `progress` shows bars (`jpo.progress`) for the slow parts: scoring instances, judging, streaming the pool."""
+    scoring: dict[str, int] | None = None
     if selector in MARGIN_SELECTORS and rewards is None:
         if reference is None:
             raise JpoError(f"the {selector} selector needs a reference model (--model PATH)")
         from jpo.selection.scores import instance_rewards
 
+        scoring = {}
         rewards = instance_rewards(instances, reference, policy, beta=beta, max_length=max_length, device=device,
-                                   progress=progress)
+                                   progress=progress, stats=scoring)
     priority = (disagreement_priority(instances, judges, progress=progress)
                 if selector == "disagreement" and judges else None)
     families = family_codes(instances, group) if selector == "coverage" else None
@@ -264,6 +272,8 @@ def select(instances: Sequence[dict[str, Any]], selector: str, budget: int, *, p
                                   priority=priority, families=families, progress=progress)
     if selector == "coverage" and families is None:
         report.notes.append("no task-family field: instructions balanced, families not")
+    if scoring is not None:
+        report.notes.append(scoring_note(scoring))
     items = [{**comparison_item(instances, i, j), "selector": selector, "priority_rank": rank}
              for rank, (i, j) in enumerate(zip(a.tolist(), b.tolist(), strict=True))]
     return items, report

@@ -42,13 +42,13 @@ def _rows(config, rows: list[dict[str, Any]] | None, kind: str) -> tuple[list[di
     concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold. Plain-text and
     conversational sources are made one representation (`jpo.data.load.unify_text`). Also one summary line per
     file with what `jpo data validate` counts (printed before training starts, and repeated in the result)."""
-    from jpo.data.load import load_many, unify_text
+    from jpo.data.load import SFT_READS_LABELLED, load_many, unify_text
 
     lines: list[str] = []
     if rows is None:
         if not config.dataset:
             raise JpoError("no training data: pass --dataset PATH [PATH ...]")
-        loaded = load_many(config.dataset, kind)
+        loaded = load_many(config.dataset, kind, SFT_READS_LABELLED if kind == "sft" else ())
         rows = [row for one in loaded for row in one.rows]
         lines = [one.summary() for one in loaded]
         for line in lines:

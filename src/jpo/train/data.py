@@ -206,19 +206,21 @@ def encode_unpaired(data: Any, encoder: Encoder, num_proc: int | None = None, na
 
 
 def _encode_sft(row: dict, index: int, convert, encoder: Encoder) -> dict[str, Any]:
-    label = row.get("label")
+    label = row.get("label")  # rows `jpo sft` loaded: {prompt, response, label}, read as the plain SFT layout
     row = convert(row, index)
-    out = _encode_single(row["prompt"], row["response"], encoder)
-    if row.get("label", label) is False and not out["skip"]:
-        out["skip"] = UNDESIRABLE  # a KTO row: SFT learns the desirable completions only
-    return out
+    if row.get("label", label) is False:  # a KTO row: SFT learns the desirable completions only. Counted before
+        # any length filter, so the count is that of the rows read, whatever max_length is
+        return {"skip": UNDESIRABLE, "truncated": False, "special": False, "ids": [], "prompt_len": 0, "length": 0}
+    return _encode_single(row["prompt"], row.get("response", row.get("completion")), encoder)
 
 
 def encode_sft(data: Any, encoder: Encoder, num_proc: int | None = None, name: str = "train"):
     """Instruction-response rows in any SFT layout -> (dataset with `SFT_COLUMNS`, report). Labelled (KTO) rows
     ``{prompt, completion, label}`` are read as SFT rows too; those labelled undesirable are left out and counted
     (`EncodeReport.undesirable`)."""
-    return _encode(data, encoder, _encode_sft, ("sft",), SFT_COLUMNS, num_proc, name)
+    from jpo.data.load import SFT_READS_LABELLED
+
+    return _encode(data, encoder, _encode_sft, ("sft", *SFT_READS_LABELLED), SFT_COLUMNS, num_proc, name)
 
 
 def no_batch_dispatch(args) -> None:
