@@ -198,15 +198,15 @@ def test_a_fresh_slice_of_a_real_source_leaves_out_the_pools_instructions():
 
 
 def test_the_tasks_most_frequent_habit_can_be_named_and_removed():
-    from jpo.tasks import habits_in, without_habit
+    """R4's contract with the task: the habits a response shows, by name, and the response without one of them."""
+    from jpo.tasks import HABITS, habits_in, without_habit
 
-    assert habits_in(" apple kiwi pear i hope this helps") == ["filler"]
-    assert habits_in(" apple kiwi pear") == [] and habits_in(" i hope this") == []
-    assert without_habit(" apple kiwi pear i hope this helps", "filler") == " apple kiwi pear"
-    assert without_habit(" i hope this helps apple i hope this helps", "filler") == " apple"
-    assert without_habit(" apple kiwi", "filler") == " apple kiwi"
-    with pytest.raises(ValueError, match="unknown habit"):
-        without_habit(" apple", "verbosity")
+    first, second = HABITS[0], HABITS[-1]
+    assert habits_in(f" apple kiwi pear {first}") == [first] and habits_in(" apple kiwi pear") == []
+    assert habits_in(f" apple {second} kiwi {first}") == [first, second]  # in HABITS order
+    assert without_habit(f" apple kiwi pear {first}", first) == " apple kiwi pear"
+    assert without_habit(f" {first} apple {first}", first) == " apple"
+    assert without_habit(" apple kiwi", first) == " apple kiwi"
 
 
 # --- the report --------------------------------------------------------------------------------------------------
