@@ -116,14 +116,13 @@ def pool_prompts(data_dir: Path) -> list[dict[str, Any]]:
     raise JpoError("online runs need instructions to sample on: the recipe has no data.conditional or D_S")
 
 
-def online_units(recipe, add, starts: dict[int, tuple[list, str]], data_dir: Path, run_dir: Path,
-                 external: str | None) -> dict[tuple[str, int], tuple[Any, str]]:
+def online_units(recipe, add, starts: dict[int, tuple[list, str]], judge: dict[str, Any], data_dir: Path,
+                 run_dir: Path, external: str | None) -> dict[tuple[str, int], tuple[Any, str]]:
     """One unit per run and seed, of the train stage (`--from train` reruns it), added through the planner's `add`;
     `starts`: seed -> (the units the seed's starting policy needs, that policy's folder) -- one SFT model for every
-    seed, or one per seed under train.vary_base. Returns (name, seed) -> (unit, model dir), what the planner's
+    seed, or one per seed under train.vary_base. `judge`: the judge settings that change answers (the planner's, as
+    in the feedback unit's key). Returns (name, seed) -> (unit, model dir), what the planner's
     generate / evaluate loop reads."""
-    transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
-    judge = {k: v for k, v in dataclasses.asdict(recipe.judge).items() if k not in transport}
     out = {}
     for run in recipe.online:
         for seed in recipe.train.seeds:

@@ -104,7 +104,7 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                     steps.folder / "model" if steps else None),
                 run.name, f"seed{seed}")
     online = online_units(recipe, add, {seed: ([data, *c.policy_deps], str(c.policy)) for seed, c in chains.items()},
-                          data.folder, run_dir, external)
+                          judge, data.folder, run_dir, external)
     evaluations: dict[tuple[str, int], Unit] = {}
     for name in recipe.evaluated():
         for seed in recipe.train.seeds:
