@@ -5,7 +5,9 @@
 Meant for a GPU: the recipe's `train.common` settings (LoRA, 4-bit, bf16, batch, max_length, ...) with
 `max_steps=--steps`, on preference rows from `--dataset` (e.g. the `judge/joint.jsonl` or `pairs/conditional.jsonl`
 of a `jpo run`), wrapped in the recipe's prompt template. `--model` overrides the recipe's model (e.g. the run's SFT
-folder, or stories260K for a CPU smoke test).
+folder, or stories260K for a CPU smoke test). On a machine without the Hub, `--random_init qwen2.5-0.5b --tokenizer
+DIR` builds that architecture with random weights (throughput does not depend on the weights) around a local
+tokenizer; token ids then stay below the tokenizer's vocabulary, while the LM head keeps the architecture's full size.
 
 Tokens/s counts the tokens of both sequences of every pair trained on (prompt + response + EOS, after the trainer's
 truncation to max_length), over the trainer's own `train_runtime` (the training loop, after model loading and any
@@ -21,6 +23,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -42,6 +46,27 @@ def peak_flops(override: float | None) -> tuple[float | None, str]:
         if fragment in name:
             return value, name
     return None, name
+
+
+# Architectures for `--random_init`, from each model's config.json on the Hub.
+ARCHITECTURES = {
+    "qwen2.5-0.5b": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, rope_theta=1e6,
+                         max_position_embeddings=32768, tie_word_embeddings=True, rms_norm_eps=1e-6),
+}
+
+
+def random_model(name: str, tokenizer_dir: str, folder: Path) -> str:
+    """`name`'s architecture with random bf16 weights and `tokenizer_dir`'s tokenizer, saved to `folder`."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    settings = dict(ARCHITECTURES[name])
+    config = AutoConfig.for_model(settings.pop("model_type"), **settings)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return str(folder)
 
 
 def pair_tokens(rows, tokenizer, max_length: int | None) -> list[int]:
@@ -73,6 +98,11 @@ def main() -> None:
     parser.add_argument("recipe")
     parser.add_argument("--dataset", required=True, help="preference rows (any format jpo reads)")
     parser.add_argument("--model", help="override the recipe's model")
+    parser.add_argument("--random_init", choices=sorted(ARCHITECTURES),
+                        help="instead of --model: this architecture with random weights (no Hub needed)")
+    parser.add_argument("--tokenizer", help="with --random_init: a local tokenizer folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a train.common setting (YAML value), e.g. --set use_peft=false")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--objectives", default="dpo,jpo")
     parser.add_argument("--peak_tflops", type=float, help="the device's peak dense bf16 TFLOP/s, if not in the table")
@@ -87,9 +117,19 @@ def main() -> None:
     from jpo.train.api import train_preferences
 
     recipe = load_recipe(args.recipe)
-    model = args.model or recipe.model
+    if args.random_init:
+        if not args.tokenizer:
+            parser.error("--random_init needs --tokenizer")
+        model = random_model(args.random_init, args.tokenizer, Path(tempfile.mkdtemp()) / args.random_init)
+    else:
+        model = args.model or recipe.model
     rows = apply_template(load_preferences(args.dataset), recipe.prompt_template, "preference")
     common = dict(recipe.train.common)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        common[key] = yaml.safe_load(value)
     if not torch.cuda.is_available():  # a CPU smoke test: no 4-bit, no bf16
         common.update(load_in_4bit=False, bf16=False)
     tokenizer = AutoTokenizer.from_pretrained(model)
