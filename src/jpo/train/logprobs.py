@@ -60,7 +60,10 @@ def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: nn.Module, *,
     chunk_size = chunk_size or max(1, CHUNK_ELEMENTS // vocab)
 
     def one_chunk(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        logits = head(h)
+        # Under --bf16 on a GPU, accelerate returns the forward's outputs in float32 (its convert_to_fp32 wrapper)
+        # while the head's weights stay bfloat16: the hidden states go back to the weights' dtype, exactly (they
+        # were bfloat16 before the upcast).
+        logits = head(h.to(head.weight.dtype))
         logits = logits if logits.dtype == torch.float64 else logits.float()  # float32 at least, never less
         if scale != 1.0:
             logits = logits * scale
