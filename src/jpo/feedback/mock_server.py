@@ -146,7 +146,8 @@ class MockJudgeServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="a local OpenAI-compatible judge that prefers the longer output")
+    parser = argparse.ArgumentParser(allow_abbrev=False,  # `--por 1` must not mean --port
+                                     description="a local OpenAI-compatible judge that prefers the longer output")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args(argv)
