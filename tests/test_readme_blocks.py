@@ -16,6 +16,9 @@ What stands in for what a reader has; the command lines themselves are not chang
 - ``jpo annotate serve``: in the background (with ``--port 0`` added if port 8000 is taken), stopped at the end;
 - the people: after ``jpo annotate add-annotator NAME``, NAME labels every item through the JSON API with the link
   it printed; ``human_items.jsonl`` (people's labels on joint.jsonl) is joint.jsonl with labels.
+
+Every ```python block runs too, as written, with ``python`` in the same folder after the commands: a model the block
+names by its Hub name (HUB_MODELS) is the tiny model in the offline hub cache under that name.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Hub model names the documents' Python blocks load, and the shared model that stands in for each in the hub cache.
+HUB_MODELS = {"Qwen/Qwen2-0.5B-Instruct": ("models", "stories260K")}
 PLACEHOLDERS = {"/data/jpo-authors": ("data", "jpo-authors"), "/models/any-small-tokenizer": ("models", "stories260K")}
 
 
@@ -47,17 +52,37 @@ def commands(doc: Path) -> list[str]:
     return out
 
 
+def python_blocks(doc: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+
+
+def hub_models(hub_cache: Path, shared: Path) -> None:
+    """Each of HUB_MODELS in `hub_cache` as the Hub's cache lays a model out (snapshot, refs/main)."""
+    from hub_cache import COMMIT
+
+    for name, parts in HUB_MODELS.items():
+        folder = hub_cache / ("models--" + name.replace("/", "--"))
+        snapshot = folder / "snapshots" / COMMIT
+        snapshot.mkdir(parents=True)
+        for file in shared.joinpath(*parts).iterdir():
+            (snapshot / file.name).write_bytes(file.read_bytes())
+        (folder / "refs").mkdir()
+        (folder / "refs" / "main").write_text(COMMIT)
+
+
 def is_run(command: str) -> bool:
     words = shlex.split(command, comments=True)
     return words[:2] in (["jpo", "run"], ["jpo", "demo"])
 
 
+README_TEXT = "".join(doc.read_text(encoding="utf-8") for doc in DOCS)
 STAGE_COMMANDS = [(doc.name, c) for doc in DOCS for c in commands(doc) if not is_run(c)]
 RUN_COMMANDS = sorted({(doc.name, c) for doc in DOCS for c in commands(doc) if is_run(c)})
 
 
 def test_the_blocks_are_found():
     """The extraction sees every block (a changed fence would silently test nothing)."""
+    assert sum(len(python_blocks(doc)) for doc in DOCS) == README_TEXT.count("```python")
     readme = commands(ROOT / "README.md")
     assert any(c.startswith("jpo analyze --labels human=labels.db ai=judged.jsonl") for c in readme)
     assert len(readme) >= 25 and len(RUN_COMMANDS) >= 10
@@ -234,6 +259,7 @@ def reader(tmp_path_factory, tiny_model_path):
     prepare(work, shared)
     hub = build_offline_hub(tmp_path_factory.mktemp("hub"), shared / "data",
                             sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name != "demo.yaml"))
+    hub_models(Path(hub.env()["HF_HUB_CACHE"]), shared)
     shims = work / ".bin"
     shims.mkdir()
     for name, script in (("jpo", f'exec "{sys.executable}" -m jpo "$@"'), ("python", f'exec "{sys.executable}" "$@"')):
@@ -296,3 +322,18 @@ def test_every_recipe_command_of_the_docs_dry_runs(reader):
                 for (doc, command), d in zip(unique.values(), done, strict=True)
                 if d.returncode != 0 or "(dry run)" not in d.stdout]
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.slow
+def test_every_python_block_of_the_docs_runs_as_written(reader):
+    """README's and docs' Python blocks, after the commands (whose files some of them read), each in a process of its
+    own in the same folder: the Hub's names resolve to the offline caches, the OpenAI judge to the mock server."""
+    failures = []
+    for doc in DOCS:
+        for block in python_blocks(doc):
+            done = subprocess.run([sys.executable, "-c", block], cwd=reader.work, env=reader.env, capture_output=True,
+                                  text=True, timeout=900)
+            if done.returncode != 0:
+                failures.append(f"{doc.name}:\n{block}\n  exit {done.returncode}\n{done.stderr[-3000:]}")
+    assert not failures, "\n\n".join(failures)
+    assert (reader.work / "Qwen2-0.5B-JPO" / "config.json").exists()  # the drop-in block's trained model
