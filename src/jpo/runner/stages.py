@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jpo.config import option_flags
 from jpo.data import items_to_preferences, read_jsonl, write_jsonl
 from jpo.errors import JpoError
+from jpo.evaluate.generate import GenerateOptions
 from jpo.runner.recipe import Accelerate, BuildModel, Recipe, Run
 
 # --- model -------------------------------------------------------------------------------------------------------
@@ -288,26 +290,23 @@ def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str
 
 
 def generate_for(unit, recipe: Recipe, model_dir: Path, prompts_file: Path, seed: int, name: str) -> dict[str, Any]:
-    from jpo.evaluate.generate import generate_from, to_alpaca_eval
+    from jpo.evaluate.generate import generate_from, write_alpaca_eval
 
     section = recipe.generate
     prompts = templated(read_jsonl(prompts_file), recipe.prompt_template, "prompts")
     stats: dict[str, int] = {}
-    rows, backend = generate_from(str(model_dir), prompts, section.temperatures, [seed],
-                                  max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
-                                  top_p=section.top_p, backend=section.backend, device=section.device,
-                                  dtype=section.dtype, generator=name, progress=False, stats=stats)
+    rows, backend = generate_from(str(model_dir), prompts, [seed], section, generator=name, progress=False,
+                                  stats=stats)
     write_jsonl(unit.folder / "generations.jsonl", rows)
     unit.commands.append(shlex.join(
         ["jpo", "generate", "--model", str(model_dir), "--prompts", str(prompts_file), "--output",
-         str(unit.folder / "generations.jsonl"), "--temperatures", ",".join(f"{t:g}" for t in section.temperatures),
-         "--seeds", str(seed), "--max_new_tokens", str(section.max_new_tokens), "--backend", section.backend]))
+         str(unit.folder / "generations.jsonl"), "--seeds", str(seed), "--generator", name,
+         *option_flags(section, GenerateOptions)]))
     if section.alpaca_eval:  # AlpacaEval's model_outputs.json, with the *bare* instructions
         bare = {str(r["id"]): r for r in read_jsonl(prompts_file)}
-        records = to_alpaca_eval([{**r, "prompt": bare[str(r["id"])]["prompt"],
-                                   "dataset": bare[str(r["id"])].get("dataset", "jpo")} for r in rows])
-        (unit.folder / "model_outputs.json").write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n",
-                                                        encoding="utf-8")
+        write_alpaca_eval(unit.folder / "model_outputs.json",
+                          [{**r, "prompt": bare[str(r["id"])]["prompt"],
+                            "dataset": bare[str(r["id"])].get("dataset", "jpo")} for r in rows])
     truncated = stats.get("prompts_truncated", 0)
     return {"generations": len(rows), "backend": backend, "prompts_truncated": truncated,
             "line": f"{len(rows)} generations ({backend}), {truncated} prompts truncated to fit the context"}
@@ -330,8 +329,7 @@ def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: 
                                       n_resamples=recipe.evaluate.n_resamples)
     result.judge_run.require_valid("generations")
     summary = result.as_dict()
-    (unit.folder / "winrate.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (unit.folder / "winrate.md").write_text(result.markdown() + "\n", encoding="utf-8")
+    result.write(unit.folder, rows=False)  # scored.jsonl below holds one outcome per generation
     quality = synthetic_quality(recipe)
     scored = []
     for row in result.rows:
