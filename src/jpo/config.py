@@ -174,6 +174,9 @@ def typed(where: str, value: Any, hint: Any) -> Any:
     try:
         return _check(value, hint)
     except _Mismatch:
+        if typing.get_origin(_not_null(hint)) is typing.Literal:  # a choice: said as the recipe's other choices are
+            valid = ", ".join(map(str, typing.get_args(_not_null(hint))))
+            raise JpoError(f"{where}: '{value}' is not one of {valid}") from None
         raise JpoError(f"{where}: expected {_name(hint)}, got {value!r}") from None
 
 

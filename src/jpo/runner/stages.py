@@ -280,10 +280,30 @@ def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str
     for dep in unit.deps:
         if dep.stage in ("data", "feedback") and dep.folder in folders and dep.manifest_path.exists():
             reports.update({k: v for k, v in dep.result().items() if k != "line"})
-    write_model_card(model_dir, recipe=recipe, objective=objective, config=config,
-                     data_files=config["dataset"], data_reports=reports, log_history=history)
+    write_model_card(model_dir, name=recipe.name, objective=objective, config=config,
+                     base_model=recipe.model if isinstance(recipe.model, str) else None,
+                     description=recipe.description, datasets=hub_datasets(recipe),
+                     prompt_template=recipe.prompt_template, data_files=config["dataset"], data_reports=reports,
+                     log_history=history)
     losses = [e["loss"] for e in history if "loss" in e]
     return {"model": str(model_dir), "steps": len(losses), "final_loss": losses[-1] if losses else None}
+
+
+def hub_datasets(recipe: Recipe) -> list[str]:
+    """The hub datasets a recipe's data comes from (a model card's `datasets`)."""
+    import dataclasses
+
+    from jpo.data.sources import SOURCES
+
+    names = []
+    for part in dataclasses.fields(recipe.data):
+        spec = getattr(recipe.data, part.name)
+        source = SOURCES.get(spec.source) if spec is not None else None
+        if source:
+            for part in source.parts.values():
+                if part.hub.name != "json" and part.hub.name not in names:
+                    names.append(part.hub.name)
+    return names
 
 
 # --- generation and evaluation -----------------------------------------------------------------------------------
