@@ -46,16 +46,6 @@ def build_model(build: BuildModel, data_dir: Path, out: Path, seed: int = 0) -> 
 # --- feedback ----------------------------------------------------------------------------------------------------
 
 
-def _judge(items: list[dict[str, Any]], spec: str, recipe: Recipe, store, description: str):
-    from jpo.feedback import make_judge
-    from jpo.feedback.runner import judge_items, labeled_rows
-
-    run = judge_items(items, make_judge(spec, recipe.judge.options()), store=store, progress=False,
-                      description=description)
-    run.require_valid(f"{description} items")
-    return labeled_rows(items, run), run
-
-
 def written_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a file a stage wrote. An empty one is 0 rows, not bad input: a source with no instruction beyond
     D_C's (a sample, a dry run) has no fresh slice, and the runs that want fresh rows say how many were missing."""
@@ -66,8 +56,9 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     """D_C and D_H as training rows (D_C.jsonl, D_H.jsonl). The pool is judged when `judge.conditional` is set or
     it has no labels; joint items are judged; the `judge.agreement` judges label the same items, for agreement
     only. Ties and invalid verdicts are counted, never training rows."""
-    from jpo.analysis.agreement import agreement
     from jpo.analysis.interplay import interplay
+    from jpo.feedback import make_judge
+    from jpo.feedback.runner import label_items
     from jpo.feedback.store import VerdictStore
 
     pool = read_jsonl(data_dir / "pool.jsonl") if (data_dir / "pool.jsonl").exists() else []
@@ -83,17 +74,17 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
         todo["joint"] = read_jsonl(data_dir / "items.jsonl")
     labelled: dict[str, list[dict[str, Any]]] = {}
     stats: dict[str, Any] = {}
+    options = recipe.judge.options()
+    annotator = make_judge(recipe.judge.spec, options) if todo else None
     with VerdictStore(out / "verdicts.sqlite") as store:
         for name, items in todo.items():
-            rows, run = _judge(items, recipe.judge.spec, recipe, store, f"judge {name}")
-            write_jsonl(out / f"{name}_labeled.jsonl", rows)
-            labelled[name] = rows
-            stats[name] = {"items": len(items), "labels": run.counts, "judge": run.judge_id, "cost": run.cost,
-                           "agreement": {}}
-            for other, spec in (recipe.judge.agreement.items() if name != "fresh" else ()):  # control labels only
-                second, _ = _judge(items, spec, recipe, store, f"{other} {name}")
-                agree = agreement([r["label"] for r in rows], [r["label"] for r in second])
-                stats[name]["agreement"][other] = {"percent": agree.percent, "kappa": agree.kappa, "n": agree.n}
+            others = {other: make_judge(spec, options) for other, spec in recipe.judge.agreement.items()
+                      if name != "fresh"}  # agreement on the control labels only
+            done = label_items(items, annotator, store=store, others=others, what=name)
+            write_jsonl(out / f"{name}_labeled.jsonl", done.rows)
+            labelled[name] = done.rows
+            stats[name] = {"items": len(items), "labels": done.run.counts, "judge": done.run.judge_id,
+                           "cost": done.run.cost, "agreement": done.agreement}
     d_c, counts_c = items_to_preferences(labelled.get("conditional", pool))
     if "joint" in labelled:
         d_h, _ = items_to_preferences(labelled["joint"])
