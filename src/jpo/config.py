@@ -242,20 +242,14 @@ def _flag_type(flag: str, hint: Any):
     return parse
 
 
-def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
-                required: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
+def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type) -> None:
     """Every option field of dataclass `cls` as a flag `--name` (the other spelling, `--name-x`, is added by
-    `jpo.cli`), its help from the field's `help` metadata, its default the field's, its value typed and checked
-    as a YAML value is (`typed`; a list is comma-separated, `--temperatures 0.001,0.5`). A `bool` field defaulting
-    to false is a switch. `metadata["flag"]` renames a flag, `metadata["metavar"]` names its value; fields in
-    `skip` are left out, those in `required` must be given."""
-    required, skip = set(required), set(skip)
+    `jpo.cli`), its help from the field's `help` metadata, its default the field's (a field without one is a
+    required flag), its value typed and checked as a YAML value is (`typed`; a list is comma-separated,
+    `--temperatures 0.001,0.5`; a choice is argparse's). A `bool` field defaulting to false is a switch."""
     resolved = hints(cls)
     for f in option_fields(cls):
-        if f.name in skip:
-            continue
-        flag = "--" + f.metadata.get("flag", f.name)
-        hint = _not_null(resolved[f.name])
+        flag, hint = f"--{f.name}", _not_null(resolved[f.name])
         kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help")}
         if hint is bool and f.default is False:
             parser.add_argument(flag, action="store_true", **kwargs)
@@ -264,18 +258,17 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
         if typing.get_origin(hint) is typing.Literal:  # argparse's own "invalid choice" message
             kwargs["choices"] = typing.get_args(hint)
         else:
-            kwargs.update(type=_flag_type(flag, hint), metavar=f.metadata.get("metavar"))
-        if f.name in required or default is dataclasses.MISSING:
+            kwargs["type"] = _flag_type(flag, hint)
+        if default is dataclasses.MISSING:
             kwargs["required"] = True
         else:
             kwargs["default"] = default
         parser.add_argument(flag, **kwargs)
 
 
-def options_from(args: argparse.Namespace, cls: type, **values: Any) -> Any:
-    """`cls` from the flags `add_options` declared (those it skipped take `values` or their defaults)."""
-    given = {f.name: getattr(args, f.name) for f in option_fields(cls) if hasattr(args, f.name)}
-    return cls(**{**given, **values})
+def options_from(args: argparse.Namespace, cls: type) -> Any:
+    """`cls` from the flags `add_options` declared."""
+    return cls(**{f.name: getattr(args, f.name) for f in option_fields(cls)})
 
 
 def option_flags(options: Any, cls: type | None = None) -> list[str]:
@@ -285,7 +278,7 @@ def option_flags(options: Any, cls: type | None = None) -> list[str]:
     argv: list[str] = []
     for f in option_fields(cls or type(options)):
         value = getattr(options, f.name)
-        flag = "--" + f.metadata.get("flag", f.name)
+        flag = f"--{f.name}"
         if value is None or value is False:
             continue
         if value is True and f.default is False:

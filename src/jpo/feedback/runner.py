@@ -206,21 +206,27 @@ class Labelled:
     rows: list[dict[str, Any]]
     run: JudgeRun
     agreement: dict[str, dict[str, Any]] = field(default_factory=dict)
+    agreement_runs: dict[str, JudgeRun] = field(default_factory=dict)
+
+    def require_valid(self, what: str) -> None:
+        """JpoError when the annotator or an agreement judge gave no valid verdict (`JudgeRun.require_valid`)."""
+        for name, run in {"judge": self.run, **self.agreement_runs}.items():
+            run.require_valid(f"{name} {what} items")
 
 
 def label_items(items: Sequence[dict[str, Any]], annotator: Judge, *, store: VerdictStore | None = None,
                 others: dict[str, Judge] | None = None, what: str = "items") -> Labelled:
-    """`items` labelled by `annotator` (both orders; JpoError when any verdict is invalid, as `require_valid`), and
+    """`items` labelled by `annotator` (both orders; `run.require_valid` says whether any label is usable), and
     the same items asked of each of `others` for agreement only: what `jpo run` does for D_C, D_H and every
     selection point. `what` names the items in messages. Verdicts go through `store`: a question is paid for once."""
     from jpo.analysis.agreement import agreement
 
     run = judge_items(items, annotator, store=store, progress=False, description=f"judge {what}")
-    run.require_valid(f"judge {what} items")
     rows = labeled_rows(items, run)
-    agree = {}
+    done = Labelled(rows, run)
     for name, judge in (others or {}).items():
         second = judge_items(items, judge, store=store, progress=False, description=f"{name} {what}")
         result = agreement([r["label"] for r in rows], [r.label for r in second.results])
-        agree[name] = {"percent": result.percent, "kappa": result.kappa, "n": result.n}
-    return Labelled(rows, run, agree)
+        done.agreement[name] = {"percent": result.percent, "kappa": result.kappa, "n": result.n}
+        done.agreement_runs[name] = second
+    return done

@@ -75,12 +75,13 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     labelled: dict[str, list[dict[str, Any]]] = {}
     stats: dict[str, Any] = {}
     options = recipe.judge.options()
-    annotator = make_judge(recipe.judge.spec, options) if todo else None
     with VerdictStore(out / "verdicts.sqlite") as store:
-        for name, items in todo.items():
+        for name, items in todo.items():  # judges made per set: each set's cost is its own
             others = {other: make_judge(spec, options) for other, spec in recipe.judge.agreement.items()
                       if name != "fresh"}  # agreement on the control labels only
-            done = label_items(items, annotator, store=store, others=others, what=name)
+            done = label_items(items, make_judge(recipe.judge.spec, options), store=store, others=others,
+                               what=name)
+            done.require_valid(name)
             write_jsonl(out / f"{name}_labeled.jsonl", done.rows)
             labelled[name] = done.rows
             stats[name] = {"items": len(items), "labels": done.run.counts, "judge": done.run.judge_id,
