@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from jpo.data import read_jsonl
     from jpo.evaluate import paired_difference
-    from jpo.runner.command import run_recipe
     from jpo.runner.recipe import load_recipe
+    from jpo.runner.run import run_recipe
     from jpo.tasks import habits_in
 
     out = Path(args.out)

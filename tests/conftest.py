@@ -32,6 +32,28 @@ def tiny_model_path() -> Path:
     return shared_path("models", "stories260K")
 
 
+def perturbed(path: str | Path, scale: float = 0.02, seed: int = 0):
+    """The causal LM at `path` with every weight moved by `scale` x N(0, 1) noise (torch seeded with `seed`): a
+    policy that differs from its reference everywhere, so log-ratios and margins are not zero."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(scale * torch.randn_like(param))
+    return model
+
+
+@pytest.fixture(scope="module")
+def policy_and_ref(tiny_model_path):
+    """(perturbed stories260K, stories260K): a policy and its reference."""
+    from transformers import AutoModelForCausalLM
+
+    return perturbed(tiny_model_path), AutoModelForCausalLM.from_pretrained(tiny_model_path)
+
+
 def ulps(count: float, magnitude: float = 1.0, dtype=None) -> float:
     """`count` units of `dtype`'s resolution (float32 by default) at `magnitude`: the stated tolerance of a test that
     compares two computations differing only in rounding (summation order, batch layout, kernels), so that it holds

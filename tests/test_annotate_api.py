@@ -310,7 +310,7 @@ def test_serve_reports_bad_items_file_with_location(tmp_path, capsys, monkeypatc
 
 
 def test_real_preference_files_are_served_as_items_without_leaking_the_original_label(tmp_path, shared_data):
-    from jpo.annotate.command import load_annotation_items
+    from jpo.annotate.export import load_annotation_items
 
     hh = load_annotation_items(shared_data("hh-rlhf", "harmless-base", "test.jsonl.gz"))
     authors = load_annotation_items(shared_data("jpo-authors", "anthropic_helpful", "val_conditional_pref.jsonl"))

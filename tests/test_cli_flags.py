@@ -156,3 +156,48 @@ def test_negated_flags_have_their_own_help() -> None:
             assert actions[key].help != actions[key[:-1]].help, (name, key)
     help_ = {a.dest: a.help for a in build_parser("train")._actions if "--no_disable_dropout" in a.option_strings}
     assert help_ == {"disable_dropout": "Keep the model's dropout (TRL zeroes it by default)."}
+
+
+def test_a_recipe_section_and_its_command_share_one_declaration() -> None:
+    """`jpo judge` / `jpo generate` flags and a recipe's judge / generate sections are the same dataclass fields:
+    the flags' defaults are the section's, and the `price_in` a recipe writes is the flag `--price_in`."""
+    from jpo.cli.judge import judge_options
+    from jpo.config import options_from
+    from jpo.evaluate.generate import GenerateOptions
+    from jpo.runner.recipe import GenerateSection, JudgeSection
+
+    judge = build_parser("judge").parse_args(["--input", "i", "--output", "o", "--judge", "x", "--price_in", "2"])
+    assert judge_options(judge) == JudgeSection(price_in=2.0).options()
+    generate = build_parser("generate").parse_args(["--model", "m", "--prompts", "p", "--output", "o"])
+    section = GenerateSection()
+    assert options_from(generate, GenerateOptions) == GenerateOptions(
+        **{f.name: getattr(section, f.name) for f in dataclasses.fields(GenerateOptions)})
+
+
+def test_the_recorded_generate_command_gives_back_every_option() -> None:
+    """The runner records `jpo generate` with `option_flags`: parsed again, it sets every option the section set
+    (top_p, batch_size, device and dtype included), so the recorded command reproduces the generations."""
+    from jpo.config import option_flags, options_from
+    from jpo.evaluate.generate import GenerateOptions
+    from jpo.runner.recipe import GenerateSection
+
+    section = GenerateSection(temperatures=[0.7, 1e-3], max_new_tokens=64, batch_size=4, top_p=0.9, backend="hf",
+                              device="cpu", dtype="bfloat16", alpaca_eval=True)
+    argv = ["--model", "m", "--prompts", "p", "--output", "o", *option_flags(section, GenerateOptions)]
+    parsed = options_from(build_parser("generate").parse_args(argv), GenerateOptions)
+    assert parsed == GenerateOptions(**{f.name: getattr(section, f.name) for f in dataclasses.fields(GenerateOptions)})
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["judge", "--input", "i", "--output", "o", "--judge", "x", "--concurrency", "many"],
+     "argument --concurrency: expected an integer, got 'many'"),
+    (["generate", "--model", "m", "--prompts", "p", "--output", "o", "--temperatures", "0.5,hot"],
+     "argument --temperatures: expected a list of numbers"),
+    (["generate", "--model", "m", "--prompts", "p", "--output", "o", "--backend", "tensorrt"],
+     "argument --backend: invalid choice: 'tensorrt'"),
+])
+def test_an_option_value_is_typed_at_parse_time(argv, expected, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and expected in error, error

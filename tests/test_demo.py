@@ -75,8 +75,8 @@ def test_bad_demo_recipe_is_a_one_line_error(tmp_path, capsys):
     assert main(["demo", "--config", str(path)]) == 2
     assert "a recipe must be a mapping" in capsys.readouterr().err
     with pytest.raises(JpoError, match="--seeds must be at least 1"):
-        from jpo.runner.command import with_seeds
         from jpo.runner.recipe import load_recipe
+        from jpo.runner.run import with_seeds
 
         with_seeds(load_recipe(ROOT / "configs" / "demo.yaml"), 0)
 
@@ -307,7 +307,7 @@ def test_a_built_wheel_carries_the_demo_recipe(tmp_path):
     import sys
     import zipfile
 
-    from jpo.runner.demo import DEMO_RECIPE
+    from jpo.runner.run import DEMO_RECIPE
 
     assert DEMO_RECIPE.resolve() == (ROOT / "configs" / "demo.yaml").resolve()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",

@@ -112,7 +112,7 @@ def test_items_with_identical_responses_are_counted(tmp_path: Path, capsys) -> N
 
 
 def test_preference_rows_are_joint_unless_every_prompt_pair_is_equal() -> None:
-    from jpo.feedback.command import preference_rows
+    from jpo.data.load import preference_rows
 
     rows = [{"id": "1", "prompt_a": "p", "response_a": "x", "prompt_b": "q", "response_b": "y", "label": "b"},
             {"id": "2", "prompt_a": "p", "response_a": "x", "prompt_b": "p", "response_b": "y", "label": "a"},

@@ -16,7 +16,7 @@ import random
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from jpo.train import train_preferences
 from jpo.train.data import PairCollator, encode_pairs
@@ -69,17 +69,6 @@ def rows(tok):
     return out
 
 
-@pytest.fixture(scope="module")
-def models(tiny_model_path):
-    ref = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    policy = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    return policy, ref
-
-
 @pytest.mark.parametrize("mode", TRUNCATION_MODES)
 @pytest.mark.parametrize(("max_length", "max_prompt_length"), LIMITS)
 def test_equal_prompts_stay_equal_under_truncation(tok, rows, mode, max_length, max_prompt_length):
@@ -117,8 +106,8 @@ def pair_losses(policy, ref, data, objective: str, skip: bool, share: bool):
 
 @pytest.mark.parametrize("mode", TRUNCATION_MODES)
 @pytest.mark.parametrize(("max_length", "max_prompt_length"), LIMITS)
-def test_lemma_d1_to_the_bit_under_every_option(tok, rows, models, mode, max_length, max_prompt_length):
-    policy, ref = models
+def test_lemma_d1_to_the_bit_under_every_option(tok, rows, policy_and_ref, mode, max_length, max_prompt_length):
+    policy, ref = policy_and_ref
     data, _ = encode_pairs(rows, Encoder(tok, max_length=max_length, max_prompt_length=max_prompt_length,
                                          truncation_mode=mode))
     for (joint, response), skip, share in itertools.product(PAIRS, (True, False), (False, True)):
@@ -136,12 +125,12 @@ SHAPE_OPTIONS = [(s, d) for s in SHAPES for d in F_DIVERGENCES if d == "reverse_
 
 
 @pytest.mark.parametrize(("shape", "divergence"), SHAPE_OPTIONS)
-def test_lemma_d1_to_the_bit_for_every_trl_shape_with_prompt_terms_counted(tok, rows, models, shape, divergence):
+def test_lemma_d1_to_the_bit_for_every_trl_shape_with_prompt_terms_counted(tok, rows, policy_and_ref, shape, divergence):
     """The merge of the two exactness mechanisms: TRL's shapes give each side half of the prompt margin, the
     collator counts an equal prompt once for both sides (SHARED_PROMPT) and the LM head scores responses in a call of
     their own. With the prompt terms computed (not skipped), plain or prefix-shared rows, float32 on the model, LD-DPO
     and WPO on: every joint shape's losses and gradients equal its response shape's to the bit."""
-    policy, ref = models
+    policy, ref = policy_and_ref
     data, _ = encode_pairs(rows, Encoder(tok, max_length=48, truncation_mode="keep_end"))
     options = LossOptions(label_smoothing={"exo_pair": 1e-3, "robust": 0.1, "aot": 0.05,
                                            "aot_unpaired": 0.05}.get(shape, 0.0), f_divergence_type=divergence)
@@ -191,7 +180,7 @@ def test_training_jpo_equals_dpo_with_truncation(tiny_model_path, rows, tmp_path
 
 
 @pytest.mark.parametrize("mode", TRUNCATION_MODES)
-def test_conversational_equal_prompts_stay_equal_under_truncation(tiny_model_path, rows, models, mode):
+def test_conversational_equal_prompts_stay_equal_under_truncation(tiny_model_path, rows, policy_and_ref, mode):
     """The same through a chat template (TRL's conversational layout): one prompt cut for both sides."""
     chat = AutoTokenizer.from_pretrained(tiny_model_path)
     chat.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -203,7 +192,7 @@ def test_conversational_equal_prompts_stay_equal_under_truncation(tiny_model_pat
     assert len(data) >= 1 and all(item["same_prompt"] for item in data)
     assert all(item["chosen_ids"][:item["chosen_prompt_len"]] == item["rejected_ids"][:item["rejected_prompt_len"]]
                for item in data)
-    policy, ref = models
+    policy, ref = policy_and_ref
     a, _ = pair_losses(policy, ref, data, "jpo", skip=False, share=False)
     b, _ = pair_losses(policy, ref, data, "dpo", skip=False, share=False)
     assert torch.equal(a.losses, b.losses)

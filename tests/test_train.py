@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import ulps
+from conftest import perturbed, ulps
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jpo.cli import main as jpo_main
@@ -83,11 +83,7 @@ def test_jpo_minus_dpo_margin_is_the_prompt_log_ratio(tiny_model_path, authors_r
     log-probs are computed separately, from prompt-only sequences and a full log-softmax."""
     tok = AutoTokenizer.from_pretrained(tiny_model_path)
     ref = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    policy = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.add_(0.02 * torch.randn_like(p))
+    policy = perturbed(tiny_model_path)
     rows = [{"prompt_chosen": a["prompt_chosen"], "chosen": a["chosen"], "prompt_rejected": b["prompt_rejected"],
              "rejected": b["rejected"]} for a, b in zip(authors_rows[:6], authors_rows[1:7], strict=True)]
     data, _ = encode_pairs(rows, Encoder(tok, max_length=256))
@@ -285,11 +281,7 @@ def test_kto_logs_the_clamped_kl_estimate_of_each_step(tiny_model_path, authors_
         return estimate
 
     monkeypatch.setattr(trainer_module, "kto_kl", spy)
-    ref = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in ref.parameters():
-            param.add_(0.05 * torch.randn_like(param))
+    ref = perturbed(tiny_model_path, scale=0.05)
     config = dict(QUICK, model_name_or_path=str(tiny_model_path), objective="kto", output_dir=str(tmp_path))
     result = train_preferences(config, authors_rows[:48], ref_model=ref)
     logged = [h["kl"] for h in result.log_history if "kl" in h]

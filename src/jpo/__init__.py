@@ -7,7 +7,7 @@ stays free of torch.
 
 from __future__ import annotations
 
-from typing import Any
+from jpo.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 __all__ = ["JPOConfig", "JPOTrainer", "OnlineJPOConfig", "OnlineJPOTrainer", "__version__"]
@@ -16,9 +16,4 @@ _WHERE = {"JPOConfig": "jpo.train.config", "JPOTrainer": "jpo.train.trainer",
           "OnlineJPOConfig": "jpo.online.config", "OnlineJPOTrainer": "jpo.online.loop"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_attributes(_WHERE)

@@ -1,8 +1,10 @@
-"""Reading YAML settings files, rejecting keys we do not know and typing values, one way for every caller.
+"""Options dataclasses from YAML and from `--flags`, typed and checked one way for every caller.
 
-Recipes, `--config` files of `jpo train` / `jpo sft` and dicts handed to the Python API all go through here, so a
-misspelled key or a value of the wrong type fails the same way everywhere: one line naming the file, the key and
-the nearest valid key or the expected type.
+An options dataclass (`JudgeOptions`, `GenerateOptions`, `JPOConfig`, `SFTConfig`) is declared once: its fields are
+the flags of its `jpo` subcommand (`add_options`, or `config_parser` for TrainingArguments classes) and the keys of
+its recipe section. Recipes, `--config` files of `jpo train` / `jpo sft`, flags and dicts handed to the Python API
+all go through here, so a misspelled key or a value of the wrong type fails the same way everywhere: one line
+naming the file (or flag), the key and the nearest valid key or the expected type.
 
 Values are typed against the type hint of the dataclass field they fill (`typed`, `typed_config`): a recipe's
 sections are dataclasses, and its free-form training settings (`sft.config`, `train.common`, a run's `config`,
@@ -14,6 +16,7 @@ data or model loads, not when training starts.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import enum
@@ -171,6 +174,9 @@ def typed(where: str, value: Any, hint: Any) -> Any:
     try:
         return _check(value, hint)
     except _Mismatch:
+        if typing.get_origin(_not_null(hint)) is typing.Literal:  # a choice: said as the recipe's other choices are
+            valid = ", ".join(map(str, typing.get_args(_not_null(hint))))
+            raise JpoError(f"{where}: '{value}' is not one of {valid}") from None
         raise JpoError(f"{where}: expected {_name(hint)}, got {value!r}") from None
 
 
@@ -197,3 +203,128 @@ def typed_config(where: str, values: dict[str, Any], cls: type,
             raise JpoError(f"{where}{sep}{key}: expected one of {', '.join(map(str, valid))}, got {value!r}")
         out[key] = value
     return out
+
+
+# --- flags -------------------------------------------------------------------------------------------------------
+
+
+def option_fields(cls: type) -> list[dataclasses.Field]:
+    """The user-settable fields of an options dataclass: neither `init=False` nor marked `internal` (a secret or a
+    value only code sets, e.g. `JudgeOptions.api_key`). These are its flags and its recipe keys."""
+    return [f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")]
+
+
+def _not_null(hint: Any) -> Any:
+    """`X | None` as X: a flag's value is never null (not giving the flag leaves the default)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = tuple(a for a in args if a is not type(None))
+        return rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007 (built from a tuple)
+    return hint
+
+
+def _flag_type(flag: str, hint: Any):
+    """argparse's `type` for a field: the text typed as the field's hint (`typed`), lists comma-separated."""
+    origin = typing.get_origin(hint)
+
+    def parse(text: str) -> Any:
+        value: Any = text
+        if origin is list:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+            if not value:
+                raise argparse.ArgumentTypeError("expected at least one value")
+        try:
+            return typed(flag, value, hint)
+        except JpoError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{flag}: ")) from None
+
+    parse.__name__ = _name(hint)  # argparse names the type in "invalid <name> value"
+    return parse
+
+
+def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type) -> None:
+    """Every option field of dataclass `cls` as a flag `--name` (the other spelling, `--name-x`, is added by
+    `jpo.cli`), its help from the field's `help` metadata, its default the field's (a field without one is a
+    required flag), its value typed and checked as a YAML value is (`typed`; a list is comma-separated,
+    `--temperatures 0.001,0.5`; a choice is argparse's). A `bool` field defaulting to false is a switch."""
+    resolved = hints(cls)
+    for f in option_fields(cls):
+        flag, hint = f"--{f.name}", _not_null(resolved[f.name])
+        kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help")}
+        if hint is bool and f.default is False:
+            parser.add_argument(flag, action="store_true", **kwargs)
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if typing.get_origin(hint) is typing.Literal:  # argparse's own "invalid choice" message
+            kwargs["choices"] = typing.get_args(hint)
+        else:
+            kwargs["type"] = _flag_type(flag, hint)
+        if default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = default
+        parser.add_argument(flag, **kwargs)
+
+
+def options_from(args: argparse.Namespace, cls: type) -> Any:
+    """`cls` from the flags `add_options` declared."""
+    return cls(**{f.name: getattr(args, f.name) for f in option_fields(cls)})
+
+
+def option_flags(options: Any, cls: type | None = None) -> list[str]:
+    """The flags that give `add_options` these values: every option of `cls` (default: the instance's class) that
+    is set, so a recorded command reproduces the run even if a default changes. Lists comma-joined; a switch is
+    its flag alone."""
+    argv: list[str] = []
+    for f in option_fields(cls or type(options)):
+        value = getattr(options, f.name)
+        flag = f"--{f.name}"
+        if value is None or value is False:
+            continue
+        if value is True and f.default is False:
+            argv.append(flag)
+            continue
+        argv += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return argv
+
+
+# TrainingArguments classes (`JPOConfig`, `SFTConfig`) keep transformers' own flags (`HfArgumentParser`), exactly as
+# TRL's scripts show them; their `--config FILE.yaml` is typed by `typed_config` like a recipe's training settings.
+
+# The help of a `--no_X` flag where "Turn off --X." says less than it could.
+NEGATED_HELP = {"disable_dropout": "Keep the model's dropout (TRL zeroes it by default).",
+                "completion_only_loss": "Train on the prompt tokens too, not only on the response and EOS."}
+
+UNSET = object()  # the parsed value of a flag that was not given (not a string: argparse would convert it)
+
+
+def config_parser(cls: type) -> argparse.ArgumentParser:
+    """A parent parser with every field of TrainingArguments subclass `cls` as a flag and `--config`; a flag not
+    typed parses as `UNSET`, so the namespace tells what the user typed from what the dataclass defaults."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(cls, add_help=False)
+    for action in parser._actions:  # HfArgumentParser gives `--no_X` the help text of `--X`, which says the opposite
+        negated = [o for o in action.option_strings if o.startswith("--no_")]
+        if negated and isinstance(action, argparse._StoreFalseAction):
+            action.help = NEGATED_HELP.get(action.dest, f"Turn off --{action.dest}.")
+    parser.set_defaults(**{f.name: UNSET for f in dataclasses.fields(cls) if f.init})
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of options; flags given here override it")
+    return parser
+
+
+def build_config(args: argparse.Namespace, cls: type):
+    """`cls` from the `--config` file's values (keys checked, each value typed against its field, as a recipe's
+    are) overridden by the flags typed (argparse typed those); one-line JpoError on a bad key, type or value."""
+    values = read_yaml(args.config, "config file") if getattr(args, "config", None) else {}
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    check_keys(args.config, values, names)
+    if isinstance(values.get("dataset"), str):
+        values["dataset"] = [values["dataset"]]
+    # TRL's list of loss types is also written as one (or comma-separated) text, as on the command line
+    values = typed_config(args.config, values, cls, {"loss_type": str | list[str] | None}, sep=": ")
+    values.update({k: v for k, v in vars(args).items() if k in names and v is not UNSET})
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise JpoError(str(error).splitlines()[0]) from None

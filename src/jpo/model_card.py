@@ -2,18 +2,15 @@
 
 A card says what a checkpoint is without the run folder around it: base model, objective, data (sources and what
 was left out), hyperparameters, the training curve's start and end, and -- once evaluated -- its win-rates. The
-YAML front matter follows the Hugging Face model-card metadata (base_model, datasets, tags, model-index) so the hub
-renders it.
+YAML front matter is Hugging Face's model-card metadata (`huggingface_hub.ModelCardData`: base_model, datasets,
+tags), written and read through `huggingface_hub.ModelCard`, so the hub renders it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from jpo.runner.recipe import Recipe
+from typing import Any
 
 OBJECTIVES = {
     "sft": "supervised fine-tuning on instruction-response pairs",
@@ -26,42 +23,33 @@ OBJECTIVES = {
 EVALUATION_MARK = "## Evaluation"
 
 
-def _yaml_front(meta: dict[str, Any]) -> str:
+def _yaml(values: dict[str, Any]) -> str:
     import yaml
 
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+    return yaml.safe_dump(values, sort_keys=False, allow_unicode=True).strip()
 
 
-def _hub_datasets(recipe: Recipe) -> list[str]:
-    import dataclasses
-
-    from jpo.data.sources import SOURCES
-
-    names = []
-    for part in dataclasses.fields(recipe.data):
-        spec = getattr(recipe.data, part.name)
-        source = SOURCES.get(spec.source) if spec is not None else None
-        if source:
-            for part in source.parts.values():
-                if part.hub.name != "json" and part.hub.name not in names:
-                    names.append(part.hub.name)
-    return names
-
-
-def write_model_card(model_dir: str | Path, *, recipe: Recipe, objective: str, config: dict[str, Any],
-                     data_files: list[str], data_reports: dict[str, Any], log_history: list[dict[str, Any]]) -> Path:
-    """Write `model_dir/README.md` for a model trained by a recipe."""
+def write_model_card(model_dir: str | Path, *, name: str, objective: str, base_model: str | None,
+                     config: dict[str, Any], data_files: list[str], data_reports: dict[str, Any],
+                     log_history: list[dict[str, Any]], description: str = "", datasets: list[str] | None = None,
+                     prompt_template: str | None = None) -> Path:
+    """Write `model_dir/README.md` for a model trained by `jpo run`'s recipe `name`. `base_model`: the hub name or
+    folder trained from (None: a model the recipe built); `datasets`: hub datasets of the data; `data_reports`:
+    per data part, what was read and left out; `log_history`: the Trainer's."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     losses = [entry["loss"] for entry in log_history if "loss" in entry]
     adapter = (model_dir / "adapter_config.json").exists()
-    base = recipe.model if isinstance(recipe.model, str) else "a small Llama built by the recipe"
-    meta = {"base_model": base, "library_name": "peft" if adapter else "transformers",
-            "tags": list(dict.fromkeys(["jpo", objective, "sft" if objective == "sft" else "preference-optimization"])),
-            "datasets": _hub_datasets(recipe)}
-    lines = [_yaml_front(meta), f"# {recipe.name}: {objective}", ""]
-    if recipe.description:
-        lines += [recipe.description.strip(), ""]
+    base = base_model or "a small Llama built by the recipe"
+    from huggingface_hub import ModelCard, ModelCardData
+
+    meta = ModelCardData(base_model=base, library_name="peft" if adapter else "transformers",
+                         tags=list(dict.fromkeys(["jpo", objective, "sft" if objective == "sft"
+                                                  else "preference-optimization"])),
+                         datasets=datasets or [])
+    lines = [f"# {name}: {objective}", ""]
+    if description:
+        lines += [description.strip(), ""]
     lines += ["Trained with jpo's `jpo run` "
               f"({'a LoRA adapter' if adapter else 'full weights'} on `{base}`).", "",
               "## Objective", "", OBJECTIVES.get(objective, objective), "", "## Data", ""]
@@ -74,10 +62,10 @@ def write_model_card(model_dir: str | Path, *, recipe: Recipe, objective: str, c
                          f"{report['kept']} kept, {report['duplicates']} repeated instructions merged; left out: {left}")
         elif isinstance(report, int | str):
             lines.append(f"- {part}: {report}")
-    if recipe.prompt_template:
-        lines += ["", f"Prompt template: `{json.dumps(recipe.prompt_template)[1:-1]}`"]
+    if prompt_template:
+        lines += ["", f"Prompt template: `{json.dumps(prompt_template)[1:-1]}`"]
     lines += ["", "## Hyperparameters", "", "As trained (`jpo sft` / `jpo train --config` with these values):", "",
-              "```yaml", _yaml_front(config).strip("-\n"), "```", "", "## Training", ""]
+              "```yaml", _yaml(config), "```", "", "## Training", ""]
     if losses:
         lines.append(f"{len(losses)} logged steps; loss {losses[0]:.4f} at the first, {losses[-1]:.4f} at the last.")
         last = next((e for e in reversed(log_history) if "rewards/accuracies" in e), None)
@@ -90,7 +78,7 @@ def write_model_card(model_dir: str | Path, *, recipe: Recipe, objective: str, c
     lines += ["", EVALUATION_MARK, "", "Not evaluated yet (`jpo run` adds win-rates here after its evaluate stage).",
               ""]
     path = model_dir / "README.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    ModelCard(f"---\n{meta.to_yaml()}\n---\n" + "\n".join(lines)).save(path)
     return path
 
 
@@ -107,9 +95,11 @@ def winrate_table(result: dict[str, Any]) -> str:
 
 def add_evaluation(model_dir: str | Path, result: dict[str, Any]) -> None:
     """Replace the card's evaluation section with the win-rates of `jpo evaluate` (winrate.json)."""
+    from huggingface_hub import ModelCard
+
     path = Path(model_dir) / "README.md"
-    text = path.read_text(encoding="utf-8")
-    head = text.split(EVALUATION_MARK)[0]
+    card = ModelCard.load(path)
     section = [EVALUATION_MARK, "", f"Judge `{result.get('judge')}`, both orders (a flip is a tie); win 1, tie 0.5, "
                "loss 0; 95% bootstrap interval over prompts.", "", winrate_table(result), ""]
-    path.write_text(head + "\n".join(section), encoding="utf-8")
+    card.text = card.text.split(EVALUATION_MARK)[0] + "\n".join(section)
+    card.save(path)

@@ -6,7 +6,6 @@ randomises sides per assignment and `jpo judge` asks both orders, so every verdi
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -30,13 +29,14 @@ class PositionBias:
         return asdict(self)
 
 
-def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+def wilson(successes: int, n: int) -> tuple[float, float] | None:
+    """The Wilson score 95% interval of `successes` / `n` (scipy's `binomtest(...).proportion_ci`); None for n 0."""
     if n == 0:
         return None
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def position_bias(verdicts: Iterable[Judgment]) -> dict[str, PositionBias]:

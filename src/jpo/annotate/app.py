@@ -2,7 +2,7 @@
 
 Security model: annotators authenticate with their own bearer token (the page keeps it from the link's #fragment,
 which browsers never send, so tokens stay out of request lines and access logs); the admin token comes from the
-environment and is compared in constant time. The page is static, fetches everything as JSON and writes text only
+environment and is compared in constant time. Both go through Starlette's AuthenticationMiddleware (`TokenAuth`). The page is static, fetches everything as JSON and writes text only
 through `textContent`; a strict Content-Security-Policy (no inline script, no other origin) backs that up.
 """
 
@@ -15,8 +15,17 @@ from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+    SimpleUser,
+)
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,23 +66,41 @@ class Settings:
         self.max_body_bytes = max_body_bytes
 
 
+class TokenAuth(AuthenticationBackend):
+    """Starlette's authentication backend for the bearer tokens: the admin token (from the environment, compared in
+    constant time) has scope `admin`; an annotator's token, scope `annotator` and the Annotator as the user. No
+    header is an anonymous request (the static page); a token nobody has is a 401 (`on_error`)."""
+
+    def __init__(self, store: Store, admin_token: str) -> None:
+        self.store, self.admin_token = store, admin_token
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        if hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            return AuthCredentials(["admin"]), SimpleUser("admin")
+        annotator = await run_in_threadpool(self.store.annotator, token)
+        if annotator is None:
+            raise AuthenticationError("unknown token")
+        return AuthCredentials(["annotator"]), AnnotatorUser(annotator)
+
+
+class AnnotatorUser(SimpleUser):
+    def __init__(self, annotator: Annotator) -> None:
+        super().__init__(annotator.name)
+        self.annotator = annotator
+
+
 def create_app(store: Store, settings: Settings) -> ASGIApp:
-    def bearer(request: Request) -> str | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-    def is_admin(token: str) -> bool:
-        return hmac.compare_digest(token.encode(), settings.admin_token.encode())
-
     async def who(request: Request) -> Annotator | str | Response:
         """The annotator, the string "admin", or the 401 to return."""
-        token = bearer(request)
-        if token is None:
-            return error(401, "missing bearer token")
-        if is_admin(token):
+        if "admin" in request.auth.scopes:
             return "admin"
-        annotator = await run_in_threadpool(store.annotator, token)
-        return annotator if annotator is not None else error(401, "unknown token")
+        if "annotator" in request.auth.scopes:
+            return request.user.annotator
+        return error(401, "missing bearer token")
 
     async def annotator_only(request: Request) -> Annotator | Response:
         user = await who(request)
@@ -176,7 +203,9 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         Route("/api/export", export),
         Route("/api/annotators", add_annotator, methods=["POST"]),
     ]
-    return SecurityHeaders(BodyLimit(Starlette(routes=routes), settings.max_body_bytes))
+    auth = Middleware(AuthenticationMiddleware, backend=TokenAuth(store, settings.admin_token),
+                      on_error=lambda conn, problem: error(401, str(problem)))
+    return SecurityHeaders(BodyLimit(Starlette(routes=routes, middleware=[auth]), settings.max_body_bytes))
 
 
 def _check_answer(body: Any, require_explanation: bool) -> str | None:

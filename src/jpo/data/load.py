@@ -317,6 +317,17 @@ def items_to_preferences(items: list[dict[str, Any]]) -> tuple[list[dict[str, An
     return rows, counts
 
 
+def preference_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Decisive judged items as training rows (`items_to_preferences`), written as TRL's conditional {prompt,
+    chosen, rejected} when every prompt pair is equal, else joint {prompt_chosen, chosen, prompt_rejected,
+    rejected}: what `jpo judge --to-preferences` writes and the active loop trains on."""
+    rows, _ = items_to_preferences(items)
+    if rows and all(r["prompt_chosen"] == r["prompt_rejected"] for r in rows):
+        return [{"id": r["id"], "prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]}
+                for r in rows]
+    return rows
+
+
 def unpair(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Paired preferences as KTO's unpaired rows: the chosen side desirable, the rejected side undesirable."""
     out = []
@@ -324,3 +335,36 @@ def unpair(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"prompt": row["prompt_chosen"], "completion": row["chosen"], "label": True})
         out.append({"prompt": row["prompt_rejected"], "completion": row["rejected"], "label": False})
     return out
+
+
+def _verdict_map_size(obj: dict) -> int | None:
+    """The JPO authors' cached verdicts: {run: {instruction+output: verdict}}. Its entry count, or None."""
+    if obj and all(isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in obj.values()):
+        return sum(len(v) for v in obj.values())
+    return None
+
+
+def describe(source: str) -> tuple[str, bool]:
+    """`jpo data validate`'s line for a readable source (its format, row count and `Loaded.notes`) and whether it
+    carries notes; DataError / JpoError with the first error otherwise."""
+    table = read_table(source)
+    if not table.rows and "object" in table.meta and (size := _verdict_map_size(table.meta["object"])) is not None:
+        return f"{table.path}: jpo-authors-verdicts (verdicts: cached judge verdicts), {size} entries", False
+    loaded = inspect(table)
+    fmt = loaded.format
+    notes = "".join(f"; {note}" for note in loaded.notes())  # the same notes `jpo train` and `jpo pairs` print
+    line = f"{table.path}: {fmt.name} ({fmt.kind}: {fmt.description}), {len(loaded)} rows{notes}{_near_note(loaded)}"
+    return line, bool(notes)
+
+
+def _near_note(loaded: Loaded) -> str:
+    """A column that another format needs usually means the file lost a column (`prompt,chosen` is a preference
+    file without `rejected`): name that format too."""
+    if not loaded.unused:
+        return ""
+    present = loaded.format.columns | set(loaded.unused)
+    near = [f for f in FORMATS if f is not loaded.format and f.columns & set(loaded.unused)]
+    if not near:
+        return ""
+    best = min(near, key=lambda f: (len(f.columns - present), -len(f.columns & present), f.name))
+    return f" ({best.name} would also need {', '.join(sorted(best.columns - present))})"

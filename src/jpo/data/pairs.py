@@ -281,3 +281,28 @@ def mix(
     rng.shuffle(rows)
     return rows, {"D_C": take_c, "D_H": take_h, "left_out_D_C": len(conditional) - take_c,
                   "left_out_D_H": len(joint) - take_h}
+
+
+def pairing_rows(input: str | None = None, *, source: str | None = None, task: str | None = None,
+                 labelled: bool = False) -> tuple[list[dict[str, Any]], str, str, str]:
+    """What `jpo pairs` pairs: (rows, kind, description, notes) of a file (`input`) or a named source (`source`,
+    NAME[:SPLIT], `task` for jpo-authors). Instruction-response rows, or preference rows where the strategy needs
+    labels (`labelled`) or the data has no instruction-response rows. The notes are what `jpo data validate`
+    counts (empty responses, identical pairs, columns not read), each after "; "."""
+    from jpo.data.load import inspect
+    from jpo.errors import DataError
+
+    if source:
+        from jpo.data.sources import get_source, load_source
+
+        name, _, split = source.partition(":")
+        kind = "sft" if "sft" in get_source(name).parts and not labelled else "preference"
+        loaded = load_source(name, split or "train", kind=kind, task=task)
+        return loaded.rows, kind, loaded.report.summary(), ""
+    if not input:
+        raise JpoError("--input (or --source) is required")
+    found = inspect(input)
+    if found.kind not in ("sft", "preference"):
+        raise DataError(f"{found.format.name} rows are {found.kind}, not instruction-response or preference data",
+                        path=found.path)
+    return found.rows, found.kind, f"{found.path} ({found.format.name})", "".join(f"; {n}" for n in found.notes())

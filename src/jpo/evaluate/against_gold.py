@@ -7,8 +7,10 @@ generation as `a`; the shared runner asks both orders, so a judge's position bia
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jpo.errors import DataError
@@ -35,6 +37,21 @@ class Evaluation:
             "average": self.average.as_dict(),
             "judging": {"asked": self.judge_run.asked, "reused": self.judge_run.reused, "cost": self.judge_run.cost},
         }
+
+    def write(self, folder: str | Path, *, rows: bool = True) -> list[Path]:
+        """winrate.json, winrate.md and (with `rows`) labeled.jsonl in `folder` (made); the paths written. What
+        `jpo evaluate` writes and a recipe's evaluate unit writes."""
+        from jpo.data.io import write_jsonl
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / "winrate.md", folder / "winrate.json"]
+        written[1].write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+        written[0].write_text(self.markdown() + "\n", encoding="utf-8")
+        if rows:
+            write_jsonl(folder / "labeled.jsonl", self.rows)
+            written.append(folder / "labeled.jsonl")
+        return written
 
     def markdown(self) -> str:
         lines = [f"Win-rate against gold (judge `{self.judge_run.judge_id}`; win 1, tie 0.5, loss 0; 95% bootstrap "
@@ -137,3 +154,20 @@ def evaluate_generations(generations: Sequence[dict[str, Any]], references: Sequ
 
     return asyncio.run(aevaluate(generations, references, judge, store=store, progress=progress,
                                  n_resamples=n_resamples))
+
+
+def load_gold(source: str) -> list[dict[str, Any]]:
+    """Gold references: {id, reference} rows, or prompt rows with a gold response (the authors' test files,
+    AlpacaEval, ...). DataError naming the source when it has neither."""
+    from jpo.data import load_prompts, load_references
+
+    try:
+        return load_references(source)
+    except DataError as as_references:
+        try:
+            rows = load_prompts(source)
+        except DataError:
+            raise as_references from None
+    if not any("reference" in row for row in rows):
+        raise DataError("no gold responses: expected {id, reference} or prompts with a reference column", path=source)
+    return rows

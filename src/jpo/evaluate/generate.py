@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jpo.errors import JpoError
 from jpo.modeling import (
@@ -194,27 +195,42 @@ def load_model_and_tokenizer(path: str, device: str | None = None, dtype: str | 
     return model.to(pick_device(device)), tokenizer
 
 
-def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatures: Sequence[float],
-                  seeds: Sequence[int], *, max_new_tokens: int = 128, batch_size: int = 16, top_p: float = 1.0,
-                  backend: str = "auto", device: str | None = None, dtype: str | None = None,
-                  generator: str = "model", progress: bool = True, chat_template_path: str | None = None,
-                  chat: bool = False, stats: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], str]:
+@dataclass
+class GenerateOptions:
+    """How responses are sampled: the `jpo generate` flags and a recipe's `generate` section, declared here once."""
+
+    temperatures: list[float] = field(default_factory=lambda: [0.001, 0.5, 1.0], metadata={
+        "help": "comma-separated, e.g. 0.001,0.5,1.0 (<= 0 is greedy)"})
+    max_new_tokens: int = 128
+    batch_size: int = 16
+    top_p: float = 1.0
+    backend: Literal["auto", "hf", "vllm"] = field(default="auto", metadata={
+        "help": "auto: vLLM when installed and a GPU is present, else transformers"})
+    device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available, else cpu)"})
+    dtype: Literal["float32", "bfloat16", "float16"] | None = field(default=None, metadata={"help": "model dtype"})
+
+
+def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], seeds: Sequence[int],
+                  options: GenerateOptions | None = None, *, generator: str = "model", progress: bool = True,
+                  chat_template_path: str | None = None, chat: bool = False,
+                  stats: dict[str, int] | None = None) -> tuple[list[dict[str, Any]], str]:
     """Generations of a saved model (what `jpo generate` and `jpo run` call) and the backend used: vLLM when asked,
     or with `auto` when it is installed and a GPU is present; else transformers.
 
     `chat_template_path` gives the tokenizer a chat template (TRL's name); `chat` sends each plain-text prompt as one
     user message through the chat template (conversational prompts always go through it) and writes it as given.
     `stats`, when given, receives `prompts_truncated` (prompts left-truncated to fit the model's context)."""
+    options = options or GenerateOptions()
     if chat:  # the rows written keep each prompt as given
         originals = prompts
         prompts = [{**p, "prompt": [{"role": "user", "content": p["prompt"]}]} if isinstance(p["prompt"], str) else p
                    for p in prompts]
-        rows, backend = generate_from(model_path, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
-                                      batch_size=batch_size, top_p=top_p, backend=backend, device=device, dtype=dtype,
-                                      generator=generator, progress=progress, chat_template_path=chat_template_path,
-                                      stats=stats)
+        rows, backend = generate_from(model_path, prompts, seeds, options, generator=generator, progress=progress,
+                                      chat_template_path=chat_template_path, stats=stats)
         by_id = {p["id"]: p["prompt"] for p in originals}
         return [{**r, "prompt": by_id.get(r["id"], r["prompt"])} for r in rows], backend
+    temperatures, max_new_tokens, top_p, backend = (options.temperatures, options.max_new_tokens, options.top_p,
+                                                    options.backend)
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
     if backend == "vllm" and not vllm_available():
         raise JpoError("--backend vllm needs the vllm package and a CUDA GPU")
@@ -226,10 +242,10 @@ def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], temperatur
         rows = generate_vllm(model_path, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
                              top_p=top_p, generator=generator, stats=stats)
         return rows, "vllm"
-    model, tokenizer = load_model_and_tokenizer(model_path, device, dtype)
+    model, tokenizer = load_model_and_tokenizer(model_path, options.device, options.dtype)
     set_chat_template(tokenizer, chat_template_path)
     rows = generate(model, tokenizer, prompts, temperatures, seeds, max_new_tokens=max_new_tokens,
-                    batch_size=batch_size, top_p=top_p, generator=generator, progress=progress, stats=stats)
+                    batch_size=options.batch_size, top_p=top_p, generator=generator, progress=progress, stats=stats)
     return rows, "transformers"
 
 
@@ -250,4 +266,17 @@ def to_alpaca_eval(rows: Sequence[dict[str, Any]], temperature: float | None = N
         instruction = prompt if isinstance(prompt, str) else prompt[-1]["content"]
         records.append({"instruction": instruction, "output": row["response"], "generator": row["generator"],
                         "dataset": row.get("dataset", dataset)})
+    return records
+
+
+def write_alpaca_eval(path: str | Path, rows: Sequence[dict[str, Any]],
+                      temperature: float | None = None) -> list[dict[str, Any]]:
+    """AlpacaEval's model_outputs.json (`to_alpaca_eval`) written to `path` (folders made); returns the records.
+    What `jpo generate --alpaca_eval` and a recipe's `generate: {alpaca_eval: true}` write."""
+    import json
+
+    records = to_alpaca_eval(rows, temperature)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return records

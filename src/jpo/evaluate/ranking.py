@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,20 @@ class JointEvaluation:
     kendall_tau: float | None = None
     kendall_tau_undefined: str | None = None  # why there is no tau (with references), e.g. every win-rate equal
     judge_cost: str | None = None
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """ranking.md, ranking.json and joint_labeled.jsonl in `folder` (made); the paths written."""
+        import json
+
+        from jpo.data.io import write_jsonl
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / "ranking.md", folder / "ranking.json", folder / "joint_labeled.jsonl"]
+        write_jsonl(written[2], self.rows)
+        written[1].write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+        written[0].write_text(self.markdown() + "\n", encoding="utf-8")
+        return written
 
     def ranking(self) -> list[str]:
         """Systems best first; tied systems (see `ranks`) in name order."""
@@ -394,3 +409,18 @@ def evaluate_joint(generations: Mapping[str, Sequence[dict[str, Any]]], judge: J
     import asyncio
 
     return asyncio.run(aevaluate_joint(generations, judge, **kwargs))
+
+
+def load_systems(specs: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """`NAME=PATH` or `PATH` (named by its stem) -> the generations of each system; JpoError on a repeated name."""
+    from jpo.data import load_generations
+
+    systems: dict[str, list[dict[str, Any]]] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).name.split(".")[0], spec
+        if name in systems:
+            raise JpoError(f"two systems named {name!r}: name them with NAME=PATH")
+        systems[name] = load_generations(path)
+    return systems

@@ -18,7 +18,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from jpo.data.formats import Text
@@ -90,24 +90,36 @@ class Verdict:
 
 @dataclass
 class JudgeOptions:
-    """Everything `jpo judge` / `jpo evaluate` can tell a backend; each backend reads the fields it needs."""
+    """Everything a backend can be told; each backend reads the fields it needs. Declared once: these fields are the
+    judge flags of `jpo judge` / `jpo evaluate` (`jpo.config.add_options`) and the keys of a recipe's `judge`
+    section (`jpo.runner.recipe.JudgeSection` extends this class)."""
 
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    api_key: str | None = None
-    concurrency: int = 16
-    request_timeout: float = 60.0
-    max_retries: int = 5
-    backoff_base: float = 1.0  # seconds; the n-th retry waits up to backoff_base * 2**n (full jitter)
-    backoff_max: float = 60.0
-    max_tokens: int = 16
-    template: str | None = None  # path to a user template file (overrides the paper's prompts)
-    batch_size: int = 16
-    device: str | None = None
-    tie_margin: float = 0.0
-    price_per_million_input: float | None = None
-    price_per_million_output: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    base_url: str | None = field(default=None, metadata={
+        "help": "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, Ollama)"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "environment variable holding the API key"})
+    # never a flag or a recipe key (a secret would end up in shell history and manifests): Python callers only
+    api_key: str | None = field(default=None, metadata={"internal": True})
+    concurrency: int = field(default=16, metadata={"help": "requests in flight at once (API judges)"})
+    request_timeout: float = field(default=60.0, metadata={"help": "seconds per request"})
+    max_retries: int = field(default=5, metadata={"help": "retries per question (429, 5xx, timeouts, unparseable)"})
+    # seconds; the n-th retry waits up to backoff_base * 2**n (full jitter)
+    backoff_base: float = field(default=1.0, metadata={"internal": True})
+    backoff_max: float = field(default=60.0, metadata={"internal": True})
+    max_tokens: int = field(default=16, metadata={"help": "answer length limit for API judges"})
+    template: str | None = field(default=None, metadata={
+        "help": "prompt template file (.txt, or .json/.yaml with system/conditional/joint)"})
+    batch_size: int = field(default=16, metadata={"help": "questions per forward pass (hf:, rm:)"})
+    device: str | None = field(default=None, metadata={
+        "help": "torch device for hf:/rm: judges (default: cuda if available, else cpu)"})
+    tie_margin: float = field(default=0.0, metadata={"help": "score difference below which hf:/rm: judges answer tie"})
+    price_in: float | None = field(default=None, metadata={"help": "USD per million prompt tokens (cost estimate)"})
+    price_out: float | None = field(default=None, metadata={
+        "help": "USD per million completion tokens (cost estimate)"})
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
+
+    def options(self) -> JudgeOptions:
+        """The options alone, without what a subclass adds (a recipe section's judge spec, ...)."""
+        return JudgeOptions(**{f.name: getattr(self, f.name) for f in fields(JudgeOptions)})
 
 
 class Judge(ABC):

@@ -202,7 +202,7 @@ class OpenAIJudge(Judge):
         if not self.requests:
             return None
         spent = f"{self.usage.prompt_tokens} prompt + {self.usage.completion_tokens} completion tokens"
-        price_in, price_out = self.options.price_per_million_input, self.options.price_per_million_output
+        price_in, price_out = self.options.price_in, self.options.price_out
         listed = known_price(self.model)
         if listed is not None:
             price_in = listed[0] if price_in is None else price_in

@@ -196,3 +196,37 @@ def labeled_rows(items: Sequence[dict[str, Any]], run: JudgeRun) -> list[dict[st
             row.pop("invalid_reason", None)
         rows.append(row)
     return rows
+
+
+@dataclass
+class Labelled:
+    """Items labelled by the annotator (`rows`, as `labeled_rows` writes them, and its `run`), with how far each
+    agreement judge agrees: name -> {percent, kappa, n} (`jpo.analysis.agreement`)."""
+
+    rows: list[dict[str, Any]]
+    run: JudgeRun
+    agreement: dict[str, dict[str, Any]] = field(default_factory=dict)
+    agreement_runs: dict[str, JudgeRun] = field(default_factory=dict)
+
+    def require_valid(self, what: str) -> None:
+        """JpoError when the annotator or an agreement judge gave no valid verdict (`JudgeRun.require_valid`)."""
+        for name, run in {"judge": self.run, **self.agreement_runs}.items():
+            run.require_valid(f"{name} {what} items")
+
+
+def label_items(items: Sequence[dict[str, Any]], annotator: Judge, *, store: VerdictStore | None = None,
+                others: dict[str, Judge] | None = None, what: str = "items") -> Labelled:
+    """`items` labelled by `annotator` (both orders; `run.require_valid` says whether any label is usable), and
+    the same items asked of each of `others` for agreement only: what `jpo run` does for D_C, D_H and every
+    selection point. `what` names the items in messages. Verdicts go through `store`: a question is paid for once."""
+    from jpo.analysis.agreement import agreement
+
+    run = judge_items(items, annotator, store=store, progress=False, description=f"judge {what}")
+    rows = labeled_rows(items, run)
+    done = Labelled(rows, run)
+    for name, judge in (others or {}).items():
+        second = judge_items(items, judge, store=store, progress=False, description=f"{name} {what}")
+        result = agreement([r["label"] for r in rows], [r.label for r in second.results])
+        done.agreement[name] = {"percent": result.percent, "kappa": result.kappa, "n": result.n}
+        done.agreement_runs[name] = second
+    return done

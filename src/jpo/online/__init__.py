@@ -7,7 +7,7 @@ OnlineDPOTrainer's constructor. The package sits above `jpo.train`, `jpo.feedbac
 
 from __future__ import annotations
 
-from typing import Any
+from jpo.lazy import lazy_attributes
 
 __all__ = ["OnlineJPOConfig", "OnlineJPOTrainer", "OnlineResult", "train_online"]
 
@@ -15,9 +15,4 @@ _WHERE = {"OnlineJPOConfig": "jpo.online.config", "OnlineJPOTrainer": "jpo.onlin
           "OnlineResult": "jpo.online.loop", "train_online": "jpo.online.loop"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_attributes(_WHERE)

@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from jpo.config import option_fields
 from jpo.runner import stages
 from jpo.runner.online import online_units
 from jpo.runner.recipe import BuildModel, Recipe
@@ -51,7 +52,7 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
              for seed in (recipe.train.seeds if vary else recipe.train.seeds[:1])}
     # How the judge is reached (endpoint, key, concurrency, retries, prices) does not change what it answers.
     transport = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out")
-    judge = {k: v for k, v in _plain(recipe.judge).items() if k not in transport}
+    judge = {f.name: getattr(recipe.judge, f.name) for f in option_fields(type(recipe.judge)) if f.name not in transport}
     feedback = add("feedback", "feedback", {"judge": judge}, [data],
                    ["D_C.jsonl", "D_H.jsonl", *(["D_F.jsonl"] if recipe.data.fresh else [])],
                    lambda u: stages.collect_feedback(recipe, data.folder, u.folder))

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jpo.config import check_keys, hints, read_yaml, typed, typed_config
+from jpo.config import check_keys, hints, option_fields, read_yaml, typed, typed_config
 from jpo.errors import JpoError
+from jpo.evaluate.generate import GenerateOptions
+from jpo.feedback.base import JudgeOptions
 from jpo.runner.online import OnlineRun, check_online, online_for_dry_run
 from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
 
@@ -118,33 +120,13 @@ class PairsSection:
 
 
 @dataclass
-class JudgeSection:
-    """The AI judge (both orders, a flip is a tie) and its options (`jpo judge` flag names)."""
+class JudgeSection(JudgeOptions):
+    """The AI judge (both orders, a flip is a tie): its spec, what it labels, and its options -- the fields of
+    `JudgeOptions`, the `jpo judge` flags, declared there once."""
 
     spec: str | None = None
     conditional: bool = False  # relabel the pool's conditional comparisons with this judge
     agreement: dict[str, str] = field(default_factory=dict)  # name -> spec: other judges asked, for agreement only
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 16
-    request_timeout: float = 60.0
-    max_retries: int = 5
-    max_tokens: int = 16
-    template: str | None = None
-    batch_size: int = 16
-    device: str | None = None
-    tie_margin: float = 0.0
-    price_in: float | None = None
-    price_out: float | None = None
-
-    def options(self):
-        from jpo.feedback.base import JudgeOptions
-
-        return JudgeOptions(base_url=self.base_url, api_key_env=self.api_key_env, concurrency=self.concurrency,
-                            request_timeout=self.request_timeout, max_retries=self.max_retries,
-                            max_tokens=self.max_tokens, template=self.template, batch_size=self.batch_size,
-                            device=self.device, tie_margin=self.tie_margin, price_per_million_input=self.price_in,
-                            price_per_million_output=self.price_out)
 
 
 @dataclass
@@ -239,14 +221,9 @@ class TrainSection:
 
 
 @dataclass
-class GenerateSection:
-    temperatures: list[float] = field(default_factory=lambda: [0.001, 0.5, 1.0])
-    max_new_tokens: int = 128
-    batch_size: int = 16
-    top_p: float = 1.0
-    backend: str = "auto"
-    device: str | None = None
-    dtype: str | None = None
+class GenerateSection(GenerateOptions):
+    """`jpo generate`'s options (`GenerateOptions`, declared there once) and AlpacaEval's model_outputs.json."""
+
     alpaca_eval: bool = False
 
 
@@ -389,7 +366,7 @@ def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
     where = f"{path}: {section}" if section else path
     if not isinstance(values, dict):
         raise JpoError(f"{where}: expected a mapping of keys, got {type(values).__name__}")
-    fields = {_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    fields = {_key(f): f for f in option_fields(cls)}
     check_keys(where, values, fields)
     types = hints(cls)
     kwargs = {}
@@ -574,7 +551,6 @@ def validate(recipe: Recipe) -> Recipe:
                 _choice(f"{at}: sensitivity.{key}", getattr(checks, key), recipe.evaluated())
         if "sft" not in recipe.evaluated():
             raise JpoError(f"{at}: sensitivity: R4 and {checks.run} - SFT need the SFT model evaluated")
-    _choice(f"{at}: generate.backend", recipe.generate.backend, ("auto", "hf", "vllm"))
     return recipe
 
 

@@ -25,9 +25,8 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
     candidates, labels, decisive rows, instructions covered and agreement with the agreement judges. An
     `active-<selector>` point buys its budget in `rounds` batches, training its intermediate models from the SFT model
     with `train_config` (the settings of the run the labels are for) under `<point>/rounds/`."""
-    from jpo.analysis.agreement import agreement
     from jpo.feedback import make_judge
-    from jpo.feedback.runner import judge_items, labeled_rows
+    from jpo.feedback.runner import label_items
     from jpo.feedback.store import VerdictStore
     from jpo.runner.stages import seeded, templated
     from jpo.selection import parse_pool, select, select_active
@@ -57,32 +56,28 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
                                            output_dir=str(unit.folder / point / "rounds"), rounds=rounds,
                                            selector=selector.removeprefix("active-"), pool=parse_pool(pairs.pool),
                                            seed=seed, store=store, max_length=max_length)
-                    rows, candidates, summary = active.rows, active.reports[0].candidates, active.summary()
+                    own, candidates, summary = active.rows, active.reports[0].candidates, active.summary()
                     items = [{k: row[k] for k in ("id", "prompt_a", "response_a", "prompt_b", "response_b")}
-                             for row in rows]
+                             for row in own]
                 else:
                     items, report = select(instances, selector, budget, pool=parse_pool(pairs.pool), seed=seed,
                                            rewards=rewards, judges=cheap if selector == "disagreement" else ())
                     if selector in MARGIN_SELECTORS:
                         report.notes.append(scoring_note(scoring))
-                    rows = labeled_rows(items, judge_items(items, annotator, store=store, progress=False,
-                                                           description=f"judge {point}"))
-                    candidates, summary = report.candidates, report.summary()
+                    own, candidates, summary = None, report.candidates, report.summary()
+                # the annotator's labels (for an active point: its loop's, reused from the store) and agreement
+                done = label_items(items, annotator, store=store, others=others, what=point)
             except JpoError as error:  # found only now that D_S is known: a budget larger than the pool, ...
                 raise JpoError(f"{recipe.path}: {section}: {point}: {error}") from None
+            rows = done.rows if own is None else own  # an active point's rows also say their round
             d_h, counts = items_to_preferences(rows)
             write_jsonl(unit.folder / point / "items_labeled.jsonl", rows)
             write_jsonl(unit.folder / point / "D_H.jsonl", d_h)
-            agree = {}
-            for name, judge in others.items():
-                second = judge_items(items, judge, store=store, progress=False, description=f"{name} {point}")
-                result = agreement([r["label"] for r in rows], [r.label for r in second.results])
-                agree[name] = {"percent": result.percent, "kappa": result.kappa, "n": result.n}
             accounts[point] = {"selector": selector, "budget": budget, "selection": summary,
                                "candidates": candidates, "labelled": len(rows), "labels": counts,
                                "D_H": len(d_h), "instructions": len({i["prompt_a"] for i in items}
                                                                     | {i["prompt_b"] for i in items}),
-                               "agreement": agree}
+                               "agreement": done.agreement}
     (unit.folder / "selection.json").write_text(json.dumps(accounts, indent=1) + "\n", encoding="utf-8")
     shown = ", ".join(f"{p} {a['D_H']}/{a['labelled']}" for p, a in accounts.items())
     return {"points": accounts, "seed": seed, "line": f"decisive of labelled: {shown}"}

@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jpo.config import option_flags
 from jpo.data import items_to_preferences, read_jsonl, write_jsonl
 from jpo.errors import JpoError
+from jpo.evaluate.generate import GenerateOptions
 from jpo.runner.recipe import Accelerate, BuildModel, Recipe, Run
 
 # --- model -------------------------------------------------------------------------------------------------------
@@ -44,16 +46,6 @@ def build_model(build: BuildModel, data_dir: Path, out: Path, seed: int = 0) -> 
 # --- feedback ----------------------------------------------------------------------------------------------------
 
 
-def _judge(items: list[dict[str, Any]], spec: str, recipe: Recipe, store, description: str):
-    from jpo.feedback import make_judge
-    from jpo.feedback.runner import judge_items, labeled_rows
-
-    run = judge_items(items, make_judge(spec, recipe.judge.options()), store=store, progress=False,
-                      description=description)
-    run.require_valid(f"{description} items")
-    return labeled_rows(items, run), run
-
-
 def written_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a file a stage wrote. An empty one is 0 rows, not bad input: a source with no instruction beyond
     D_C's (a sample, a dry run) has no fresh slice, and the runs that want fresh rows say how many were missing."""
@@ -64,8 +56,9 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
     """D_C and D_H as training rows (D_C.jsonl, D_H.jsonl). The pool is judged when `judge.conditional` is set or
     it has no labels; joint items are judged; the `judge.agreement` judges label the same items, for agreement
     only. Ties and invalid verdicts are counted, never training rows."""
-    from jpo.analysis.agreement import agreement
     from jpo.analysis.interplay import interplay
+    from jpo.feedback import make_judge
+    from jpo.feedback.runner import label_items
     from jpo.feedback.store import VerdictStore
 
     pool = read_jsonl(data_dir / "pool.jsonl") if (data_dir / "pool.jsonl").exists() else []
@@ -81,17 +74,18 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
         todo["joint"] = read_jsonl(data_dir / "items.jsonl")
     labelled: dict[str, list[dict[str, Any]]] = {}
     stats: dict[str, Any] = {}
+    options = recipe.judge.options()
     with VerdictStore(out / "verdicts.sqlite") as store:
-        for name, items in todo.items():
-            rows, run = _judge(items, recipe.judge.spec, recipe, store, f"judge {name}")
-            write_jsonl(out / f"{name}_labeled.jsonl", rows)
-            labelled[name] = rows
-            stats[name] = {"items": len(items), "labels": run.counts, "judge": run.judge_id, "cost": run.cost,
-                           "agreement": {}}
-            for other, spec in (recipe.judge.agreement.items() if name != "fresh" else ()):  # control labels only
-                second, _ = _judge(items, spec, recipe, store, f"{other} {name}")
-                agree = agreement([r["label"] for r in rows], [r["label"] for r in second])
-                stats[name]["agreement"][other] = {"percent": agree.percent, "kappa": agree.kappa, "n": agree.n}
+        for name, items in todo.items():  # judges made per set: each set's cost is its own
+            others = {other: make_judge(spec, options) for other, spec in recipe.judge.agreement.items()
+                      if name != "fresh"}  # agreement on the control labels only
+            done = label_items(items, make_judge(recipe.judge.spec, options), store=store, others=others,
+                               what=name)
+            done.require_valid(name)
+            write_jsonl(out / f"{name}_labeled.jsonl", done.rows)
+            labelled[name] = done.rows
+            stats[name] = {"items": len(items), "labels": done.run.counts, "judge": done.run.judge_id,
+                           "cost": done.run.cost, "agreement": done.agreement}
     d_c, counts_c = items_to_preferences(labelled.get("conditional", pool))
     if "joint" in labelled:
         d_h, _ = items_to_preferences(labelled["joint"])
@@ -278,36 +272,53 @@ def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str
     for dep in unit.deps:
         if dep.stage in ("data", "feedback") and dep.folder in folders and dep.manifest_path.exists():
             reports.update({k: v for k, v in dep.result().items() if k != "line"})
-    write_model_card(model_dir, recipe=recipe, objective=objective, config=config,
-                     data_files=config["dataset"], data_reports=reports, log_history=history)
+    write_model_card(model_dir, name=recipe.name, objective=objective, config=config,
+                     base_model=recipe.model if isinstance(recipe.model, str) else None,
+                     description=recipe.description, datasets=hub_datasets(recipe),
+                     prompt_template=recipe.prompt_template, data_files=config["dataset"], data_reports=reports,
+                     log_history=history)
     losses = [e["loss"] for e in history if "loss" in e]
     return {"model": str(model_dir), "steps": len(losses), "final_loss": losses[-1] if losses else None}
+
+
+def hub_datasets(recipe: Recipe) -> list[str]:
+    """The hub datasets a recipe's data comes from (a model card's `datasets`)."""
+    import dataclasses
+
+    from jpo.data.sources import SOURCES
+
+    names = []
+    for part in dataclasses.fields(recipe.data):
+        spec = getattr(recipe.data, part.name)
+        source = SOURCES.get(spec.source) if spec is not None else None
+        if source:
+            for part in source.parts.values():
+                if part.hub.name != "json" and part.hub.name not in names:
+                    names.append(part.hub.name)
+    return names
 
 
 # --- generation and evaluation -----------------------------------------------------------------------------------
 
 
 def generate_for(unit, recipe: Recipe, model_dir: Path, prompts_file: Path, seed: int, name: str) -> dict[str, Any]:
-    from jpo.evaluate.generate import generate_from, to_alpaca_eval
+    from jpo.evaluate.generate import generate_from, write_alpaca_eval
 
     section = recipe.generate
     prompts = templated(read_jsonl(prompts_file), recipe.prompt_template, "prompts")
     stats: dict[str, int] = {}
-    rows, backend = generate_from(str(model_dir), prompts, section.temperatures, [seed],
-                                  max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
-                                  top_p=section.top_p, backend=section.backend, device=section.device,
-                                  dtype=section.dtype, generator=name, progress=False, stats=stats)
+    rows, backend = generate_from(str(model_dir), prompts, [seed], section, generator=name, progress=False,
+                                  stats=stats)
     write_jsonl(unit.folder / "generations.jsonl", rows)
     unit.commands.append(shlex.join(
         ["jpo", "generate", "--model", str(model_dir), "--prompts", str(prompts_file), "--output",
-         str(unit.folder / "generations.jsonl"), "--temperatures", ",".join(f"{t:g}" for t in section.temperatures),
-         "--seeds", str(seed), "--max_new_tokens", str(section.max_new_tokens), "--backend", section.backend]))
+         str(unit.folder / "generations.jsonl"), "--seeds", str(seed), "--generator", name,
+         *option_flags(section, GenerateOptions)]))
     if section.alpaca_eval:  # AlpacaEval's model_outputs.json, with the *bare* instructions
         bare = {str(r["id"]): r for r in read_jsonl(prompts_file)}
-        records = to_alpaca_eval([{**r, "prompt": bare[str(r["id"])]["prompt"],
-                                   "dataset": bare[str(r["id"])].get("dataset", "jpo")} for r in rows])
-        (unit.folder / "model_outputs.json").write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n",
-                                                        encoding="utf-8")
+        write_alpaca_eval(unit.folder / "model_outputs.json",
+                          [{**r, "prompt": bare[str(r["id"])]["prompt"],
+                            "dataset": bare[str(r["id"])].get("dataset", "jpo")} for r in rows])
     truncated = stats.get("prompts_truncated", 0)
     return {"generations": len(rows), "backend": backend, "prompts_truncated": truncated,
             "line": f"{len(rows)} generations ({backend}), {truncated} prompts truncated to fit the context"}
@@ -330,8 +341,7 @@ def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: 
                                       n_resamples=recipe.evaluate.n_resamples)
     result.judge_run.require_valid("generations")
     summary = result.as_dict()
-    (unit.folder / "winrate.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (unit.folder / "winrate.md").write_text(result.markdown() + "\n", encoding="utf-8")
+    result.write(unit.folder, rows=False)  # scored.jsonl below holds one outcome per generation
     quality = synthetic_quality(recipe)
     scored = []
     for row in result.rows:

@@ -53,7 +53,7 @@ def select_active(instances: Sequence[dict[str, Any]], budget: int, *, judge, re
     """`budget` labels bought in `rounds` batches (see the module doc). `judge` is a jpo Judge; `train_config` a
     PreferenceConfig dict (objective, beta, epochs, ...) used for every intermediate model, each trained from
     `reference` into `output_dir/round_<r>`. `progress` shows bars for scoring, selecting and judging."""
-    from jpo.feedback.command import preference_rows
+    from jpo.data.load import preference_rows
     from jpo.feedback.runner import judge_items, labeled_rows
     from jpo.selection.scores import instance_rewards
     from jpo.train.api import train_preferences

@@ -9,13 +9,11 @@ import time
 from pathlib import Path
 
 from jpo.errors import JpoError
-
-# configs/demo.yaml, through a symbolic link beside this module so that a built wheel carries the recipe's contents.
-DEMO_RECIPE = Path(__file__).with_name("demo.yaml")
+from jpo.runner.run import DEMO_RECIPE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from jpo.runner.command import add_run_arguments
+    from jpo.cli.run import add_run_arguments
 
     parser.add_argument("--out", "--output-dir", dest="out", default="runs/demo",
                         help="output folder (default: runs/demo); --output-dir as in `jpo run`")
@@ -26,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jpo.runner.command import run_recipe, with_seeds
     from jpo.runner.recipe import load_recipe
+    from jpo.runner.run import run_recipe, with_seeds
 
     path = Path(args.config) if args.config else DEMO_RECIPE
     if not path.exists():

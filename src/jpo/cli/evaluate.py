@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 
-from jpo.errors import DataError, JpoError
-from jpo.feedback.command import add_judge_arguments, judge_options
+from jpo.cli.judge import add_judge_arguments, judge_options
+from jpo.errors import JpoError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,46 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_judge_arguments(parser, required=False)
 
 
-def load_references(source: str) -> list[dict]:
-    """{id, reference} rows, or prompt rows with a gold response (the authors' test files, AlpacaEval, ...)."""
-    from jpo.data import load_prompts
-    from jpo.data import load_references as load_reference_rows
-
-    try:
-        return load_reference_rows(source)
-    except DataError as as_references:
-        try:
-            rows = load_prompts(source)
-        except DataError:
-            raise as_references from None
-    if not any("reference" in row for row in rows):
-        raise DataError("no gold responses: expected {id, reference} or prompts with a reference column", path=source)
-    return rows
-
-
-def system_generations(specs: list[str]) -> dict[str, list[dict]]:
-    """`NAME=PATH` or `PATH` (named by its stem) -> generations per system."""
-    from jpo.data import load_generations
-
-    systems: dict[str, list[dict]] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            name, path = Path(spec).name.split(".")[0], spec
-        if name in systems:
-            raise JpoError(f"two systems named {name!r}: name them with NAME=PATH")
-        systems[name] = load_generations(path)
-    return systems
-
-
 def run_joint(args: argparse.Namespace, out: Path) -> int:
     from jpo.data import load_items, write_jsonl
-    from jpo.evaluate.ranking import aevaluate_joint, joint_items
+    from jpo.evaluate.against_gold import load_gold
+    from jpo.evaluate.ranking import aevaluate_joint, joint_items, load_systems
     from jpo.feedback.registry import make_judge
     from jpo.feedback.store import VerdictStore
 
-    systems = system_generations(args.generations)
-    references = load_references(args.references) if args.references else None
+    systems = load_systems(args.generations)
+    references = load_gold(args.references) if args.references else None
     if args.export_items:
         prompts = {str(r["id"]): r["prompt"] for r in references or () if "prompt" in r}
         items, left_out = joint_items(systems, seed=args.seed, prompts=prompts, max_per_pair=args.max_per_pair)
@@ -90,20 +58,17 @@ def run_joint(args: argparse.Namespace, out: Path) -> int:
         result = asyncio.run(aevaluate_joint(systems, judge, references=references, labels=labels, store=store,
                                              progress=not args.no_progress, n_resamples=args.n_resamples or 1000,
                                              seed=args.seed, max_per_pair=args.max_per_pair))
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "joint_labeled.jsonl", result.rows)
-    (out / "ranking.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
-    (out / "ranking.md").write_text(result.markdown() + "\n", encoding="utf-8")
+    written = result.write(out)
     print(result.markdown())
     if result.judge_cost:
         print(f"jpo evaluate: judge cost: {result.judge_cost}")
-    print(f"jpo evaluate: wrote {out / 'ranking.md'}, {out / 'ranking.json'}, {out / 'joint_labeled.jsonl'}")
+    print(f"jpo evaluate: wrote {', '.join(map(str, written))}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from jpo.data import load_generations, write_jsonl
-    from jpo.evaluate.against_gold import aevaluate
+    from jpo.data import load_generations
+    from jpo.evaluate.against_gold import aevaluate, load_gold
     from jpo.feedback.registry import make_judge
     from jpo.feedback.store import VerdictStore
 
@@ -116,22 +81,19 @@ def run(args: argparse.Namespace) -> int:
     if len(args.generations) != 1 or not args.references:
         raise JpoError("--protocol gold takes one --generations file and --references")
     generations = load_generations(args.generations[0])
-    references = load_references(args.references)
+    references = load_gold(args.references)
     judge = make_judge(args.judge, judge_options(args))
     with VerdictStore(Path(args.cache) if args.cache else out / "verdicts.sqlite") as store:
         result = asyncio.run(aevaluate(generations, references, judge, store=store, progress=not args.no_progress,
                                        n_resamples=args.n_resamples or 10_000,
                                        generations_path=args.generations[0]))
     result.judge_run.require_valid("generations")
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "labeled.jsonl", result.rows)
-    (out / "winrate.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
-    (out / "winrate.md").write_text(result.markdown() + "\n", encoding="utf-8")
+    written = result.write(out)
     print(result.markdown())
     by_text = sum(1 for row in result.rows if row.get("matched_by") == "prompt text")
     if by_text:
         print(f"jpo evaluate: {by_text} of {len(result.rows)} generations matched to their reference by prompt text "
               "(no reference has their id)")
     print(f"jpo evaluate: {result.judge_run.summary()}")
-    print(f"jpo evaluate: wrote {out / 'winrate.md'}, {out / 'winrate.json'}, {out / 'labeled.jsonl'}")
+    print(f"jpo evaluate: wrote {', '.join(map(str, written))}")
     return 0

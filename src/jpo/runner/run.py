@@ -1,50 +1,18 @@
-"""`jpo run RECIPE`: one experiment from a YAML recipe, as resumable units (see jpo.runner)."""
+"""Running a recipe: plan its units and execute them (what `jpo run` and `jpo demo` call), and the built-in demo
+recipe's location."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from contextlib import ExitStack
 from pathlib import Path
 
 from jpo.errors import JpoError
-from jpo.runner.recipe import DRY_TRAIN, BuildModel, Recipe, for_dry_run, for_sweep, load_recipe
-from jpo.runner.units import STAGES
+from jpo.runner.recipe import DRY_TRAIN, BuildModel, Recipe, for_dry_run, for_sweep
 
+# configs/demo.yaml, through a symbolic link beside this module so that a built wheel carries the recipe's contents.
+DEMO_RECIPE = Path(__file__).with_name("demo.yaml")
 TINY_BUILD = BuildModel(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options `jpo run` and `jpo demo` share."""
-    parser.add_argument("--dry-run", action="store_true",
-                        help="the recipe at toy size: tiny random model, a few rows per source, one training step, "
-                             "mock judge; checks recipe, data and every stage without a GPU or network")
-    parser.add_argument("--sweep", action="store_true",
-                        help="instead of the experiment, train every run over the recipe's `sweep` grid and score "
-                             "it on the validation prompts (how a recipe's learning rates are chosen)")
-    parser.add_argument("--from", dest="start", choices=STAGES, help="rerun this stage and every later one")
-    parser.add_argument("--force", action="store_true", help="rerun every unit, ignoring finished manifests")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="recipe YAML (see configs/)")
-    add_run_arguments(parser)
-    parser.add_argument("--output-dir", help="run folder (default: the recipe's output_dir, or runs/NAME; a dry run "
-                        "adds -dry-run)")
-    parser.add_argument("--source-path", action="append", default=[], metavar="NAME=PATH",
-                        help="read a named source from a local file or folder instead of the hub (repeatable); "
-                        "NAME:KIND=PATH for one kind only (e.g. tldr:preference=comparisons.jsonl)")
-    parser.add_argument("--dry-run-tokenizer", help="tokenizer folder for the dry run's tiny model")
-
-
-def source_paths(specs: list[str]) -> dict[str, str]:
-    paths = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not path:
-            raise JpoError(f"--source-path expects NAME=PATH, got {spec!r}")
-        paths[name] = path
-    return paths
 
 
 def run_recipe(recipe: Recipe, *, output_dir: str | None = None, dry_run: bool = False, sweep: bool = False,
@@ -94,10 +62,3 @@ def with_seeds(recipe: Recipe, count: int | None) -> Recipe:
     if count < 1:
         raise JpoError("--seeds must be at least 1")
     return dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, seeds=list(range(count))))
-
-
-def run(args: argparse.Namespace) -> int:
-    run_recipe(load_recipe(args.recipe), output_dir=args.output_dir, dry_run=args.dry_run, sweep=args.sweep,
-               start=args.start, force=args.force, paths=source_paths(args.source_path),
-               dry_run_tokenizer=args.dry_run_tokenizer)
-    return 0

@@ -1,8 +1,8 @@
 """The one `jpo` command.
 
-Each subcommand lives next to the code it drives (a module exposing `add_arguments(parser)` and `run(args)`); this
-file only dispatches, and imports a subcommand's module only when it runs, so `jpo --help` stays instant and does
-not import torch.
+Each subcommand is a module of this package (`add_arguments(parser)` and `run(args)`): it parses typed options and
+calls the library. No library module imports this package. This file only dispatches, and imports a subcommand's
+module only when it runs, so `jpo --help` stays instant and does not import torch.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from jpo.errors import JpoError
 
 # name -> (module, one-line help). The module provides add_arguments(parser) and run(args) -> int | None.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("jpo.data.commands", "validate and inspect data files (jpo data validate FILE...)"),
-    "pairs": ("jpo.data.pairs_command", "build joint comparison items; `jpo pairs mix` builds D_M = D_C ∪ D_H"),
-    "judge": ("jpo.feedback.command", "label comparison items with an AI judge (both orders, flip = tie)"),
-    "sft": ("jpo.train.sft_command", "supervised fine-tuning on instruction-response data"),
-    "train": ("jpo.train.command", "preference training: --objective jpo|dpo|kto|ipo|jipo"),
-    "generate": ("jpo.evaluate.generate_command", "sample responses for prompts at several temperatures"),
-    "evaluate": ("jpo.evaluate.command", "win-rate of generations against gold references, with 95% intervals"),
-    "annotate": ("jpo.annotate.command", "human annotation server (serve, add-annotator, export)"),
-    "analyze": ("jpo.analysis.command", "agreement, interplay and position bias between label sources"),
-    "demo": ("jpo.runner.demo", "`jpo run` on configs/demo.yaml: the paper's experiment in miniature, offline, CPU"),
-    "run": ("jpo.runner.command", "run a recipe: data -> feedback -> sft -> train -> generate -> evaluate -> report"),
+    "data": ("jpo.cli.data", "validate and inspect data files (jpo data validate FILE...)"),
+    "pairs": ("jpo.cli.pairs", "build joint comparison items; `jpo pairs mix` builds D_M = D_C ∪ D_H"),
+    "judge": ("jpo.cli.judge", "label comparison items with an AI judge (both orders, flip = tie)"),
+    "sft": ("jpo.cli.sft", "supervised fine-tuning on instruction-response data"),
+    "train": ("jpo.cli.train", "preference training: --objective jpo|dpo|kto|ipo|jipo"),
+    "generate": ("jpo.cli.generate", "sample responses for prompts at several temperatures"),
+    "evaluate": ("jpo.cli.evaluate", "win-rate of generations against gold references, with 95% intervals"),
+    "annotate": ("jpo.cli.annotate", "human annotation server (serve, add-annotator, export)"),
+    "analyze": ("jpo.cli.analyze", "agreement, interplay and position bias between label sources"),
+    "demo": ("jpo.cli.demo", "`jpo run` on configs/demo.yaml: the paper's experiment in miniature, offline, CPU"),
+    "run": ("jpo.cli.run", "run a recipe: data -> feedback -> sft -> train -> generate -> evaluate -> report"),
 }
 
 

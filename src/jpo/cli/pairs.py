@@ -1,15 +1,12 @@
-"""`jpo pairs`: joint comparisons from instruction-response or preference data; `jpo pairs mix`: D_M."""
+"""`jpo pairs`: joint comparisons from instruction-response or preference data (with `--budget`, chosen by a
+selector of `jpo.selection`); `jpo pairs mix`: D_M."""
 
 from __future__ import annotations
 
 import argparse
 
-from jpo.data.io import write_jsonl
-from jpo.data.load import identical_pairs, inspect, load_preferences
-from jpo.data.pairs import LABELLED, STRATEGIES, PairReport, build_pairs, instances_of, mix
-from jpo.errors import DataError, JpoError
-from jpo.selection.command import add_arguments as add_selection_arguments
-from jpo.selection.command import select_for_pairs
+from jpo.data.pairs import LABELLED, STRATEGIES
+from jpo.errors import JpoError
 from jpo.selection.selectors import SELECTORS
 
 
@@ -32,35 +29,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--joint", help="mix: D_H preference file")
     parser.add_argument("--total", type=int, help="mix: rows in the mix (default: all of both)")
     parser.add_argument("--joint-fraction", type=float, help="mix: share of D_H rows (default 0.5 with --total)")
-    add_selection_arguments(parser)  # selection hook: --budget, --pool, --model, --policy, --beta, --judges
+    group = parser.add_argument_group("selection under a labelling budget (--budget)")
+    group.add_argument("--budget", type=int, help="pick this many joint comparisons out of the candidate pool with "
+                       f"--strategy {' | '.join(SELECTORS)}")
+    group.add_argument("--pool", default="all", help="candidates: all pairs of instructions, or K random partners "
+                       "per instance (default: all)")
+    group.add_argument("--model", help="uncertainty / certainty: the reference (SFT) model folder")
+    group.add_argument("--policy", help="uncertainty / certainty: a model trained from --model; ranks by its implicit "
+                       "reward margin instead of the reference's length-normalised log-likelihood")
+    group.add_argument("--beta", type=float, default=0.1, help="implicit reward scale with --policy")
+    group.add_argument("--judges", nargs=2, metavar="SPEC", help="disagreement: two cheap judge specs")
+    group.add_argument("--no_progress", action="store_true", help="no progress bars (shown only on a terminal)")
     # No `choices`: argparse checks a positional's choices before it reports unknown flags, so a mistyped flag's
     # value (`--pairs_per_instanc 2`) would read as "invalid choice: '2'"; without them it is named as unrecognized.
     parser.add_argument("verb", nargs="?", help="`mix` builds D_M = D_C ∪ D_H instead of pairs")
 
 
-def read_input(args: argparse.Namespace) -> tuple[list[dict], str, str, str]:
-    """(rows, kind, description, notes) of --input or --source: instruction-response rows, or preference rows where
-    the strategy needs labels or the data has no instruction-response rows. The notes are what `jpo data validate`
-    counts (empty responses, identical pairs, columns not read), each after "; "."""
-    if args.source:
-        from jpo.data.sources import get_source, load_source
-
-        name, _, split = args.source.partition(":")
-        wants_labels = args.strategy in LABELLED
-        kind = "sft" if "sft" in get_source(name).parts and not wants_labels else "preference"
-        loaded = load_source(name, split or "train", kind=kind, task=args.source_task)
-        return loaded.rows, kind, loaded.report.summary(), ""
-    if not args.input:
-        raise JpoError("--input (or --source) is required")
-    loaded = inspect(args.input)
-    if loaded.kind not in ("sft", "preference"):
-        raise DataError(f"{loaded.format.name} rows are {loaded.kind}, not instruction-response or preference data",
-                        path=loaded.path)
-    return loaded.rows, loaded.kind, f"{loaded.path} ({loaded.format.name})", "".join(f"; {n}" for n in loaded.notes())
-
-
 def run_pairs(args: argparse.Namespace) -> int:
-    rows, kind, described, notes = read_input(args)
+    from jpo.data.io import write_jsonl
+    from jpo.data.pairs import PairReport, build_pairs, instances_of, pairing_rows
+
+    rows, kind, described, notes = pairing_rows(args.input, source=args.source, task=args.source_task,
+                                                labelled=args.strategy in LABELLED)
     report = PairReport()
     try:
         if args.budget is not None:  # selection: the budget's items from jpo.selection
@@ -76,7 +66,28 @@ def run_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def select_for_pairs(instances: list[dict], args: argparse.Namespace, report) -> list[dict]:
+    """The `--budget` items of `jpo.selection.select`; the selection's own account goes into the pairing report."""
+    from jpo.feedback.registry import make_judge
+    from jpo.selection.candidates import parse_pool
+    from jpo.selection.selectors import select
+
+    if args.strategy not in SELECTORS:
+        raise JpoError(f"--budget selects with --strategy {' | '.join(SELECTORS)}, not {args.strategy!r}")
+    judges = [make_judge(spec) for spec in args.judges or ()]
+    items, selection = select(instances, args.strategy, args.budget, pool=parse_pool(args.pool), seed=args.seed,
+                              reference=args.model, policy=args.policy, judges=judges, group=args.group_field,
+                              beta=args.beta, progress=not args.no_progress)
+    report.items = len(items)
+    report.notes.append(selection.summary())
+    return items
+
+
 def run_mix(args: argparse.Namespace) -> int:
+    from jpo.data.io import write_jsonl
+    from jpo.data.load import identical_pairs, load_preferences
+    from jpo.data.pairs import mix
+
     if not args.conditional or not args.joint:
         raise JpoError("`jpo pairs mix` needs --conditional D_C and --joint D_H")
     rows, counts = mix(load_preferences(args.conditional), load_preferences(args.joint), total=args.total,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jpo.train.cli_args import build_config, config_parser
+from jpo.config import build_config, config_parser
 
 
 def parent_parsers() -> list[argparse.ArgumentParser]:
