@@ -19,7 +19,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from jpo.evaluate.generate import generate_from
+from jpo.evaluate.generate import GenerateOptions, generate_from
 from jpo.train import train_preferences
 from jpo.train.data import PairCollator, encode_pairs
 from jpo.train.logprobs import batch_logps
@@ -122,7 +122,8 @@ def test_qlora_4bit_training_on_cuda(tiny_model_path, authors_rows, tmp_path, ob
 
 def test_generation_on_cuda_bf16(tiny_model_path):
     prompts = [{"id": str(i), "prompt": p} for i, p in enumerate(["Once upon a time", "The cat", "Lily saw"])]
-    rows, backend = generate_from(str(tiny_model_path), prompts, [0.0, 0.7], [0], max_new_tokens=16,
-                                  backend="transformers", device="cuda", dtype="bfloat16", progress=False)
+    options = GenerateOptions(temperatures=[0.0, 0.7], max_new_tokens=16, backend="hf", device="cuda",
+                              dtype="bfloat16")
+    rows, backend = generate_from(str(tiny_model_path), prompts, [0], options, progress=False)
     assert backend == "transformers" and len(rows) == 6
     assert all(isinstance(r["response"], str) and r["response"].strip() for r in rows)
