@@ -142,7 +142,7 @@ def train_online_run(unit, recipe, run: OnlineRun, seed: int, policy: str, data_
                      run_dir: Path) -> dict[str, Any]:
     """The stage: `train_online` from `policy` on the pool's instructions; the loop's log and model in `model/`."""
     from jpo.online.loop import train_online
-    from jpo.runner.stages import seeded
+    from jpo.runner.settings import seeded
     from jpo.runner.units import digest
 
     model_dir = unit.folder / "model"

@@ -18,6 +18,7 @@ from jpo.runner import stages
 from jpo.runner.online import online_units
 from jpo.runner.recipe import BuildModel, Recipe
 from jpo.runner.select import select_points
+from jpo.runner.settings import merged, run_layers
 from jpo.runner.units import Unit
 from jpo.selection.selectors import MARGIN_SELECTORS
 
@@ -78,7 +79,7 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
         if active:  # the loop's rounds, and its intermediate models' settings: those of the run its labels are for
             run = runs[f"{selection.run}-{selector}-{budgets[0]}"]
             config.update(rounds=selection.rounds,
-                          train={**recipe.train.common, **run.config, "objective": run.objective})
+                          train=merged(run_layers(recipe.train.common, run.config, run.objective)))
         sft = chains.get(seed, chains[recipe.train.seeds[0]]).sft  # `pairs` at the recipe's seed: the first SFT
         selects[name] = add("select", name, config, [data, sft] if margin else [data],
                             [f"{selector}-{b}/D_H.jsonl" for b in budgets],

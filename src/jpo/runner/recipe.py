@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jpo.config import check_keys, hints, option_fields, read_yaml, typed, typed_config
+from jpo.config import check_keys, hints, option_fields, read_yaml, typed
 from jpo.errors import JpoError
 from jpo.evaluate.generate import GenerateOptions
 from jpo.feedback.base import JudgeOptions
 from jpo.runner.online import OnlineRun, check_online, online_for_dry_run
+from jpo.runner.settings import Settings, check_layers, run_layers, typed_settings
 from jpo.selection.selectors import MARGIN_SELECTORS, SELECTORS
 
 SFT_FROM = ("conditional", "sft", "none")
@@ -89,7 +89,7 @@ class BuildModel:
     num_heads: int = 4
     intermediate_size: int = 384
     max_positions: int = 256
-    pretrain: dict[str, Any] = field(default_factory=dict)
+    pretrain: Settings = field(default_factory=dict)  # SFTConfig's keys (runner/settings.py)
 
 
 @dataclass
@@ -98,7 +98,7 @@ class SFTSection:
     or none (the model is already fine-tuned)."""
 
     from_: str = field(default="conditional", metadata={"key": "from"})
-    config: dict[str, Any] = field(default_factory=dict)
+    config: Settings = field(default_factory=dict)  # SFTConfig's keys (runner/settings.py)
     accelerate: Accelerate | None = field(default=None, metadata={"nested": Accelerate})
 
 
@@ -144,7 +144,7 @@ class Run:
     objective: str
     data: list[str] = field(default_factory=lambda: ["conditional"])
     label: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
+    config: Settings = field(default_factory=dict)  # PreferenceConfig's keys, over train.common (runner/settings.py)
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     joint_size: int | None = None  # a random subset of D_H of this size (the scaling runs)
     selected: str | None = None  # D_H = the labels of one selection point, `<selector>-<budget>` (train.selection)
@@ -213,7 +213,7 @@ class TrainSection:
 
     seeds: list[int] = field(default_factory=lambda: [0])
     vary_base: bool = False
-    common: dict[str, Any] = field(default_factory=dict)
+    common: Settings = field(default_factory=dict)  # PreferenceConfig's keys, every run's (runner/settings.py)
     accelerate: Accelerate | None = field(default=None, metadata={"nested": Accelerate})
     runs: list[Run] = field(default_factory=list, metadata={"each": Run})
     scaling: Scaling | None = field(default=None, metadata={"nested": Scaling})
@@ -395,38 +395,6 @@ def _choice(where: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
         raise JpoError(f"{where}: '{value}' is not one of {', '.join(map(str, valid))}")
 
 
-def _check_config(where: str, values: dict[str, Any], cls_name: str) -> dict[str, Any]:
-    """A training settings mapping, keys and value types checked against JPOConfig / SFTConfig (TrainingArguments);
-    returned with numbers written as text (`1e-4`) made numbers."""
-    from jpo.train import config as train_config
-
-    cls = getattr(train_config, cls_name)
-    check_keys(where, values, (f.name for f in dataclasses.fields(cls) if f.init))
-    # JPOConfig takes TRL's list of loss types too (one of them)
-    return typed_config(where, values, cls, {"loss_type": str | list[str] | None} if cls_name != "SFTConfig" else None)
-
-
-def _construct(cls_name: str, layers: list[tuple[str, dict[str, Any]]]) -> None:
-    """Build the training config a stage will build from these settings (`layers`: (where, settings), later ones
-    overriding), so that a value out of range fails at parse time, naming the file and the key, not at that stage
-    after the judge was paid. Cheap (no model, no data); the output folder is a dummy, and the device is the CPU:
-    whether bf16 / tf32 suit the GPU is for the machine that trains, not the one that reads the recipe."""
-    from jpo.train import config as train_config
-
-    settings = {k: v for _, layer in layers for k, v in layer.items()}
-    try:
-        getattr(train_config, cls_name)(**{**settings, "output_dir": "unused", "report_to": "none",
-                                           "use_cpu": True, "tf32": None})
-    except (JpoError, ValueError) as error:
-        message = str(error).splitlines()[0]
-        flag = re.search(r"--(\w+)", message)
-        key = flag.group(1) if flag else None
-        where = next((w for w, layer in reversed(layers) if key in layer), None)
-        if where is None:  # a check of several keys, or of a default: the sections that were combined
-            raise JpoError(f"{' + '.join(w for w, _ in layers)}: {message}") from None
-        raise JpoError(f"{where}.{key}: {message.replace(f'--{key} ', '', 1)}") from None
-
-
 def validate(recipe: Recipe) -> Recipe:
     """Cross-references and choices, each error naming the file and the key."""
     from jpo.data.pairs import STRATEGIES
@@ -466,25 +434,25 @@ def validate(recipe: Recipe) -> Recipe:
         raise JpoError(f"{at}: data.fresh is more of the conditional data: the recipe needs data.conditional")
     if recipe.judge.conditional and not recipe.judge.spec:
         raise JpoError(f"{at}: judge.conditional needs judge.spec")
-    sft.config = _check_config(f"{at}: sft.config", sft.config, "SFTConfig")
-    _construct("SFTConfig", [(f"{at}: sft.config", sft.config)])
+    sft.config = typed_settings(f"{at}: sft.config", sft.config, "sft")
+    check_layers("sft", [(f"{at}: sft.config", sft.config)])
     if isinstance(recipe.model, BuildModel) and recipe.model.pretrain:
-        recipe.model.pretrain = _check_config(f"{at}: model.build.pretrain", recipe.model.pretrain, "SFTConfig")
-        _construct("SFTConfig", [(f"{at}: model.build.pretrain", recipe.model.pretrain)])
+        recipe.model.pretrain = typed_settings(f"{at}: model.build.pretrain", recipe.model.pretrain, "sft")
+        check_layers("sft", [(f"{at}: model.build.pretrain", recipe.model.pretrain)])
         if data.pretrain is None:
             raise JpoError(f"{at}: model.build.pretrain needs the documents to pretrain on: set data.pretrain")
     elif data.pretrain is not None:
         raise JpoError(f"{at}: data.pretrain is read only to pretrain a built model (model.build.pretrain)")
     if recipe.threads is not None and recipe.threads < 1:
         raise JpoError(f"{at}: threads: at least 1")
-    recipe.train.common = _check_config(f"{at}: train.common", recipe.train.common, "PreferenceConfig")
+    recipe.train.common = typed_settings(f"{at}: train.common", recipe.train.common, "train")
     names = [r.name for r in recipe.train.runs]
     if not names:
         raise JpoError(f"{at}: train.runs: at least one run")
     for i, run in enumerate(recipe.train.runs):
         where = f"{at}: train.runs[{i}] ({run.name})"
         _choice(f"{where}.objective", run.objective, list(OBJECTIVES))
-        run.config = _check_config(f"{where}.config", run.config, "PreferenceConfig")
+        run.config = typed_settings(f"{where}.config", run.config, "train")
         for part in run.data:
             _choice(f"{where}.data", part, list(RUN_DATA))
         _check_variants(where, recipe, run, names)
@@ -501,12 +469,12 @@ def validate(recipe: Recipe) -> Recipe:
     recipe.sweep = _typed_sweep(f"{at}: sweep", recipe.sweep)
     for i, run in enumerate(recipe.train.runs):  # each run's settings as its stage combines them, and each sweep point
         where = f"{at}: train.runs[{i}] ({run.name})"
-        layers = [(f"{at}: train.common", recipe.train.common), (f"{where}.config", run.config),
-                  (where, {"objective": run.objective})]
+        layers = list(zip((f"{at}: train.common", f"{where}.config", where),
+                          run_layers(recipe.train.common, run.config, run.objective), strict=True))
         points = [(f"{where}.sweep", {k: v}) for k, values in run.sweep.items() for v in values] + \
                  [(f"{at}: sweep", {k: v}) for k, values in recipe.sweep.items() for v in values]
         for point in [None, *points]:  # a sweep point replaces one setting, under `--sweep` only
-            _construct("PreferenceConfig", layers + ([point] if point else []))
+            check_layers("train", layers + ([point] if point else []))
     scaling = recipe.train.scaling
     if scaling is not None:
         _choice(f"{at}: train.scaling.run", scaling.run, names)
@@ -556,7 +524,7 @@ def validate(recipe: Recipe) -> Recipe:
 
 def _typed_sweep(where: str, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
     """A sweep grid's option is a preference-training setting and each of its values of that setting's type."""
-    return {option: [_check_config(where, {option: value}, "PreferenceConfig")[option] for value in values]
+    return {option: [typed_settings(where, {option: value}, "train")[option] for value in values]
             for option, values in sweep.items()}
 
 

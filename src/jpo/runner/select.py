@@ -28,7 +28,8 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
     from jpo.feedback import make_judge
     from jpo.feedback.runner import label_items
     from jpo.feedback.store import VerdictStore
-    from jpo.runner.stages import seeded, templated
+    from jpo.runner.settings import seeded
+    from jpo.runner.stages import templated
     from jpo.selection import parse_pool, select, select_active
     from jpo.selection.scores import instance_rewards
     from jpo.selection.selectors import MARGIN_SELECTORS, scoring_note

@@ -19,6 +19,7 @@ from jpo.data import items_to_preferences, read_jsonl, write_jsonl
 from jpo.errors import JpoError
 from jpo.evaluate.generate import GenerateOptions
 from jpo.runner.recipe import Accelerate, BuildModel, Recipe, Run
+from jpo.runner.settings import Training, run_layers, training
 
 # --- model -------------------------------------------------------------------------------------------------------
 
@@ -164,44 +165,31 @@ def templated(rows: list[dict[str, Any]], template: str | None, kind: str) -> li
     return apply_template(rows, template, kind)
 
 
-def launch(unit, command: str, config: dict[str, Any], accelerate: Accelerate | None):
+def launch(unit, training: Training, accelerate: Accelerate | None):
     """Train in this process, or under `accelerate launch` when the section names an accelerate config. The
-    config is written beside the model either way, and the manifest records the equivalent command."""
+    settings are written beside the model either way (`config.yaml`), and the manifest records the equivalent
+    command."""
     import yaml
 
     path = unit.folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    resume = any(Path(config["output_dir"]).glob("checkpoint-*"))
+    path.write_text(yaml.safe_dump(training.settings, sort_keys=False), encoding="utf-8")
+    resume = any(training.output_dir.glob("checkpoint-*"))
     argv = ["--config", str(path)] + (["--resume_from_checkpoint", "true"] if resume else [])
     if accelerate:
         launch_argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate.config_file]
         if accelerate.num_processes:
             launch_argv += ["--num_processes", str(accelerate.num_processes)]
-        full = [*launch_argv, "-m", "jpo", command, *argv]
+        full = [*launch_argv, "-m", "jpo", training.command, *argv]
         unit.commands.append(shlex.join(full))
         completed = subprocess.run(full, check=False)
         if completed.returncode:
             raise JpoError(f"{unit.label}: training exited with status {completed.returncode}")
         return None
-    unit.commands.append(shlex.join(["jpo", command, *argv]))
+    unit.commands.append(shlex.join(["jpo", training.command, *argv]))
     from jpo.train import train_preferences, train_sft
 
-    train = train_sft if command == "sft" else train_preferences
-    return train(config, resume_from_checkpoint=True if resume else None)
-
-
-def seeded(settings: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Training settings at a seed (model init, data order), logging nowhere unless the settings say so."""
-    return {"seed": seed, "data_seed": seed, "report_to": "none", **settings}
-
-
-def train_config(recipe: Recipe, common: dict[str, Any], model: str, data_file: Path, output_dir: Path,
-                 seed: int, run_dir: Path) -> dict[str, Any]:
-    config = {**seeded(common, seed), "model_name_or_path": model, "dataset": [str(data_file)],
-              "output_dir": str(output_dir)}
-    if config.get("precompute_ref_log_probs") and not config.get("ref_cache_dir"):
-        config["ref_cache_dir"] = str(run_dir / "cache" / "ref_logps")
-    return config
+    train = train_sft if training.command == "sft" else train_preferences
+    return train(training.config(), resume_from_checkpoint=True if resume else None)
 
 
 def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Path,
@@ -210,10 +198,10 @@ def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pa
     data_file = unit.folder / "data.jsonl"
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "sft"))
     model_dir = unit.folder / "model"
-    config = train_config(recipe, recipe.sft.config, base, data_file, model_dir,
-                          recipe.seed if seed is None else seed, run_dir)
-    launch(unit, "sft", config, recipe.sft.accelerate)
-    return {**card(unit, recipe, model_dir, "sft", config, data_dir), "rows": len(rows),
+    sft = training("sft", [recipe.sft.config], seed=recipe.seed if seed is None else seed, model=base,
+                   data_file=data_file, output_dir=model_dir, ref_cache_dir=_ref_cache(run_dir))
+    launch(unit, sft, recipe.sft.accelerate)
+    return {**card(unit, recipe, model_dir, "sft", sft.settings, data_dir), "rows": len(rows),
             "line": f"SFT on {len(rows)} D_S rows ({recipe.sft.from_})"}
 
 
@@ -226,15 +214,16 @@ def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pat
     data_file = unit.folder / "data.jsonl"
     write_jsonl(data_file, rows)
     model_dir = unit.folder / "model"
-    config = train_config(recipe, {"completion_only_loss": False, **recipe.model.pretrain}, base, data_file,
-                          model_dir, recipe.seed if seed is None else seed, run_dir)
+    plain = training("sft", [{"completion_only_loss": False}, recipe.model.pretrain],
+                     seed=recipe.seed if seed is None else seed, model=base, data_file=data_file,
+                     output_dir=model_dir, ref_cache_dir=_ref_cache(run_dir))
     import yaml
 
     config_file = unit.folder / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    config_file.write_text(yaml.safe_dump(plain.settings, sort_keys=False), encoding="utf-8")
     unit.commands.append(shlex.join(["jpo", "sft", "--config", str(config_file)]))  # completion_only_loss: false
-    pretrain(config)
-    return {**card(unit, recipe, model_dir, "pretrain", config, data_dir), "rows": len(rows),
+    pretrain(plain.config())
+    return {**card(unit, recipe, model_dir, "pretrain", plain.settings, data_dir), "rows": len(rows),
             "line": f"pretrained on {len(rows)} documents"}
 
 
@@ -246,19 +235,28 @@ def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Pa
     data_file = unit.folder / "data.jsonl"
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "preference"))
     model_dir = unit.folder / "model"
-    common = {**recipe.train.common, **run.config, "objective": run.objective}
+    decided: dict[str, int] = {}  # what this stage decides over the recipe's settings
     if steps_from is not None:
-        common["max_steps"] = json.loads((steps_from / "trainer_state.json").read_text())["global_step"]
-    config = train_config(recipe, common, base, data_file, model_dir, seed, run_dir)
+        decided["max_steps"] = json.loads((steps_from / "trainer_state.json").read_text())["global_step"]
     if run.reorder:  # the same rows in an order no seed of the run uses
-        config["data_seed"] = seed + 10007 * run.reorder
-    launch(unit, "train", config, recipe.train.accelerate)
+        decided["data_seed"] = seed + 10007 * run.reorder
+    preference = training("train", [*run_layers(recipe.train.common, run.config, run.objective), decided],
+                          seed=seed, model=base, data_file=data_file, output_dir=model_dir,
+                          ref_cache_dir=_ref_cache(run_dir))
+    launch(unit, preference, recipe.train.accelerate)
     short = (f"; {counts['D_F']} of {counts['D_F_wanted']} fresh rows wanted (data.fresh has no more decisive "
              "labels)") if counts.get("D_F", 0) < counts.get("D_F_wanted", 0) else ""
-    steps = f", {common['max_steps']} steps (as {run.steps_of})" if steps_from is not None else ""
-    return {**card(unit, recipe, model_dir, run.objective, config, data_dir, feedback_dir), "rows": len(rows),
-            "origins": counts, "max_steps": common.get("max_steps"),
+    max_steps = preference.settings.get("max_steps")
+    steps = f", {max_steps} steps (as {run.steps_of})" if steps_from is not None else ""
+    return {**card(unit, recipe, model_dir, run.objective, preference.settings, data_dir, feedback_dir),
+            "rows": len(rows), "origins": counts, "max_steps": max_steps,
             "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}{steps}{short}"}
+
+
+def _ref_cache(run_dir: Path) -> Path:
+    """The run folder's cache of reference log-probs, shared by its runs (a cache entry is keyed by model, data and
+    tokenization)."""
+    return run_dir / "cache" / "ref_logps"
 
 
 def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str, Any],
