@@ -16,7 +16,7 @@ from typing import Any
 from jpo.config import option_fields
 from jpo.runner import stages
 from jpo.runner.online import online_units
-from jpo.runner.recipe import BuildModel, Recipe
+from jpo.runner.recipe import BuildModel, Recipe, point_name, point_selector
 from jpo.runner.select import select_points
 from jpo.runner.settings import merged, run_layers
 from jpo.runner.units import Unit
@@ -77,12 +77,12 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
                   "judges": recipe.pairs.judges if selector == "disagreement" else None,
                   "template": recipe.prompt_template if margin else None}
         if active:  # the loop's rounds, and its intermediate models' settings: those of the run its labels are for
-            run = runs[f"{selection.run}-{selector}-{budgets[0]}"]
+            run = runs[selection.run_name(point_name(selector, budgets[0]))]
             config.update(rounds=selection.rounds,
                           train=merged(run_layers(recipe.train.common, run.config, run.objective)))
         sft = chains.get(seed, chains[recipe.train.seeds[0]]).sft  # `pairs` at the recipe's seed: the first SFT
         selects[name] = add("select", name, config, [data, sft] if margin else [data],
-                            [f"{selector}-{b}/D_H.jsonl" for b in budgets],
+                            [f"{point_name(selector, b)}/D_H.jsonl" for b in budgets],
                             lambda u, p=[(selector, b) for b in budgets], s=seed, c=config, sft=sft: select_points(
                                 u, recipe, p, s, data.folder, sft.folder / "model", c.get("train"), c.get("rounds")),
                             *name.split("/"))
@@ -90,8 +90,8 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     # A run that takes another's number of steps (steps_of) reads that run's unit: planned after it.
     for run in sorted(runs.values(), key=lambda r: r.steps_of is not None):
         for seed in recipe.train.seeds:
-            chosen = selects.get(f"seed{seed}/{run.selected.rsplit('-', 1)[0]}" if run.selected else "pairs")
-            joint = (chosen.folder / (run.selected or f"{recipe.pairs.strategy}-{recipe.pairs.budget}")
+            chosen = selects.get(f"seed{seed}/{point_selector(run.selected)}" if run.selected else "pairs")
+            joint = (chosen.folder / (run.selected or point_name(recipe.pairs.strategy, recipe.pairs.budget))
                      if chosen else feedback.folder) / "D_H.jsonl"
             steps = trained[run.steps_of, seed] if run.steps_of else None
             policy, policy_deps = chains[seed].policy, chains[seed].policy_deps

@@ -40,6 +40,17 @@ DRY_TRAIN = {"max_steps": 1, "per_device_train_batch_size": 2, "gradient_accumul
 RECIPE_SELECTORS = (*SELECTORS, *(f"active-{s}" for s in MARGIN_SELECTORS))
 
 
+def point_name(selector: str, budget: int) -> str:
+    """A selection point's name, `<selector>-<budget>` (`random-100`): the folder of its labels in its select unit,
+    the label of its D_H (`Run.selected`), and, after a run's name, the run trained on it (`Selection.run_name`)."""
+    return f"{selector}-{budget}"
+
+
+def point_selector(point: str) -> str:
+    """The selector of a point's name (a selector may hold '-', as `active-uncertainty`; a budget does not)."""
+    return point.rsplit("-", 1)[0]
+
+
 def _key(f: dataclasses.Field) -> str:
     return f.metadata.get("key", f.name)
 
@@ -201,7 +212,11 @@ class Selection:
     rounds: int = 2
 
     def points(self) -> list[str]:
-        return [f"{selector}-{budget}" for selector in self.selectors for budget in self.budgets]
+        return [point_name(selector, budget) for selector in self.selectors for budget in self.budgets]
+
+    def run_name(self, point: str) -> str:
+        """The run trained on a point's labels: `<run>-<selector>-<budget>` (`dpo-random-100`)."""
+        return f"{self.run}-{point}"
 
 
 @dataclass
@@ -332,7 +347,7 @@ class Recipe:
         selection = self.train.selection
         if selection:
             base = next(r for r in self.train.runs if r.name == selection.run)
-            runs += [dataclasses.replace(base, name=f"{base.name}-{point}", label=f"{base.shown}, {point}",
+            runs += [dataclasses.replace(base, name=selection.run_name(point), label=f"{base.shown}, {point}",
                                          selected=point, config={**base.config, "max_steps": selection.max_steps},
                                          steps_of=None)
                      for point in selection.points()]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jpo.data import read_jsonl
-from jpo.runner.recipe import BuildModel, Recipe
+from jpo.runner.recipe import BuildModel, Recipe, point_name
 from jpo.runner.units import Unit
 
 
@@ -195,13 +195,18 @@ def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], se
     if selection is None:
         return None
     run = selection.run
+
+    def trained_on(selector: str, budget: int) -> list[dict[str, Any]]:
+        """The scored generations of the run trained on a point's labels."""
+        return scored[selection.run_name(point_name(selector, budget))]
+
     accounts = [{point: account for selector in selection.selectors
                  for point, account in selects[f"seed{seed}/{selector}"].result()["points"].items()}
                 for seed in recipe.train.seeds]
     points = []
     for point in selection.points():
         mine = [a[point] for a in accounts]
-        row = summarise(point, "D_H", scored[f"{run}-{point}"], temperatures)
+        row = summarise(point, "D_H", scored[selection.run_name(point)], temperatures)
         row.update(selector=mine[0]["selector"], budget=mine[0]["budget"],
                    decisive=sum(a["D_H"] for a in mine) / len(mine),
                    instructions=sum(a["instructions"] for a in mine) / len(mine),
@@ -211,8 +216,8 @@ def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], se
     full = max(selection.budgets)
     goals, against_random = {}, {}
     if "random" in selection.selectors:
-        against_random = {f"{selector}-{budget}": paired_difference(scored[f"{run}-{selector}-{budget}"],
-                                                                    scored[f"{run}-random-{budget}"])
+        against_random = {point_name(selector, budget): paired_difference(trained_on(selector, budget),
+                                                                          trained_on("random", budget))
                           for selector in selection.selectors if selector != "random"
                           for budget in selection.budgets}
         target = next(p for p in points if p["selector"] == "random" and p["budget"] == full)
@@ -220,8 +225,8 @@ def selection_result(recipe: Recipe, scored: dict[str, list[dict[str, Any]]], se
         for selector in selection.selectors:
             mine = sorted((p for p in points if p["selector"] == selector), key=lambda p: p["budget"])
             reached = next((p["budget"] for p in mine if p["average"] >= target["average"]), None)
-            at_half = None if half is None else paired_difference(scored[f"{run}-{selector}-{half}"],
-                                                                  scored[f"{run}-random-{full}"])
+            at_half = None if half is None else paired_difference(trained_on(selector, half),
+                                                                  trained_on("random", full))
             goals[selector] = {"reaches_at": reached, "half_budget": half, "half_vs_random_full": at_half}
     return {"run": run, "max_steps": selection.max_steps, "full": full, "points": points, "goals": goals,
             "against_random": against_random}
@@ -244,7 +249,7 @@ def selection_lines(result: dict[str, Any]) -> list[str]:
         for s in selectors:
             if s == "random":
                 continue
-            cells = [result["against_random"][f"{s}-{b}"] for b in budgets]
+            cells = [result["against_random"][point_name(s, b)] for b in budgets]
             lines.append(f"| {s} | " + " | ".join(f"{d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
                                                   for d in cells) + " |")
     names = list(points[0]["agreement"])

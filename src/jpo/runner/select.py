@@ -15,7 +15,7 @@ from typing import Any
 
 from jpo.data import items_to_preferences, read_jsonl, write_jsonl
 from jpo.errors import JpoError
-from jpo.runner.recipe import Recipe
+from jpo.runner.recipe import Recipe, point_name
 
 
 def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int, data_dir: Path,
@@ -49,7 +49,7 @@ def select_points(unit, recipe: Recipe, points: list[tuple[str, int]], seed: int
     section = "pairs" if unit.name == "pairs" else "train.selection"
     with VerdictStore(unit.folder / "verdicts.sqlite") as store:
         for selector, budget in points:
-            point = f"{selector}-{budget}"
+            point = point_name(selector, budget)
             try:
                 if selector.startswith("active-"):
                     active = select_active(instances, budget, judge=annotator, reference=str(sft_dir),
