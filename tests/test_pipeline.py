@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from jpo.cli import main
+from jpo.data import read_jsonl
 from jpo.errors import JpoError
 from jpo.runner.plan import plan
 from jpo.runner.recipe import for_dry_run, parse_recipe
@@ -73,6 +75,15 @@ def test_rerun_skips_resume_and_invalidation(run_tiny, tmp_path):
     assert report.startswith("# tiny (dry run") and "| jpo |" in report and "74.5" in report
     data = json.loads((run / "data" / "manifest.json").read_text())["result"]["D_S"]
     assert data["from"] == "conditional" and data["from_pool_instructions"] == data["rows"] > 0
+    # the recorded generate command reads the prompts as the model saw them (templated) and gives back the run's
+    # generations
+    generated = run / "generate" / "jpo" / "seed0"
+    argv = shlex.split(json.loads((generated / "manifest.json").read_text())["commands"][0])
+    prompts = read_jsonl(argv[argv.index("--prompts") + 1])
+    assert prompts and all(p["prompt"].startswith("### Instructions: ") for p in prompts)
+    argv[argv.index("--output") + 1] = str(tmp_path / "again.jsonl")
+    assert argv[0] == "jpo" and main([*argv[1:], "--no_progress"]) == 0
+    assert read_jsonl(tmp_path / "again.jsonl") == read_jsonl(generated / "generations.jsonl")
 
     assert set(run_tiny().values()) == {"skipped"}  # nothing changed: nothing runs
     shutil.copytree(run, tmp_path / "copied")  # manifests name models by their units' keys, not by folders

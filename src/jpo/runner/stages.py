@@ -300,16 +300,22 @@ def hub_datasets(recipe: Recipe) -> list[str]:
 
 
 def generate_for(unit, recipe: Recipe, model_dir: Path, prompts_file: Path, seed: int, name: str) -> dict[str, Any]:
+    """`generations.jsonl`: the model's responses to the prompts, with the recipe's prompt template applied (then
+    also written as `prompts.jsonl`, the file the recorded `jpo generate` command reads)."""
     from jpo.evaluate.generate import generate_from, write_alpaca_eval
 
     section = recipe.generate
     prompts = templated(read_jsonl(prompts_file), recipe.prompt_template, "prompts")
+    given = prompts_file
+    if recipe.prompt_template:  # the prompts as the model sees them, so that the recorded command reproduces the run
+        given = unit.folder / "prompts.jsonl"
+        write_jsonl(given, prompts)
     stats: dict[str, int] = {}
     rows, backend = generate_from(str(model_dir), prompts, [seed], section, generator=name, progress=False,
                                   stats=stats)
     write_jsonl(unit.folder / "generations.jsonl", rows)
     unit.commands.append(shlex.join(
-        ["jpo", "generate", "--model", str(model_dir), "--prompts", str(prompts_file), "--output",
+        ["jpo", "generate", "--model", str(model_dir), "--prompts", str(given), "--output",
          str(unit.folder / "generations.jsonl"), "--seeds", str(seed), "--generator", name,
          *option_flags(section, GenerateOptions)]))
     if section.alpaca_eval:  # AlpacaEval's model_outputs.json, with the *bare* instructions
