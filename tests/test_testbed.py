@@ -183,7 +183,7 @@ def test_the_fresh_split_is_disjoint_and_leaves_the_other_splits_as_they_are():
 
 
 def test_a_fresh_slice_of_a_real_source_leaves_out_the_pools_instructions():
-    from jpo.runner.data import pool_items
+    from jpo.protocol import pool_items
 
     rows = [{"prompt_chosen": p, "chosen": " x", "prompt_rejected": p, "rejected": " y"}
             for p in ("p1", "p2", "p3", "p1", "p4", "p5")]

@@ -2,9 +2,10 @@
 
 - The *pool* is the conditional comparisons, one per instruction (Table 4 counts instructions after removing
   duplicates; later comparisons of an instruction are counted and left out), as items `{id, prompt_a, response_a,
-  prompt_b, response_b}` carrying the source's label (`a`: the first side chosen) where it has one.
-- D_S is one random response per pool instruction whatever its label, ties included (`sft: {from: conditional}`),
-  or a separate instruction-response source (`sft: {from: sft}`).
+  prompt_b, response_b}` carrying the source's label (`a`: the first side chosen) where it has one
+  (`jpo.protocol.pool_items`).
+- D_S is one random response per pool instruction whatever its label, ties included (`sft: {from: conditional}`,
+  `jpo.protocol.sft_instances`), or a separate instruction-response source (`sft: {from: sft}`).
 - Joint comparisons pair D_S instances across instructions (to be judged), or, for `strategy: proxy`, the chosen
   side of one pool row against the rejected side of another (labelled by construction).
 
@@ -20,10 +21,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from jpo.data import item_id, items_to_preferences, write_jsonl
+from jpo.data import items_to_preferences, write_jsonl
 from jpo.data.formats import text_of
-from jpo.data.pairs import LABELLED, PairReport, build_pairs, instances_from_preferences, instances_from_sft
+from jpo.data.pairs import LABELLED, PairReport, build_pairs, instances_from_sft
 from jpo.errors import JpoError
+from jpo.protocol import pool_items, sft_instances
 from jpo.runner.recipe import DataPart, Recipe
 
 SYNTHETIC = "synthetic"
@@ -65,43 +67,6 @@ def read_part(recipe: Recipe, name: str, part: DataPart, source_paths: dict[str,
     limit = None if name in ("conditional", "fresh") else part.limit  # counted in instructions, by pool_items
     loaded = load_source(part.source, part.split, kind=kind, path=path, task=part.task, limit=limit)
     return loaded.rows, loaded.report.as_dict()
-
-
-def pool_items(rows: list[dict[str, Any]], limit: int | None, report: dict[str, Any],
-               exclude: set[str] | None = None) -> list[dict[str, Any]]:
-    """Conditional comparisons as items, one per instruction, at most `limit` instructions; none of the
-    instructions in `exclude` (the fresh slice leaves out D_C's pool)."""
-    seen: set[str] = set()
-    excluded = 0
-    items = []
-    for row in rows:
-        if "response_a" in row:  # unlabelled comparisons (the synthetic pool)
-            prompt, first, second, label = row["prompt"], row["response_a"], row["response_b"], None
-        else:
-            if text_of(row["prompt_chosen"]) != text_of(row["prompt_rejected"]):
-                report["left_out"]["a joint comparison in the conditional data"] = \
-                    report["left_out"].get("a joint comparison in the conditional data", 0) + 1
-                continue
-            prompt, first, second, label = row["prompt_chosen"], row["chosen"], row["rejected"], "a"
-        key = text_of(prompt)
-        if exclude is not None and key in exclude:
-            excluded += 1
-            continue
-        if key in seen:
-            report["left_out"]["a later comparison of the same instruction"] = \
-                report["left_out"].get("a later comparison of the same instruction", 0) + 1
-            continue
-        seen.add(key)
-        item = {"id": row.get("id") or item_id(prompt, first, second), "prompt_a": prompt, "response_a": first,
-                "prompt_b": prompt, "response_b": second}
-        items.append({**item, "label": label} if label else item)
-    if excluded:
-        report["left_out"]["an instruction of the conditional pool"] = excluded
-    if limit is not None and len(items) > limit:
-        report["left_out"][f"beyond limit {limit} instructions"] = len(items) - limit
-        items = items[:limit]
-    report["kept"] = len(items)
-    return items
 
 
 def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dict[str, Any]:
@@ -148,9 +113,9 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
     origin = recipe.sft.from_
     if origin != "none":
         report = PairReport()
-        d_s = (instances_from_preferences(pool, recipe.seed, report) if origin == "conditional"
-               else instances_from_sft(loaded["sft"], report))
-        d_s = [{"prompt": r["prompt"], "response": r["response"]} for r in d_s]
+        d_s = (sft_instances(pool, recipe.seed, report) if origin == "conditional"
+               else [{"prompt": r["prompt"], "response": r["response"]} for r in instances_from_sft(loaded["sft"],
+                                                                                                  report)])
         write_jsonl(out / "sft.jsonl", d_s)
         pool_prompts = {text_of(i["prompt_a"]) for i in pool}
         reports["D_S"] = {"from": origin, "rows": len(d_s), "pool_instructions": len(pool_prompts),

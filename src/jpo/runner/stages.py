@@ -7,7 +7,6 @@ Training under `accelerate launch` is the one exception: it needs processes of i
 from __future__ import annotations
 
 import json
-import random
 import shlex
 import subprocess
 import sys
@@ -122,40 +121,16 @@ def collect_feedback(recipe: Recipe, data_dir: Path, out: Path) -> dict[str, Any
 
 def training_rows(run: Run, d_c_file: Path, d_h_file: Path, seed: int,
                   d_f_file: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The rows a run trains on and their count per origin: D_C (or a nested fraction of it), D_H (or a seeded
-    subset of it), their union, the 50:50 mix of |D_C| rows, or D_C with fresh conditional rows (D_F), each row
-    tagged with its origin. D_H is the feedback stage's, or a selection's (the select stage). Fresh rows are the
-    first `run.fresh` decisive ones of D_F; where D_F has fewer, all of them, and the count says so."""
-    from jpo.data.pairs import mix
+    """The rows a run trains on and their count per origin (`jpo.protocol.training_set`), from the feedback stage's
+    D_C, D_F and D_H files (D_H: the feedback stage's, or a selection's, the select stage's)."""
+    from jpo.protocol import training_set
 
-    d_c, d_h = read_jsonl(d_c_file), read_jsonl(d_h_file)
-    counts: dict[str, int] = {}
-    if run.fresh is not None:
-        wanted = {"size_of_joint": len(d_h), "size_of_conditional": len(d_c)}.get(run.fresh, run.fresh)
-        d_f = written_rows(d_f_file)[:wanted] if d_f_file is not None and d_f_file.exists() else []
-        counts.update(D_F=len(d_f), D_F_wanted=wanted)
-    if run.subset is not None:  # nested: every fraction is a prefix of the same permutation of D_C
-        order = list(range(len(d_c)))
-        random.Random(seed).shuffle(order)
-        keep = sorted(order[:round(run.subset * len(d_c))])
-        d_c = [d_c[i] for i in keep]
-    if run.joint_size is not None:
-        d_h = random.Random(seed).sample(d_h, min(run.joint_size, len(d_h)))
-    if "fresh" in run.data:
-        rows = [{**row, "data": "D_C"} for row in d_c] if "conditional" in run.data else []
-        rows += [{**row, "data": "D_F"} for row in d_f]
-        random.Random(seed).shuffle(rows)
-        return rows, {"D_C": len(rows) - len(d_f), **counts}
-    if run.data == ["mix"]:
-        rows, report = mix(d_c, d_h, total=len(d_c), joint_fraction=0.5, seed=seed)
-        return rows, {"D_C": report["D_C"], "D_H": report["D_H"]}
-    parts = {"conditional": d_c, "joint": d_h}
-    if set(run.data) == {"conditional", "joint"}:
-        return mix(d_c, d_h, seed=seed)[0], {"D_C": len(d_c), "D_H": len(d_h)}
-    if len(run.data) != 1 or run.data[0] not in parts:
-        raise JpoError(f"train run {run.name}: data {run.data}: use conditional, joint, both, mix, or fresh with "
-                       "conditional")
-    return parts[run.data[0]], {"D_C" if run.data == ["conditional"] else "D_H": len(parts[run.data[0]])}
+    d_f = written_rows(d_f_file) if run.fresh is not None and d_f_file is not None and d_f_file.exists() else None
+    try:
+        return training_set(run.data, read_jsonl(d_c_file), read_jsonl(d_h_file), d_f, seed=seed,
+                            subset=run.subset, joint_size=run.joint_size, fresh=run.fresh)
+    except JpoError as error:
+        raise JpoError(f"train run {run.name}: {error}") from None
 
 
 def templated(rows: list[dict[str, Any]], template: str | None, kind: str) -> list[dict[str, Any]]:
