@@ -118,3 +118,60 @@ def test_an_online_runs_config_is_typed_at_parse_time():
     recipe["online"][1]["config"] = {"learning_rate": "fast"}
     with pytest.raises(JpoError, match=r"r.yaml.*online\[1\].*learning_rate"):
         parse_recipe(recipe, "r.yaml")
+
+
+def _tiny_online_demo(tmp_path) -> str:
+    """configs/demo-online.yaml at toy size: the demo's toy sizes (tests/test_demo.py), 3 rounds of 8 prompts, 2
+    steps a round, the offline JPO run at the online runs' 6 steps."""
+    from test_demo import tiny_demo
+
+    path = tiny_demo(tmp_path, "demo-online.yaml")
+    recipe = yaml.safe_load(path.read_text())
+    for run in recipe["online"]:
+        run.update(rounds=3, prompts_per_round=8, max_new_tokens=6)
+        run["config"]["max_steps"] = 2
+    recipe["train"]["runs"][0]["config"]["max_steps"] = 6
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_the_online_demo_reports_curves_costs_and_the_headline(tmp_path, capsys):
+    """Issue 22's measurement at toy size: online JPO, online DPO and offline JPO at equal steps, every round's policy
+    evaluated, the cost table, the round's wall time by stage, the headline and the curves' plot in the report."""
+    run = tmp_path / "run"
+    assert main(["run", _tiny_online_demo(tmp_path), "--output-dir", str(run)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for label in ("evaluate/online-jpo/seed0-round1", "evaluate/online-dpo/seed0-round2"):
+        assert f"jpo run: {label}: done" in out
+    report = run / "report"
+    online = json.loads((report / "results.json").read_text())["online"]
+    jpo, dpo = online["runs"]["online-jpo"], online["runs"]["online-dpo"]
+    assert [p["round"] for p in jpo["curve"]] == [0, 1, 2, 3] == [p["round"] for p in dpo["curve"]]
+    # one sample per prompt against two; a joint comparison per sample against one conditional per prompt
+    assert [c["samples"] for c in jpo["costs"]] == [[8]] * 3 and [c["samples"] for c in dpo["costs"]] == [[16]] * 3
+    assert [c["comparisons"]["joint"] for c in jpo["costs"]] == [[8]] * 3
+    assert [c["comparisons"]["conditional"] for c in dpo["costs"]] == [[8]] * 3
+    assert [p["samples"] for p in jpo["curve"]] == [0, 8, 16, 24] and dpo["curve"][-1]["samples"] == 48
+    assert jpo["curve"][-1]["judge_questions"] == sum(c["judge_questions"][0] for c in jpo["costs"])
+    assert all(c["decisive"][0] <= c["comparisons"]["joint"][0] for c in jpo["costs"])
+    assert all(c["tokens_generated"][0] >= c["samples"][0] for c in jpo["costs"])
+    # equal training steps: 3 rounds x 2 against the offline run's 6 (a round with no decisive label trains none)
+    assert jpo["steps"] == [sum(c["train_steps"][0] for c in jpo["costs"])] and max(jpo["steps"]) <= 6
+    assert online["offline"]["jpo"]["steps"] == [6] and online["offline"]["jpo"]["judge_questions"] > 0
+    sft = json.loads((report / "results.json").read_text())["rows"][0]
+    assert sft["name"] == "sft" and jpo["curve"][0]["average"] == sft["average"]  # round 0 is the SFT model
+    (comparison,) = online["comparisons"]
+    assert (comparison["joint"], comparison["conditional"]) == ("online-jpo", "online-dpo")
+    assert [s["round"] for s in comparison["same_round"]] == [1, 2, 3]
+    assert [s["samples"] for s in comparison["same_samples"]] == [16]  # JPO's round 2 = DPO's round 1
+    head = comparison["joint_at_conditional_budget"]
+    assert head["reaches"] == "online-dpo" and head["other"] == "online-jpo"
+    assert len(head["difference"]["per_seed"]) == 1 and "seconds" not in online
+    markdown = (report / "results.md").read_text()
+    for text in ("## Online training on the policy's own samples", "Headline:", "Cost per round",
+                 "Wall time of a round", "Offline references"):
+        assert text in markdown
+    assert (report / "online_curves.png").exists()
+    seconds = json.loads((report / "provenance.json").read_text())["online_round_seconds"]["online-jpo"]
+    assert set(seconds) >= {"generation", "judging", "training", "total"}

@@ -8,7 +8,9 @@ Each run starts from the SFT model (the base model when `sft.from` is none), sam
 conditional data's, which the offline runs are labelled on; D_S's when there is no pool) and asks the recipe's
 annotator (`judge.spec`, with the judge section's options), once per seed of `train.seeds`. Its training settings
 are `train.common` with the run's `config` over them (its `max_steps` / epochs are per round). Its model is then
-generated from and evaluated like every other run, under the run's name.
+generated from and evaluated like every other run, under the run's name. With `evaluate_rounds: true` the policy
+after each earlier round is too (generate/evaluate units `<name>/seed<N>-round<R>`), which gives the report's
+win-rate curves by samples generated and by judge questions (runner/online_report.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,21 @@ from jpo.errors import JpoError
 
 # The dry run's loop: two rounds of the tiny pool's instructions, short samples.
 DRY_ONLINE = {"rounds": 2, "prompts_per_round": 6, "max_new_tokens": 8}
+
+
+def round_model(number: int) -> str:
+    """Round `number`'s policy, relative to the loop's output folder (`jpo.online.loop`'s layout)."""
+    return f"rounds/round-{number:03d}/model"
+
+
+@dataclass
+class OnlineUnits:
+    """What the report reads of the online runs: their train units, (name, seed) -> unit, the loop's log in the
+    unit's `model/online_log.jsonl`; and the evaluate units of the policies after earlier rounds
+    (`evaluate_rounds`), (name, seed, round) -> unit."""
+
+    trained: dict[tuple[str, int], Any] = field(default_factory=dict)
+    checkpoints: dict[tuple[str, int, int], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +66,7 @@ class OnlineRun:
     selection_budget: int | None = None
     selection_pool: str | int = "all"
     selection_judges: list[str] = field(default_factory=list)
+    evaluate_rounds: bool = False  # generate from and evaluate the policy after every round, not only the last
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -62,7 +80,12 @@ class OnlineRun:
 
     def settings(self) -> dict[str, Any]:
         """The loop's fields as OnlineJPOConfig keys."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "label", "config")}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in ("name", "label", "config", "evaluate_rounds")}
+
+    def trained(self) -> dict[str, Any]:
+        """What the run's training reads (its unit's key): everything but which rounds are evaluated."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "evaluate_rounds"}
 
 
 def check_online(recipe) -> None:
@@ -128,7 +151,7 @@ def online_units(recipe, add, starts: dict[int, tuple[list, str]], judge: dict[s
         for seed in recipe.train.seeds:
             deps, policy = starts[seed]
             unit = add("train", f"{run.name}/seed{seed}",
-                       {"common": recipe.train.common, "run": dataclasses.asdict(run), "seed": seed, "judge": judge,
+                       {"common": recipe.train.common, "run": run.trained(), "seed": seed, "judge": judge,
                         "base": external, "template": recipe.prompt_template},
                        deps, ["model/online_log.jsonl", "model/config.json"],
                        lambda u, run=run, seed=seed, policy=policy: train_online_run(
