@@ -117,10 +117,12 @@ def check_online(recipe) -> None:
             raise JpoError(f"{where}: the online loop asks the recipe's annotator: set judge.spec")
 
 
-def online_for_dry_run(runs: list[OnlineRun], mock) -> list[OnlineRun]:
-    """The runs at the dry run's size (two rounds of six prompts, short samples, transformers on the CPU), the
-    selector's judges answered as the dry run answers every judge (`mock`: spec -> spec)."""
+def online_for_dry_run(runs: list[OnlineRun], mock, dry_train: dict[str, Any]) -> list[OnlineRun]:
+    """The runs at the dry run's size (two rounds of six prompts, short samples, transformers on the CPU, the dry
+    run's training settings `dry_train` over the run's own), the selector's judges answered as the dry run answers
+    every judge (`mock`: spec -> spec)."""
     return [dataclasses.replace(run, rounds=min(run.rounds, DRY_ONLINE["rounds"]),
+                                config={k: v for k, v in run.config.items() if k not in dry_train},
                                 selection_budget=run.selection_budget and min(run.selection_budget, 3),
                                 selection_judges=[mock(spec) for spec in run.selection_judges],
                                 prompts_per_round=min(run.prompts_per_round, DRY_ONLINE["prompts_per_round"]),
