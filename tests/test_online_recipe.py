@@ -192,3 +192,19 @@ def test_the_online_demo_reports_curves_costs_and_the_headline(tmp_path, capsys)
     assert "wall time" in block and "Offline reference: offline JPO" in block
     with pytest.raises(JpoError, match="needs one '<!-- demo-numbers:start -->'"):
         update_readme(readme, report)  # the demo block's markers are not in this file
+
+
+@pytest.mark.slow
+def test_two_fresh_runs_of_the_online_demo_write_the_same_results_json(tmp_path, capsys):
+    """The online section is counts and win-rates only (its round times are in provenance.json): the same recipe in
+    two fresh folders writes byte-identical results.json."""
+    path = tmp_path / "tiny-demo-online.yaml"
+    _tiny_online_demo(tmp_path)
+    recipe = yaml.safe_load(path.read_text())
+    for run in recipe["online"]:
+        run["rounds"] = 2
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    for folder in ("first", "second"):
+        assert main(["run", str(path), "--output-dir", str(tmp_path / folder)]) == 0, capsys.readouterr().err
+    first, second = ((tmp_path / f / "report" / "results.json").read_bytes() for f in ("first", "second"))
+    assert first == second and b'"online"' in first

@@ -185,5 +185,6 @@ def train_online_run(unit, recipe, run: OnlineRun, seed: int, policy: str, data_
     result = train_online(config, pool_prompts(data_dir), recipe.judge.spec, judge_options=recipe.judge.options())
     total = result.rounds[-1]["cumulative"]
     return {"model": str(model_dir), "rounds": len(result.rounds), "resumed": result.resumed, "cumulative": total,
+            "rows": total["decisive"],  # the report's Rows: the decisive labels trained on, over all rounds
             "line": f"{run.shown} seed {seed}: {len(result.rounds)} rounds, {total['samples']} samples, "
                     f"{total['judge_questions']} judge questions, {total['decisive']} decisive labels"}

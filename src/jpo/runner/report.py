@@ -565,7 +565,8 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
     runs = {r.name: r for r in recipe.runs()}
     scored = {name: [s for seed in seeds for s in read_jsonl(evaluations[name, seed].folder / "scored.jsonl")]
               for name in dict.fromkeys(n for n, _ in evaluations)}
-    sizes = {name: unit.result().get("rows") for (name, _), unit in trained.items()}
+    every = {**trained, **(online.trained if online else {})}
+    sizes = {name: unit.result().get("rows") for (name, _), unit in every.items()}
     if sft is not None:
         sizes["sft"] = sft.result().get("rows")
     rows, scaling = [], []
