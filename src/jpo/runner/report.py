@@ -565,8 +565,11 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
     runs = {r.name: r for r in recipe.runs()}
     scored = {name: [s for seed in seeds for s in read_jsonl(evaluations[name, seed].folder / "scored.jsonl")]
               for name in dict.fromkeys(n for n, _ in evaluations)}
-    every = {**trained, **(online.trained if online else {})}
-    sizes = {name: unit.result().get("rows") for (name, _), unit in every.items()}
+    sizes = {name: unit.result().get("rows") for (name, _), unit in trained.items()}
+    for name in dict.fromkeys(name for name, _ in (online.trained if online else {})):
+        # an online run's decisive labels differ by seed (its own samples): their mean
+        counts = [unit.result().get("rows", 0) for (other, _), unit in online.trained.items() if other == name]
+        sizes[name] = round(sum(counts) / len(counts))
     if sft is not None:
         sizes["sft"] = sft.result().get("rows")
     rows, scaling = [], []
