@@ -66,6 +66,17 @@ def render_online(results: dict[str, Any], provenance: dict[str, Any], source: s
         lines += ["", f"{label[comparison['joint']]} - {label[comparison['conditional']]} after the same round "
                   "(equal judge questions and steps; paired, seeds pooled): "
                   + "; ".join(f"round {s['round']} {_d(s['difference'])}" for s in comparison["same_round"]) + "."]
+        if comparison["same_samples"]:
+            lines += ["", f"{label[comparison['joint']]} - {label[comparison['conditional']]} at the same number of "
+                      "generated samples (the first has trained twice the steps there): "
+                      + "; ".join(f"{_n(s['samples'])} samples {_d(s['difference'])}"
+                                  for s in comparison["same_samples"]) + "."]
+    shown = set(label.values())
+    paired = {name: d for name, d in results.get("paired", {}).items()
+              if any(part in shown for part in name.split(" - "))}
+    if paired:
+        lines += ["", "Final policies, paired (seeds pooled): " + "; ".join(f"{name} {_d(d)}"
+                                                                          for name, d in paired.items()) + "."]
     for entry in online["offline"].values():
         lines += ["", f"Offline reference: {entry['label']} ({_md(entry['data'])}, {entry['rows']} decisive labels, "
                   f"{_n(entry['judge_questions'])} judge questions, {'/'.join(map(str, entry['steps']))} steps) "
