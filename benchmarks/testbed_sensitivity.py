@@ -1,70 +1,57 @@
-"""Can the demo's testbed tell methods apart? Measures issue 25's sensitivity criteria R1-R4 on the synthetic task.
+"""Can the demo's testbed tell methods apart? Measures issue 25's sensitivity criteria R1-R4 on the synthetic task,
+on the VALIDATION prompts (the split the task and recipe are tuned on), at one or more pretraining seeds.
 
     PYTHONPATH=src python benchmarks/testbed_sensitivity.py [--recipe configs/demo.yaml] [--out runs/sensitivity]
-                                                            [--split validation]
+                                                            [--seeds 0 1 2] [--split validation]
 
-What it does, with the library only (`jpo.runner.run_recipe` for the recipe's own stages, `jpo.train` and the
-runner's stage functions for the rest):
+What it does, with the library only (`jpo.runner.run_recipe`, the demo's own runner and report):
 
-1. `jpo run` on the recipe reduced to its DPO run (no other runs, no selection grid, no scaling), evaluated on the
-   recipe's synthetic validation prompts (the task is tuned on them; `--split test`: its test prompts, once, at the
-   end): data, built model, pretraining, feedback (D_C), SFT, DPO on all of D_C.
-2. Three more DPO runs from the same SFT model, each with the full run's settings and exactly its number of
-   optimizer steps (`max_steps`): on a nested random half of D_C; on D_C plus |D_C| fresh conditional labels (the
-   task's `fresh` split, labelled by the recipe's annotator); on all of D_C in another data order (seed 1).
-3. Generation on the same prompts at the recipe's temperatures and evaluation against gold by the recipe's judge.
-4. The criteria, each a paired difference on the same prompts with its 95% bootstrap interval
-   (`jpo.evaluate.paired_difference`):
-   R1  DPO(all D_C) - DPO(half D_C) >= +2.0, interval excluding 0;
-   R2  DPO(D_C + |D_C| fresh) - DPO(D_C) >= +1.0, interval excluding 0;
-   R3  |DPO(other order) - DPO| <= 1.0, interval covering 0;
-   R4  DPO - SFT with the habit most frequent in DPO's outputs removed from both models' outputs (rescored by the
-       exact oracle) keeps at least half of DPO - SFT;
-   DPO - SFT >= 10.
-   It prints them and writes `sensitivity.json` (with the time of each stage) into the output folder.
+1. The recipe reduced to its four sensitivity runs (`sensitivity:` -- DPO on all of D_C; on a nested random half;
+   on D_C + |D_C| fresh conditional labels; on D_C in another order, the last three at DPO's number of optimizer
+   steps), evaluated on the recipe's synthetic validation prompts (`--split test`: its test prompts, which the demo
+   itself reports; never while tuning). Every synthetic split keeps the recipe's size, so the prompts are exactly
+   the recipe's.
+2. `--seeds`: the training seeds, each with its own built model, pretraining and SFT (`train.vary_base`), as
+   `jpo demo --seeds N` runs them; the data and labels are the recipe's seed's.
+3. It prints the report's checks pooled over the seeds (R1-R4, DPO - SFT: each a paired difference on the same
+   prompts with its 95% bootstrap interval, `jpo.runner.report.sensitivity_result`), then R1-R3 and DPO - SFT at
+   each seed with their intervals, and writes `sensitivity.json` (with the stages' seconds) into the output folder.
+   Exit status 0 when every pooled check and every per-seed check is met.
 
-Measured 2026-11-30 on configs/demo.yaml (the habit task; DPO lr 1.5e-4, 5 epochs = 170 steps on D_C's 1,064 rows),
-validation split, 500 prompts x 3 temperatures, seed 0, 2 shared CPU cores: SFT 25.3, DPO 35.5, half 32.0, +fresh
-36.1, other order 35.2 (average win-rate %). R1 +3.5 [+2.1, +4.9] met; R2 +0.6 [-0.5, +1.8] NOT met; R3 -0.2
-[-0.8, +0.3] met; R4 +9.6 [+7.6, +11.6] without "okay" (of +10.2) met; DPO - SFT +10.2 [+8.1, +12.3] met.
-(Measured with the test split at size 0, so the pretraining corpus, drawn after it, differs from the final recipe's.)
-Once, at the end, on the recipe's TEST prompts (`--split test`, the `jpo demo` run's own SFT and DPO models): SFT
-21.0, DPO 32.1, half 28.4, +fresh 32.1, other order 32.0; R1 +3.7 [+2.3, +5.1] met; R2 -0.0 [-1.2, +1.2] NOT met;
-R3 -0.2 [-0.6, +0.2] met; R4 +10.9 [+8.9, +13.0] without "sure" (of +11.2) met; DPO - SFT +11.2 [+9.1, +13.3] met.
+Measured 2026-11-30 (see the end of this docstring and configs/demo.yaml's train section).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import random
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import yaml
 
+RUNS = ("dpo", "dpo-half", "dpo-more", "dpo-reordered")
+PAIRS = ("dpo - sft", "dpo - dpo-half", "dpo-more - dpo", "dpo-reordered - dpo")
 
-def measurement_recipe(path: Path, split: str, folder: Path) -> Path:
-    """The recipe reduced to SFT and DPO, evaluated on its own validation prompts (`split` validation) or its own test
-    prompts (`split` test). Every synthetic split keeps the recipe's size, so the prompts are exactly the recipe's:
-    the test prompts are drawn after the validation ones, and a validation split of another size would shift them
-    into what was tuned on."""
+
+def measurement_recipe(path: Path, split: str, seeds: list[int], folder: Path) -> Path:
+    """The recipe reduced to SFT and its sensitivity runs at `seeds` (each its own base model), evaluated on its own
+    validation prompts (`split` validation) or its own test prompts (`split` test). The splits keep their sizes: the
+    test prompts are drawn after the validation ones, and a validation split of another size would shift them into
+    what was tuned on."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     raw["name"] = f"{raw['name']}-sensitivity"
     if split == "validation":  # evaluated on the validation prompts; the test split is still drawn, at its size
         raw["data"]["eval"], raw["data"]["validation"] = raw["data"]["validation"], raw["data"]["eval"]
-    raw["data"].pop("fresh", None)
-    raw["train"]["runs"] = [run for run in raw["train"]["runs"] if run["name"] == "dpo"]
+    raw["train"]["runs"] = [run for run in raw["train"]["runs"] if run["name"] in RUNS]
     for key in ("selection", "scaling"):
         raw["train"].pop(key, None)
-    raw["train"]["seeds"] = [0]
-    raw["evaluate"]["paired"] = ["dpo - sft"]
+    raw["train"]["seeds"] = seeds
+    raw["train"]["vary_base"] = True
+    raw["evaluate"]["paired"] = list(PAIRS)
     raw["evaluate"].pop("joint", None)
     raw.pop("paper", None)
     out = folder / "recipe.yaml"
@@ -72,71 +59,8 @@ def measurement_recipe(path: Path, split: str, folder: Path) -> Path:
     return out
 
 
-def fresh_labels(recipe, count: int, out: Path) -> list[dict[str, Any]]:
-    """`count` decisive conditional labels on the task's `fresh` split by the recipe's annotator (training rows)."""
-    from jpo.data import items_to_preferences
-    from jpo.feedback import make_judge
-    from jpo.feedback.runner import judge_items, labeled_rows
-    from jpo.runner.data import pool_items
-    from jpo.tasks import Sizes, build_splits
-
-    data = recipe.data
-    limit = math.ceil(2.0 * count)  # about 60% of comparisons are decisive
-    sizes = {part.split: part.limit for part in (data.pretrain, data.conditional, data.eval, data.validation)}
-    splits = build_splits(Sizes(**sizes, fresh=limit), recipe.seed)
-    items = pool_items(splits["fresh"], None, {"left_out": {}})
-    run = judge_items(items, make_judge(recipe.judge.spec, recipe.judge.options()), progress=False)
-    rows, _ = items_to_preferences(labeled_rows(items, run))
-    if len(rows) < count:
-        raise SystemExit(f"only {len(rows)} decisive fresh labels of {limit} comparisons; need {count}")
-    from jpo.data import write_jsonl
-
-    write_jsonl(out / "fresh_labels.jsonl", rows[:count])
-    return rows[:count]
-
-
-def train_and_score(name: str, rows: list[dict[str, Any]], base_config: dict[str, Any], steps: int, seed: int,
-                    recipe, run_dir: Path, out: Path) -> tuple[Path, dict[str, float]]:
-    """DPO on `rows` at the full run's settings and `steps` optimizer steps; generate, evaluate; scored.jsonl."""
-    from jpo.data import write_jsonl
-    from jpo.runner import stages
-    from jpo.train import train_preferences
-
-    folder = out / name
-    folder.mkdir(parents=True, exist_ok=True)
-    data_file = folder / "data.jsonl"
-    write_jsonl(data_file, stages.templated(rows, recipe.prompt_template, "preference"))
-    config = {**base_config, "dataset": [str(data_file)], "output_dir": str(folder / "model"), "max_steps": steps,
-              "seed": seed, "data_seed": seed}
-    times = {}
-    started = time.perf_counter()
-    train_preferences(config)
-    times["train"] = time.perf_counter() - started
-    unit = SimpleNamespace(folder=folder, commands=[])
-    started = time.perf_counter()
-    stages.generate_for(unit, recipe, folder / "model", run_dir / "data" / "eval.jsonl", 0, name)
-    times["generate"] = time.perf_counter() - started
-    started = time.perf_counter()
-    stages.evaluate_for(unit, recipe, folder / "generations.jsonl", run_dir / "data" / "eval.jsonl", folder / "model")
-    times["evaluate"] = time.perf_counter() - started
-    return folder / "scored.jsonl", times
-
-
-def rescored_without(habit: str, generations: list[dict[str, Any]], references: list[dict[str, Any]],
-                     spec: str) -> list[dict[str, Any]]:
-    """Scored rows of `generations` with the word `habit` taken out of every response, judged by `spec`."""
-    from jpo.evaluate import outcome_of_label
-    from jpo.evaluate.against_gold import evaluate_generations
-    from jpo.feedback import make_judge
-    from jpo.tasks import without_habit
-
-    stripped = [{**row, "response": without_habit(row["response"], habit)} for row in generations]
-    result = evaluate_generations(stripped, references, make_judge(spec), progress=False, n_resamples=10)
-    return [{"id": row["prompt_id"], "temperature": row["temperature"], "seed": row["seed"],
-             "outcome": outcome_of_label(row["label"])} for row in result.rows]
-
-
 def stage_seconds(run_dir: Path) -> dict[str, float]:
+    """Seconds per stage, summed over the stage's units (their manifests)."""
     seconds: dict[str, float] = {}
     for manifest in run_dir.glob("*/**/manifest.json"):
         stage = manifest.relative_to(run_dir).parts[0]
@@ -147,83 +71,63 @@ def stage_seconds(run_dir: Path) -> dict[str, float]:
     return seconds
 
 
+def per_seed_checks(run_dir: Path, seeds: list[int]) -> dict[int, dict[str, Any]]:
+    """R1-R3 and DPO - SFT at each seed (that seed's generations only), with paired 95% intervals."""
+    from jpo.data import read_jsonl
+    from jpo.evaluate import paired_difference
+
+    tests = {"dpo - sft": lambda d: d["difference"] >= 10.0,
+             "dpo - dpo-half": lambda d: d["difference"] >= 2.0 and d["ci95"][0] > 0,
+             "dpo-more - dpo": lambda d: d["difference"] >= 1.0 and d["ci95"][0] > 0,
+             "dpo-reordered - dpo": lambda d: abs(d["difference"]) <= 1.0 and d["ci95"][0] <= 0 <= d["ci95"][1]}
+    out = {}
+    for seed in seeds:
+        scored = {name: read_jsonl(run_dir / "evaluate" / name / f"seed{seed}" / "scored.jsonl")
+                  for name in ("sft", *RUNS)}
+        out[seed] = {}
+        for pair, test in tests.items():
+            first, _, second = pair.partition(" - ")
+            d = paired_difference(scored[first], scored[second])
+            out[seed][pair] = {"difference": d["difference"], "ci95": d["ci95"], "met": test(d)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="configs/demo.yaml")
     parser.add_argument("--out", default="runs/sensitivity")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds, each its own base model")
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
-    parser.add_argument("--from", dest="start", help="rerun the recipe from this stage (a run folder already in --out)")
     args = parser.parse_args(argv)
 
-    from jpo.data import read_jsonl
-    from jpo.evaluate import paired_difference
     from jpo.runner.recipe import load_recipe
     from jpo.runner.run import run_recipe
-    from jpo.tasks import habits_in
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = load_recipe(measurement_recipe(Path(args.recipe), args.split, Path(tmp)))
-        run_dir = run_recipe(recipe, output_dir=str(out / "run"), start=args.start)
-    timings: dict[str, Any] = {"recipe stages": stage_seconds(run_dir)}
-    d_c = read_jsonl(run_dir / "feedback" / "D_C.jsonl")
-    dpo_dir = run_dir / "train" / "dpo" / "seed0"
-    base_config = yaml.safe_load((dpo_dir / "config.yaml").read_text())
-    steps = json.loads((dpo_dir / "model" / "trainer_state.json").read_text())["global_step"]
-    variants = {
-        "half": (random.Random(1).sample(d_c, len(d_c) // 2), 0),
-        "fresh": (d_c + fresh_labels(recipe, len(d_c), out), 0),
-        "order": (d_c, 1),
-    }
-    scored_files = {"sft": run_dir / "evaluate" / "sft" / "seed0" / "scored.jsonl",
-                    "dpo": run_dir / "evaluate" / "dpo" / "seed0" / "scored.jsonl"}
-    for name, (rows, seed) in variants.items():
-        scored_files[name], timings[name] = train_and_score(name, rows, base_config, steps, seed, recipe, run_dir,
-                                                            out)
-    scored = {name: read_jsonl(path) for name, path in scored_files.items()}
-    # R4: the habit DPO writes most often, taken out of both models' outputs
-    generations = {name: read_jsonl(run_dir / "generate" / name / "seed0" / "generations.jsonl")
-                   for name in ("sft", "dpo")}
-    counts = Counter(habit for row in generations["dpo"] for habit in habits_in(row["response"]))
-    habit, habit_count = counts.most_common(1)[0] if counts else ("", 0)
-    references = read_jsonl(run_dir / "data" / "eval.jsonl")
-    stripped = {name: rescored_without(habit, rows, references, recipe.evaluation_judge())
-                for name, rows in generations.items()}
-    gain = paired_difference(scored["dpo"], scored["sft"])
-    kept = paired_difference(stripped["dpo"], stripped["sft"])
-    checks = {
-        "R1 dpo - dpo(half)": (paired_difference(scored["dpo"], scored["half"]), lambda d: d["difference"] >= 2.0
-                               and d["ci95"][0] > 0),
-        "R2 dpo(+fresh) - dpo": (paired_difference(scored["fresh"], scored["dpo"]), lambda d: d["difference"] >= 1.0
-                                 and d["ci95"][0] > 0),
-        "R3 dpo(order 1) - dpo": (paired_difference(scored["order"], scored["dpo"]),
-                                  lambda d: abs(d["difference"]) <= 1.0 and d["ci95"][0] <= 0 <= d["ci95"][1]),
-        f"R4 dpo - sft without {habit!r}": (kept, lambda d: d["difference"] >= gain["difference"] / 2),
-        "dpo - sft": (gain, lambda d: d["difference"] >= 10.0),
-    }
-    from jpo.runner.report import summarise
-
-    temperatures = list(recipe.generate.temperatures)
-    table = {name: summarise(name, "", rows, temperatures) for name, rows in scored.items()}
-    for name, row in table.items():
-        print(f"{name:6s} win-rate {row['average']:5.1f} {row['ci95']}  per T {row['win_rate']}  "
-              f"mean q {row.get('mean_quality')}")
-    print(f"D_C {len(d_c)} rows, {steps} steps; most frequent habit in DPO's outputs: {habit!r} "
-          f"({habit_count} of {len(generations['dpo'])}); habits in DPO's outputs {dict(counts.most_common())}")
-    result: dict[str, Any] = {"split": args.split, "prompts": len(references), "D_C": len(d_c), "steps": steps,
-                              "habit": habit, "habits": dict(counts), "models": table, "criteria": {}}
-    for name, (difference, test) in checks.items():
-        met = test(difference)
-        result["criteria"][name] = {**difference, "met": met}
-        print(f"{'met ' if met else 'FAIL'} {name}: {difference['difference']:+.1f} "
-              f"[{difference['ci95'][0]:+.1f}, {difference['ci95'][1]:+.1f}]")
-    timings["total"] = round(time.perf_counter() - started, 1)
-    result["seconds"] = timings
-    print(f"times: {json.dumps(timings)}")
+        recipe = load_recipe(measurement_recipe(Path(args.recipe), args.split, args.seeds, Path(tmp)))
+        run_dir = run_recipe(recipe, output_dir=str(out / "run"))
+    report = json.loads((run_dir / "report" / "results.json").read_text())
+    pooled = report["sensitivity"]
+    for check in pooled["checks"]:
+        value = "n/a" if check["value"] is None else f"{check['value']:+.1f} [{check['ci95'][0]:+.1f}, " \
+                                                      f"{check['ci95'][1]:+.1f}]"
+        print(f"{'met ' if check['met'] else 'FAIL'} pooled {check['check']}: {value}  {check['note']}")
+    seeds = per_seed_checks(run_dir, args.seeds)
+    for seed, checks in seeds.items():
+        print(f"seed {seed}: " + "; ".join(f"{pair} {d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+                                          f"{'' if d['met'] else ' NOT MET'}" for pair, d in checks.items()))
+    models = {row["name"]: row["average"] for row in report.get("rows", [])}
+    print(f"win-rates pooled: {models}; steps {pooled.get('steps')}; data {report.get('data')}")
+    result = {"split": args.split, "seeds": args.seeds, "pooled": pooled, "per_seed": seeds, "models": models,
+              "data": report.get("data"),
+              "seconds": {"recipe stages": stage_seconds(run_dir), "total": round(time.perf_counter() - started, 1)}}
+    print(f"times: {json.dumps(result['seconds'])}")
     (out / "sensitivity.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    return 0 if all(c["met"] for c in result["criteria"].values()) else 1
+    met = pooled["met"] and all(d["met"] for checks in seeds.values() for d in checks.values())
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ Each run starts from the SFT model (the base model when `sft.from` is none), sam
 conditional data's, which the offline runs are labelled on; D_S's when there is no pool) and asks the recipe's
 annotator (`judge.spec`, with the judge section's options), once per seed of `train.seeds`. Its training settings
 are `train.common` with the run's `config` over them (its `max_steps` / epochs are per round). Its model is then
-generated from and evaluated like every other run, under the run's name.
+generated from and evaluated like every other run, under the run's name. With `evaluate_rounds: true` the policy
+after each earlier round is too (generate/evaluate units `<name>/seed<N>-round<R>`), which gives the report's
+win-rate curves by samples generated and by judge questions (runner/online_report.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,21 @@ from jpo.errors import JpoError
 
 # The dry run's loop: two rounds of the tiny pool's instructions, short samples.
 DRY_ONLINE = {"rounds": 2, "prompts_per_round": 6, "max_new_tokens": 8}
+
+
+def round_model(number: int) -> str:
+    """Round `number`'s policy, relative to the loop's output folder (`jpo.online.loop`'s layout)."""
+    return f"rounds/round-{number:03d}/model"
+
+
+@dataclass
+class OnlineUnits:
+    """What the report reads of the online runs: their train units, (name, seed) -> unit, the loop's log in the
+    unit's `model/online_log.jsonl`; and the evaluate units of the policies after earlier rounds
+    (`evaluate_rounds`), (name, seed, round) -> unit."""
+
+    trained: dict[tuple[str, int], Any] = field(default_factory=dict)
+    checkpoints: dict[tuple[str, int, int], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +66,7 @@ class OnlineRun:
     selection_budget: int | None = None
     selection_pool: str | int = "all"
     selection_judges: list[str] = field(default_factory=list)
+    evaluate_rounds: bool = False  # generate from and evaluate the policy after every round, not only the last
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -62,7 +80,12 @@ class OnlineRun:
 
     def settings(self) -> dict[str, Any]:
         """The loop's fields as OnlineJPOConfig keys."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "label", "config")}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in ("name", "label", "config", "evaluate_rounds")}
+
+    def trained(self) -> dict[str, Any]:
+        """What the run's training reads (its unit's key): everything but which rounds are evaluated."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "evaluate_rounds"}
 
 
 def check_online(recipe) -> None:
@@ -94,10 +117,12 @@ def check_online(recipe) -> None:
             raise JpoError(f"{where}: the online loop asks the recipe's annotator: set judge.spec")
 
 
-def online_for_dry_run(runs: list[OnlineRun], mock) -> list[OnlineRun]:
-    """The runs at the dry run's size (two rounds of six prompts, short samples, transformers on the CPU), the
-    selector's judges answered as the dry run answers every judge (`mock`: spec -> spec)."""
+def online_for_dry_run(runs: list[OnlineRun], mock, dry_train: dict[str, Any]) -> list[OnlineRun]:
+    """The runs at the dry run's size (two rounds of six prompts, short samples, transformers on the CPU, the dry
+    run's training settings `dry_train` over the run's own), the selector's judges answered as the dry run answers
+    every judge (`mock`: spec -> spec)."""
     return [dataclasses.replace(run, rounds=min(run.rounds, DRY_ONLINE["rounds"]),
+                                config={k: v for k, v in run.config.items() if k not in dry_train},
                                 selection_budget=run.selection_budget and min(run.selection_budget, 3),
                                 selection_judges=[mock(spec) for spec in run.selection_judges],
                                 prompts_per_round=min(run.prompts_per_round, DRY_ONLINE["prompts_per_round"]),
@@ -128,7 +153,7 @@ def online_units(recipe, add, starts: dict[int, tuple[list, str]], judge: dict[s
         for seed in recipe.train.seeds:
             deps, policy = starts[seed]
             unit = add("train", f"{run.name}/seed{seed}",
-                       {"common": recipe.train.common, "run": dataclasses.asdict(run), "seed": seed, "judge": judge,
+                       {"common": recipe.train.common, "run": run.trained(), "seed": seed, "judge": judge,
                         "base": external, "template": recipe.prompt_template},
                        deps, ["model/online_log.jsonl", "model/config.json"],
                        lambda u, run=run, seed=seed, policy=policy: train_online_run(
@@ -160,5 +185,6 @@ def train_online_run(unit, recipe, run: OnlineRun, seed: int, policy: str, data_
     result = train_online(config, pool_prompts(data_dir), recipe.judge.spec, judge_options=recipe.judge.options())
     total = result.rounds[-1]["cumulative"]
     return {"model": str(model_dir), "rounds": len(result.rounds), "resumed": result.resumed, "cumulative": total,
+            "rows": total["decisive"],  # the report's Rows: the decisive labels trained on, over all rounds
             "line": f"{run.shown} seed {seed}: {len(result.rounds)} rounds, {total['samples']} samples, "
                     f"{total['judge_questions']} judge questions, {total['decisive']} decisive labels"}

@@ -15,7 +15,7 @@ from typing import Any
 
 from jpo.config import option_fields
 from jpo.runner import stages
-from jpo.runner.online import online_units
+from jpo.runner.online import OnlineUnits, online_units, round_model
 from jpo.runner.recipe import BuildModel, Recipe, point_name, point_selector
 from jpo.runner.select import select_points
 from jpo.runner.settings import merged, run_layers
@@ -108,29 +108,45 @@ def plan(recipe: Recipe, run_dir: Path, source_paths: dict[str, str] | None = No
     online = online_units(recipe, add, {seed: ([data, *c.policy_deps], str(c.policy)) for seed, c in chains.items()},
                           judge, data.folder, run_dir, external)
     evaluations: dict[tuple[str, int], Unit] = {}
+
+    def evaluate(name: str, seed: int, source: Unit | None, model_dir: str, *folder: str) -> Unit:
+        """A model's generate and evaluate units (`folder`: under generate/ and evaluate/)."""
+        label = "/".join(folder)
+        generate = add("generate", label,
+                       {"generate": _plain(recipe.generate), "template": recipe.prompt_template, "seed": seed},
+                       [source, data], ["generations.jsonl"],
+                       lambda u, m=model_dir, n=name, s=seed: stages.generate_for(
+                           u, recipe, Path(m), data.folder / "eval.jsonl", s, n),
+                       *folder)
+        return add("evaluate", label, {"judge": recipe.evaluation_judge(), "n_resamples": recipe.evaluate.n_resamples},
+                   [generate], ["winrate.json", "scored.jsonl"],
+                   lambda u, g=generate, m=model_dir: stages.evaluate_for(
+                       u, recipe, g.folder / "generations.jsonl", data.folder / "eval.jsonl", Path(m)),
+                   *folder)
+
     for name in recipe.evaluated():
         for seed in recipe.train.seeds:
             source, model_dir = ((chains[seed].sft, chains[seed].policy) if name == "sft" else online.get((name, seed))
                                  or (trained[name, seed], str(trained[name, seed].folder / "model")))
-            generate = add("generate", f"{name}/seed{seed}",
-                           {"generate": _plain(recipe.generate), "template": recipe.prompt_template, "seed": seed},
-                           [source, data], ["generations.jsonl"],
-                           lambda u, m=model_dir, n=name, s=seed: stages.generate_for(
-                               u, recipe, Path(m), data.folder / "eval.jsonl", s, n),
-                           name, f"seed{seed}")
-            evaluations[name, seed] = add(
-                "evaluate", f"{name}/seed{seed}",
-                {"judge": recipe.evaluation_judge(), "n_resamples": recipe.evaluate.n_resamples},
-                [generate], ["winrate.json", "scored.jsonl"],
-                lambda u, g=generate, m=model_dir: stages.evaluate_for(
-                    u, recipe, g.folder / "generations.jsonl", data.folder / "eval.jsonl", Path(m)),
-                name, f"seed{seed}")
+            evaluations[name, seed] = evaluate(name, seed, source, model_dir, name, f"seed{seed}")
+    # The online runs' policies after each earlier round (evaluate_rounds): the win-rate curves of the report.
+    checkpoints: dict[tuple[str, int, int], Unit] = {}
+    for run in recipe.online:
+        if run.evaluate_rounds and run.name in recipe.evaluated():
+            for seed in recipe.train.seeds:
+                unit, model_dir = online[run.name, seed]
+                for number in range(1, run.rounds):
+                    checkpoints[run.name, seed, number] = evaluate(
+                        f"{run.name}@round{number}", seed, unit, f"{model_dir}/{round_model(number)}", run.name,
+                        f"seed{seed}-round{number}")
+    online_trained = {key: unit for key, (unit, _) in online.items()}
     add("report", "report", {"evaluate": _plain(recipe.evaluate), "paper": _plain(recipe.paper),
                              "name": recipe.name, "seeds": recipe.train.seeds,
                              "sensitivity": _plain(recipe.sensitivity), "vary_base": vary},
-        [feedback, *selects.values(), *trained.values(), *evaluations.values()], ["results.md", "results.json"],
+        [feedback, *selects.values(), *trained.values(), *online_trained.values(), *evaluations.values(),
+         *checkpoints.values()], ["results.md", "results.json"],
         lambda u: write_report(recipe, u.folder, feedback, chains[recipe.train.seeds[0]].sft, trained, evaluations,
-                               data.folder, selects))
+                               data.folder, selects, OnlineUnits(online_trained, checkpoints)))
     return units
 
 

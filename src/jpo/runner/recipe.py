@@ -692,9 +692,13 @@ def for_dry_run(recipe: Recipe, model: str | BuildModel, judge_url: str | None) 
                   validation=small(d.validation, DRY_EVAL_ROWS), pretrain=small(d.pretrain, DRY_ROWS),
                   fresh=small(d.fresh, DRY_ROWS)),
         sft=dataclasses.replace(recipe.sft, config={**recipe.sft.config, **DRY_TRAIN}, accelerate=None),
-        judge=judge, pairs=pairs, online=online_for_dry_run(recipe.online, mock),
+        judge=judge, pairs=pairs, online=online_for_dry_run(recipe.online, mock, DRY_TRAIN),
         train=dataclasses.replace(train, seeds=train.seeds[:1], common={**train.common, **DRY_TRAIN},
-                                  accelerate=None, scaling=scaling, selection=selection),
+                                  accelerate=None, scaling=scaling, selection=selection,
+                                  # a run's own steps or batch size (configs/demo-online.yaml's max_steps) would
+                                  # override the dry run's one step
+                                  runs=[dataclasses.replace(r, config={k: v for k, v in r.config.items()
+                                                                       if k not in DRY_TRAIN}) for r in train.runs]),
         generate=dataclasses.replace(recipe.generate, max_new_tokens=8, device="cpu", backend="hf"),
         evaluate=dataclasses.replace(recipe.evaluate, judge=mock(recipe.evaluate.judge), n_resamples=200)))
 

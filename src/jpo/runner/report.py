@@ -560,8 +560,10 @@ def _steps(trained: dict[tuple[str, int], Unit], seed: int) -> dict[str, int]:
 
 def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, trained: dict[tuple[str, int], Unit],
                  evaluations: dict[tuple[str, int], Unit], data_dir: Path,
-                 selects: dict[str, Unit] | None = None) -> dict[str, Any]:
+                 selects: dict[str, Unit] | None = None, online=None) -> dict[str, Any]:
+    """`online`: runner.online.OnlineUnits, the online runs' train units and their earlier rounds' evaluations."""
     from jpo.evaluate import paired_difference
+    from jpo.runner.online_report import online_result
 
     temperatures = list(recipe.generate.temperatures)
     seeds = list(recipe.train.seeds)
@@ -569,6 +571,10 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
     scored = {name: [s for seed in seeds for s in read_jsonl(evaluations[name, seed].folder / "scored.jsonl")]
               for name in dict.fromkeys(n for n, _ in evaluations)}
     sizes = {name: unit.result().get("rows") for (name, _), unit in trained.items()}
+    for name in dict.fromkeys(name for name, _ in (online.trained if online else {})):
+        # an online run's decisive labels differ by seed (its own samples): their mean
+        counts = [unit.result().get("rows", 0) for (other, _), unit in online.trained.items() if other == name]
+        sizes[name] = round(sum(counts) / len(counts))
     if sft is not None:
         sizes["sft"] = sft.result().get("rows")
     rows, scaling = [], []
@@ -617,7 +623,11 @@ def write_report(recipe: Recipe, out: Path, feedback: Unit, sft: Unit | None, tr
               "sensitivity": sensitivity_result(recipe, scored, shown_all, stripped, _steps(trained, seeds[0])),
               "equal_budget": equal_budget_result(recipe, scored, shown_all, sizes),
               "per_seed": per_seed_result(recipe, evaluations, [r["name"] for r in rows]),
-              "provenance": provenance([feedback, *trained.values(), *evaluations.values()])}
+              "provenance": provenance([feedback, *trained.values(), *evaluations.values()]),
+              "online": online_result(recipe, online, evaluations, trained, feedback_stats, sizes, temperatures)
+              if online else None}
+    if result["online"]:  # wall-clock seconds of the loop's stages: provenance, not results.json
+        result["provenance"]["online_round_seconds"] = result["online"]["seconds"]
     write_outputs(recipe, result, out)
     return {"models": [r["name"] for r in rows], "line": f"wrote {out / 'results.md'}"}
 
@@ -654,6 +664,10 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
                   + "; ".join(f"{k}: {d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
                               for k, d in result["paired"].items()) + ".", ""]
     shown = {**{r["name"]: r["method"] for r in rows + result["scaling"]}, "sft": "SFT"}
+    if result.get("online"):
+        from jpo.runner.online_report import online_lines
+
+        lines += [*online_lines(result["online"]), ""]
     if result.get("equal_budget"):
         lines += [*equal_budget_lines(result["equal_budget"], shown), ""]
     if result.get("findings"):
@@ -760,12 +774,19 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
         written.append(out / "selection.png")
         figure.savefig(written[-1], dpi=120)
         plt.close(figure)
+
+    if result.get("online") and any(len(run["curve"]) > 1 for run in result["online"]["runs"].values()):
+        from jpo.runner.online_report import online_plot
+
+        written.append(online_plot(result["online"], out))
     return written
 
 
 def public_results(recipe: Recipe, result: dict[str, Any]) -> dict[str, Any]:
     """results.json: the numbers, and only what a rerun of the same recipe and seeds reproduces byte for byte (no
     paths, times or machine; those are in provenance.json and details.json)."""
+    from jpo.runner.online_report import public_online
+
     keys = ("method", "name", "data", "win_rate", "average", "ci95", "ci95_per_temperature", "outcomes",
             "mean_quality", "rows", "seeds", "paper")
     return {"recipe": recipe.name, "dry_run": recipe.dry, "seeds": result["seeds"],
@@ -775,7 +796,8 @@ def public_results(recipe: Recipe, result: dict[str, Any]) -> dict[str, Any]:
             "scaling": {"fixed": recipe.train.scaling.fixed if recipe.train.scaling else None,
                         "points": [{k: row[k] for k in keys if k in row} for row in result["scaling"]]},
             "per_seed": result.get("per_seed"), "data": {k: result["feedback"].get(k) for k in ("D_C", "D_H", "D_F")
-                                                         if k in result["feedback"]}}
+                                                         if k in result["feedback"]},
+            **({"online": public_online(result["online"])} if result.get("online") else {})}
 
 
 def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Path]:
@@ -786,7 +808,7 @@ def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Pat
     if "interplay" in result["feedback"]:
         (out / "interplay.json").write_text(json.dumps(result["feedback"]["interplay"], indent=1), encoding="utf-8")
     extra = {k: result.get(k) for k in ("paired", "findings", "scaling", "feedback", "seeds", "recipe", "joint",
-                                        "selection", "sensitivity", "equal_budget", "per_seed")}
+                                        "selection", "sensitivity", "equal_budget", "per_seed", "online")}
     (out / "details.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
     if result.get("provenance"):
         (out / "provenance.json").write_text(json.dumps(result["provenance"], indent=1) + "\n", encoding="utf-8")
