@@ -1,12 +1,19 @@
-"""Training speed and memory against TRL's DPOTrainer, measured side by side in one run (CPU).
+"""Training speed and memory against TRL's DPOTrainer and SFTTrainer, measured side by side in one run (CPU).
 
-    .venv/bin/python benchmarks/bench_train.py [--rounds 3] [--hh_steps 46] [--tldr_steps 20] [--vocab]
+    .venv/bin/python benchmarks/bench_train.py [--rounds 3] [--hh_steps 46] [--tldr_steps 20] [--sft_steps 20]
+                                               [--vocab] [--readme README.md]
 
 Both trainers run at TRL's defaults for the reference and the data order (a live reference model, random order,
 no precomputation) and at the same numeric settings (stories260K, batch 8, lr 1e-3, beta 0.1). TRL runs with
 bf16=False and gradient_checkpointing=False: its defaults would put bf16 autocast on a CPU and recompute
 activations, neither of which jpo does by default, and both change the numbers. jpo runs `JPOTrainer` as a TRL user
-would (the same script with the names changed), objective dpo, prefix sharing on (its default).
+would (the same script with the names changed), objective dpo, padding-free packing and prefix sharing on (its
+defaults). The model's position table is widened to 1024 on both sides (stories260K has 512 positions; jpo would cap
+max_length there while TRL runs to 1024), and the TL;DR-shaped pairs are those that fit 1024 tokens untruncated, so
+both trainers see the same tokens.
+
+Every batch either trainer builds is counted: the positions its forward computes (rows x width) and those holding a
+real token (not padding), reported as the real fraction and as jpo's computed tokens over TRL's.
 
 1. DPO pairs/s, whole process (model loading, tokenization, training), on (a) the JPO authors' Anthropic-Helpful
    pairs (val_conditional_pref, 363 rows, max_length 256) and (b) TL;DR-shaped pairs: the paper's summary instruction
@@ -15,11 +22,15 @@ would (the same script with the names changed), objective dpo, prefix sharing on
    Peak memory: the growth of the peak RSS over the RSS before training.
 2. JPO on D_C ∪ D_H (the HH pairs plus as many joint pairs with different prompts) time per pair, against DPO on
    D_C alone.
-3. (--vocab) Peak memory of one JPO step on a random-init Llama with a 128k vocabulary and ~1k-token prompts: our
+3. SFT tokens/s (real tokens of the batches, whole process) on the authors' HH SFT rows (val_sft, 500 rows,
+   TRL SFTConfig defaults: batch 8, max_length 1024, completion-only loss): jpo's SFTTrainer (packing on, its
+   default) against TRL's SFTTrainer without and with its packing (bfd: rows cut into 1024-token blocks).
+4. (--vocab) Peak memory of one JPO step on a random-init Llama with a 128k vocabulary and ~1k-token prompts: our
    chunked log-probs against a naive full float32 log-softmax.
 
 Each run is a fresh subprocess (peak RSS is per process). The machine is shared, so the runs are interleaved round
-by round, medians are reported, and the load average is printed with them.
+by round, every round's numbers and the medians are printed, with the load average. `--readme PATH` writes the
+summary between the `<!-- bench-train:start -->` and `<!-- bench-train:end -->` lines of that file.
 """
 
 from __future__ import annotations
@@ -39,9 +50,14 @@ SHARED = ROOT.parent / "shared"
 MODEL = SHARED / "models" / "stories260K"
 HH = SHARED / "data" / "jpo-authors" / "anthropic_helpful" / "val_conditional_pref.jsonl"
 TLDR = SHARED / "data" / "jpo-authors" / "tldr" / "test.json"
+SFT = SHARED / "data" / "jpo-authors" / "anthropic_helpful" / "val_sft.jsonl"
+POSITIONS = 1024  # the widened position table (see the module docstring)
+SFT_SETTINGS = dict(per_device_train_batch_size=8, max_length=1024, logging_steps=1000, seed=0, report_to="none",
+                    save_strategy="no", disable_tqdm=True)
 SETTINGS = dict(per_device_train_batch_size=8, learning_rate=1e-3, beta=0.1, logging_steps=1000, seed=0,
                 report_to="none", save_strategy="no", disable_tqdm=True)
 MAX_LENGTH = {"hh": 256, "tldr": 1024, "hh_joint": 256}
+START, END = "<!-- bench-train:start -->", "<!-- bench-train:end -->"
 
 
 def rss_mb() -> float:
@@ -58,10 +74,16 @@ def rows_of(data: str) -> list[dict]:
     from jpo.data import load_preferences, read_jsonl
 
     if data == "tldr":
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(MODEL)
         posts = read_jsonl(TLDR)
         instruction = "You are given a social media post, summarize it accordingly. \nPost: {}"  # the paper's
-        return [{"prompt": instruction.format(row["instruction"].strip()), "chosen": " " + row["gold_response"],
+        rows = [{"prompt": instruction.format(row["instruction"].strip()), "chosen": " " + row["gold_response"],
                  "rejected": " " + posts[(i + 1) % len(posts)]["gold_response"]} for i, row in enumerate(posts)]
+        # BOS + prompt + response + EOS within max_length on both sides: no truncation anywhere
+        return [r for r in rows if len(tok(r["prompt"] + max(r["chosen"], r["rejected"], key=len)).input_ids)
+                + 2 <= MAX_LENGTH["tldr"] - 8]
     pairs = load_preferences(HH)
     if data == "hh":
         return [{"prompt": r["prompt_chosen"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in pairs]
@@ -71,9 +93,42 @@ def rows_of(data: str) -> list[dict]:
 
 
 # --- workers (one per subprocess) ------------------------------------------------------------------------------
+class Counting:
+    """A collator that counts, over every batch it builds, the positions computed and those holding real tokens."""
+
+    def __init__(self, collator) -> None:
+        self.collator, self.computed, self.real = collator, 0, 0
+
+    def __call__(self, items):
+        from jpo.train.packing import computed_tokens
+
+        batch = self.collator(items)
+        computed, real = computed_tokens(batch)
+        self.computed += computed
+        self.real += real
+        return batch
+
+    def __getattr__(self, name):  # the trainers read their own collator's fields
+        return getattr(self.collator, name)
+
+
+def _model():
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(MODEL, max_position_embeddings=POSITIONS)
+
+
+def _measure(trainer, start: float, steps: int) -> dict:
+    trainer.data_collator = counting = Counting(trainer.data_collator)
+    before = rss_mb()
+    output = trainer.train()
+    return {"wall": time.perf_counter() - start, "train": output.metrics["train_runtime"], "steps": steps,
+            "mem": peak_mb() - before, "computed": counting.computed, "real": counting.real}
+
+
 def worker(kind: str, data: str, steps: int, out: str, objective: str) -> dict:
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     start = time.perf_counter()
     if kind == "trl":
@@ -87,13 +142,34 @@ def worker(kind: str, data: str, steps: int, out: str, objective: str) -> dict:
 
         extra = {"objective": objective}
     args = Config(output_dir=out, max_steps=steps, max_length=MAX_LENGTH[data], **SETTINGS, **extra)
-    trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(MODEL), args=args,
-                      train_dataset=Dataset.from_list(rows_of(data)),
+    trainer = Trainer(model=_model(), args=args, train_dataset=Dataset.from_list(rows_of(data)),
                       processing_class=AutoTokenizer.from_pretrained(MODEL))
-    before = rss_mb()
-    output = trainer.train()
-    return {"wall": time.perf_counter() - start, "train": output.metrics["train_runtime"], "steps": steps,
-            "mem": peak_mb() - before}
+    return _measure(trainer, start, steps)
+
+
+def worker_sft(kind: str, steps: int, out: str) -> dict:
+    """SFT on the authors' HH SFT rows: jpo, TRL unpacked (`trl`) or TRL with its packing (`trl_packed`)."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from jpo.data import read_jsonl
+
+    start = time.perf_counter()
+    rows = [{"prompt": r["instruction"], "completion": " " + r["response"]} for r in read_jsonl(SFT)]
+    if kind.startswith("trl"):
+        from trl import SFTConfig as Config
+        from trl import SFTTrainer as Trainer
+
+        extra = {"bf16": False, "gradient_checkpointing": False, "packing": kind == "trl_packed"}
+    else:
+        from jpo.train.config import SFTConfig as Config
+        from jpo.train.sft import SFTTrainer as Trainer
+
+        extra = {}
+    args = Config(output_dir=out, max_steps=steps, **SFT_SETTINGS, **extra)
+    trainer = Trainer(model=_model(), args=args, train_dataset=Dataset.from_list(rows),
+                      processing_class=AutoTokenizer.from_pretrained(MODEL))
+    return _measure(trainer, start, steps)
 
 
 def worker_vocab(mode: str, prompt_tokens: int) -> dict:
@@ -165,6 +241,8 @@ def main() -> None:
         kind, *rest = args.worker
         if kind == "vocab":
             result = worker_vocab(rest[0], int(rest[1]))
+        elif kind == "sft":
+            result = worker_sft(rest[0], int(rest[1]), rest[2])
         else:
             result = worker(kind, rest[0], int(rest[1]), rest[2], rest[3])
         print(json.dumps(result))

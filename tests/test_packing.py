@@ -9,6 +9,7 @@ float32 whatever the model's dtype, so there the tolerance is float32's resoluti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pytest
@@ -18,14 +19,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jpo.train.data import PairCollator, UnpairedCollator, encode_pairs, encode_unpaired
 from jpo.train.logprobs import batch_logps
-from jpo.train.packing import choose_bins, computed_tokens, first_fit_decreasing
+from jpo.train.packing import choose_bins, computed_tokens, first_fit_decreasing, units_attention
 from jpo.train.sft import SFTCollator
 from jpo.train.tokenize import Encoder
 
 # Layouts of one batch: (packing, share_prefix, token_cost). A cost of None packs at the narrowest width (several
 # rows); a huge one makes the linear layers dominate, so the fewest padded tokens win (one or two wide rows).
 LAYOUTS = {"block": ("block", False, None), "block-shared": ("block", True, 386.0),
-           "block-wide": ("block", True, 1e9), "varlen": ("varlen", False, None)}
+           "block-wide": ("block", True, 1e9), "units": ("units", False, None), "units-shared": ("units", True, 0.0),
+           "varlen": ("varlen", False, None)}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,8 @@ def test_packed_pair_logps_equal_the_padded_forward(tiny_model_path, tok, items,
     prompt and response sums and token counts of every sequence, packed against padded rows as TRL lays them out."""
     if layout == "varlen" and attention == "eager":
         pytest.skip("the varlen layout is flash-attention's; sdpa stands in for it on CPU")
+    if layout.startswith("units") and attention == "eager":
+        pytest.skip("the unit-by-unit layout runs sdpa per unit, whatever the model's own implementation")
     packing, share, cost = LAYOUTS[layout]
     model = _model(tiny_model_path, attention)
     out = {}
@@ -74,7 +78,10 @@ def test_packed_pair_logps_equal_the_padded_forward(tiny_model_path, tok, items,
             out[name] = batch_logps(model, model, batch, 2 * len(items))
         if name == "packed":
             rows = batch["input_ids"].shape[0]
-            assert rows < 2 * len(items) and (layout != "varlen" or "attention_mask" not in batch)
+            assert rows < 2 * len(items) and (packing == "block") == ("attention_mask" in batch)
+            assert (packing == "units") == ("units" in batch)
+            if layout == "units-shared":  # attention only: sharing always pays
+                assert len(batch["units"]) < 2 * len(items)
     tolerance = 1e-5 if attention == "sdpa" else ulps(256, out["padded"].response.abs().max().item())
     for part in ("prompt", "response"):
         packed, padded = getattr(out["packed"], part), getattr(out["padded"], part)
@@ -84,7 +91,7 @@ def test_packed_pair_logps_equal_the_padded_forward(tiny_model_path, tok, items,
     assert (out["packed"].prompt != 0).any() == count_prompt
 
 
-@pytest.mark.parametrize("layout", ["block-shared", "varlen"])
+@pytest.mark.parametrize("layout", ["block-shared", "units-shared", "varlen"])
 def test_packed_gradients_equal_the_padded_forward(tiny_model_path, tok, items, layout):
     packing, share, cost = LAYOUTS[layout]
     grads = {}
@@ -99,7 +106,7 @@ def test_packed_gradients_equal_the_padded_forward(tiny_model_path, tok, items, 
     assert (grads["packed"] - grads["padded"]).abs().max() <= 1e-6 * grads["padded"].abs().max()
 
 
-@pytest.mark.parametrize("packing", ["block", "varlen"])
+@pytest.mark.parametrize("packing", ["block", "units", "varlen"])
 def test_packed_kto_rows_and_kl_rows_equal_the_padded_forward(tiny_model_path, tok, items, packing):
     rows = [{"prompt": "Once upon a time", "completion": " there was a cat.", "label": True},
             {"prompt": "Tom had a ball", "completion": " and he played with it in the park all day.", "label": False},
@@ -115,7 +122,7 @@ def test_packed_kto_rows_and_kl_rows_equal_the_padded_forward(tiny_model_path, t
         assert torch.allclose(packed, padded, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("packing", ["block", "varlen"])
+@pytest.mark.parametrize("packing", ["block", "units", "varlen"])
 @pytest.mark.parametrize("completion_only", [True, False])
 def test_packed_sft_loss_equals_the_padded_loss(tiny_model_path, tok, items, packing, completion_only):
     rows = [{"ids": it["chosen_ids"], "prompt_len": it["chosen_prompt_len"]} for it in items]
@@ -123,8 +130,9 @@ def test_packed_sft_loss_equals_the_padded_loss(tiny_model_path, tok, items, pac
     losses = {}
     for name in (None, packing):
         batch = SFTCollator(tok.pad_token_id, completion_only=completion_only, packing=name, token_cost=386.0)(rows)
-        with torch.no_grad():
-            losses[name] = model(**batch).loss
+        table = batch.pop("jpo_units", None)
+        with torch.no_grad(), units_attention(model) if table is not None else contextlib.nullcontext():
+            losses[name] = model(**batch, **({} if table is None else {"jpo_units": table.tolist()})).loss
         counted = (batch["labels"] != -100).sum()
         assert name is None or batch["labels"].shape == batch["input_ids"].shape[:2]
         assert counted == sum(len(r["ids"]) - (r["prompt_len"] if completion_only else 1) for r in rows)
@@ -160,11 +168,12 @@ QUICK = dict(per_device_train_batch_size=4, learning_rate=1e-3, beta=0.1, loggin
 
 @pytest.mark.parametrize("objective", ["dpo", "jpo", "ipo", "kto"])
 def test_trainer_packs_by_default_and_trains_as_padded(tiny_model_path, items, tmp_path, objective):
-    """Three steps with packing on (the default under sdpa) and off: the same losses to float32 rounding."""
+    """Three steps with packing on (the default: unit by unit under sdpa) and off: the same losses to float32
+    rounding."""
+    from conftest import shared_path
+
     from jpo import JPOConfig, JPOTrainer
     from jpo.data import load_preferences
-
-    from conftest import shared_path
 
     rows = load_preferences(shared_path("data", "jpo-authors", "anthropic_helpful", "val_conditional_pref.jsonl"))[:24]
     losses = {}
@@ -172,7 +181,7 @@ def test_trainer_packs_by_default_and_trains_as_padded(tiny_model_path, items, t
         args = JPOConfig(output_dir=str(tmp_path / str(padding_free)), objective=objective, max_length=256,
                          padding_free=padding_free, **QUICK)
         trainer = JPOTrainer(str(tiny_model_path), args=args, train_dataset=rows)
-        assert trainer.data_collator.packing == ("block" if padding_free is None else None)
+        assert trainer.data_collator.packing == ("units" if padding_free is None else None)
         trainer.train()
         losses[padding_free] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses[None]) == 3

@@ -23,7 +23,7 @@ import torch
 from jpo.errors import JpoError
 from jpo.modeling import pad
 from jpo.train.logprobs import PROMPT, RESPONSE, SHARED_PROMPT, SKIP, segments_for, targets_from_segments
-from jpo.train.packing import Unit, choose_bins, layout_cost, pack
+from jpo.train.packing import Unit, choose_bins, layout_cost, pack, units_cost
 from jpo.train.tokenize import (
     IDENTICAL,
     IDENTICAL_TRUNCATED,
@@ -283,9 +283,10 @@ def layer_token_cost(config) -> float | None:
     return None if hidden is None or inner is None else 2.0 * hidden + 1.5 * inner
 
 
-# How a collator lays a batch out: padded rows (TRL's layout), packed rows under a block mask (sdpa, eager), or one
-# packed row read through its position ids (flash-attention's varlen path). See packing.py.
-PADDED, BLOCK, VARLEN = None, "block", "varlen"
+# How a collator lays a batch out: padded rows (TRL's layout), packed rows under a block mask (eager), one packed
+# row attended unit by unit (sdpa), or one packed row read through its position ids (flash-attention's varlen path).
+# See packing.py.
+PADDED, BLOCK, UNITS, VARLEN = None, "block", "units", "varlen"
 
 
 @dataclass
@@ -303,6 +304,9 @@ class PairCollator:
       rows, under a boolean [rows, 1, L, L] block mask with ``position_ids`` restarting after the prompt;
     - `packing="block"`: those units (shared pairs where `share_prefix`, single sequences) packed end to end into as
       few rows as the cost estimate finds cheapest (`packing.choose_bins`), under a block-diagonal mask;
+    - `packing="units"`: the same units end to end in one unpadded row, no mask, with their table ``units``
+      (start, prefix, branch, length) for `packing.unit_attention` (sdpa), sharing where `packing.units_cost` says
+      it pays;
     - `packing="varlen"`: every sequence end to end in one row, no mask, ``position_ids`` restarting at 0 for each
       (flash-attention; no prefix sharing there).
 
@@ -365,6 +369,11 @@ class PairCollator:
         if self.packing == VARLEN:
             units = self.units(items, share=False)
             return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False)
+        if self.packing == UNITS:
+            options = [self.units(items, share) for share in ([False, True] if self.share_prefix and any(same)
+                                                              else [False])]
+            units = min(options, key=lambda u: units_cost(u, self.token_cost))
+            return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False, table=True)
         if self.packing == BLOCK:
             options = [False, True] if self.share_prefix and any(same) else [False]
             best = None
@@ -397,11 +406,11 @@ class PairCollator:
 
 def pack_sequences(seqs: list[tuple[list[int], int]], pad_token_id: int, packing: str, token_cost: float | None,
                    multiple_of: int | None = None) -> dict[str, torch.Tensor]:
-    """Sequences (ids, prompt length) packed (`packing` BLOCK or VARLEN), their responses and EOS counted as
+    """Sequences (ids, prompt length) packed (`packing` BLOCK, UNITS or VARLEN), their responses and EOS counted as
     sequence i, as `_padded_batch` counts them."""
     units = [_plain_unit(ids, p, SKIP, i) for i, (ids, p) in enumerate(seqs)]
-    if packing == VARLEN:
-        return pack(units, [list(range(len(units)))], pad_token_id, mask=False)
+    if packing in (VARLEN, UNITS):
+        return pack(units, [list(range(len(units)))], pad_token_id, mask=False, table=packing == UNITS)
     bins, _ = choose_bins([len(u.ids) for u in units], token_cost, multiple_of)
     return pack(units, bins, pad_token_id, multiple_of=multiple_of)
 

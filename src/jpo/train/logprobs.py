@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from jpo.train.losses import SequenceLogps
+from jpo.train.packing import units_attention
 
 SKIP, PROMPT, RESPONSE = 0, 1, 2
 # A prompt token of a prefix-shared pair, computed once and counted for both sides: sequence s and s + n / 2.
@@ -122,7 +123,8 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
 
     The batch holds ``input_ids`` and ``attention_mask`` (2D padding mask, or a boolean 4D mask with ``position_ids``
     for prefix-shared or packed rows, or no mask and ``position_ids`` for one packed row under flash-attention's
-    varlen path: see packing.py) and one entry per counted token: ``target_pos`` (flat index of the position whose hidden
+    varlen path, or no mask, ``position_ids`` and the ``units`` table of a row attended unit by unit: see packing.py)
+    and one entry per counted token: ``target_pos`` (flat index of the position whose hidden
     state predicts it), ``target_seq`` (the sequence it belongs to) and ``target_part`` (PROMPT or RESPONSE); the
     token itself is read from ``input_ids`` one position later, or from ``target_ids`` where given. A SHARED_PROMPT
     token counts for sequence s and s + num_sequences / 2 (the two sides of a pair).
@@ -145,7 +147,12 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
         mask = additive_mask(mask, head_model.get_output_embeddings().weight.dtype)
     if router_aux:
         kwargs["output_router_logits"] = True
-    outputs = model(input_ids=input_ids, attention_mask=mask, **kwargs)
+    table = batch.get(f"{prefix}units")
+    if table is None:
+        outputs = model(input_ids=input_ids, attention_mask=mask, **kwargs)
+    else:  # one packed row attended unit by unit (packing.unit_attention)
+        with units_attention(head_model):
+            outputs = model(input_ids=input_ids, jpo_units=table.tolist(), **kwargs)
     hidden = outputs.hidden_states[-1].flatten(0, 1)
     pos = batch[f"{prefix}target_pos"]
     targets = batch.get(f"{prefix}target_ids")

@@ -10,14 +10,19 @@ for the rejected branch of a shared pair), and either
   position sees itself only (never read, keeps the softmax finite); or
 - no mask at all, one row, for flash-attention 2/3: transformers reads the restarting position ids as a varlen batch
   (`modeling_flash_attention_utils._is_packed_sequence`), which has no notion of a shared prefix, so units are then
-  single sequences.
+  single sequences; or
+- no mask, one unpadded row and a table of its units, for sdpa: attention runs unit by unit (`unit_attention`, an
+  attention function registered with transformers and swapped in for the forward by `units_attention`), each unit
+  causal with sdpa's own causal kernel and a shared pair's second branch against the prompt and itself, so no
+  padding, no mask tensor and no attention between units is ever computed: the varlen idea without flash-attention.
 
 A dense mask makes attention cost W^2 per row however sparse the blocks are, so packing many long units into one wide
 row can cost more than the padding it saves. The width is therefore chosen by a cost estimate (`choose_bins`):
 rows x W x (token_cost + W), token_cost being the per-token cost of a layer's projections and MLP in units of one
 attention position (`data.layer_token_cost`), over bins filled first-fit decreasing with capacities from the longest
 unit up to all of them in one row (`max_length` x batch at most). Without a cost (unknown config) the smallest
-capacity that holds the longest unit is used. The flash path costs sum(l^2) whatever the layout and is one row.
+capacity that holds the longest unit is used. The flash and unit-by-unit paths cost each unit's own attention
+whatever the layout and are one row (`units_cost` decides whether sharing prompts pays there).
 
 Exactness: packing changes which numbers meet in one matrix product, not what is computed: each target is still
 predicted from the same earlier tokens at the same positions, so log-probs agree with the padded forward to float
@@ -27,6 +32,7 @@ tokens are counted, so JPO and DPO on equal prompts run the same forward (Lemma 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -103,14 +109,26 @@ def choose_bins(lengths: list[int], token_cost: float | None, multiple_of: int |
     return best
 
 
+def units_cost(units: list[Unit], token_cost: float | None) -> float:
+    """Estimated cost of attending unit by unit (see the module docstring): each unit's linear layers and its own
+    causal attention, a second branch against the prompt and itself."""
+    total = 0.0
+    for unit in units:
+        n, first = len(unit.ids), unit.prefix + unit.branch
+        second = n - first if unit.branch else 0
+        total += n * (token_cost or 0.0) + (n - second) ** 2 / 2 + second * (unit.prefix + second / 2)
+    return total
+
+
 def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool = True,
-         multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+         multiple_of: int | None = None, table: bool = False) -> dict[str, torch.Tensor]:
     """One forward's tensors for `units` laid out in `bins` (lists of unit indices, one row each): ``input_ids``
     and ``position_ids`` [rows, W], the ``target_*`` entries `logprobs.batch_logps` reads (``target_pos`` a flat index
-    into [rows, W]) and, with `mask`, the boolean block mask ``attention_mask`` [rows, 1, W, W]. Without `mask`
-    (flash-attention's varlen path) there must be one bin and no branched unit: the row is unpadded."""
-    if not mask and (len(bins) != 1 or any(u.branch for u in units)):
-        raise ValueError("a packed batch without a mask is one row of plain sequences (flash-attention varlen)")
+    into [rows, W]) and, with `mask`, the boolean block mask ``attention_mask`` [rows, 1, W, W]. Without `mask` there
+    must be one bin, unpadded: flash-attention's varlen row (plain units only), or with `table` the unit-by-unit
+    row, whose ``units`` [U, 4] are (start, prefix, branch, length) for `unit_attention`."""
+    if not mask and (len(bins) != 1 or (not table and any(u.branch for u in units))):
+        raise ValueError("a packed batch without a mask is one row; only a unit table lets units share a prefix")
     fill = [sum(len(units[i].ids) for i in b) for b in bins]
     width = padded_width(max(fill), multiple_of) if mask else fill[0]
     ids = torch.full((len(bins), width), pad_token_id, dtype=torch.long)
@@ -118,7 +136,7 @@ def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool
     # Which unit each position belongs to (padding: a block of its own) and its branch, to build the mask from.
     owner = torch.arange(len(units), len(units) + width).repeat(len(bins), 1)
     branch = torch.zeros((len(bins), width), dtype=torch.long)
-    pos, tok, seq, part = [], [], [], []
+    pos, tok, seq, part, rows = [], [], [], [], []
     for r, b in enumerate(bins):
         start = 0
         for u in b:
@@ -128,6 +146,7 @@ def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool
             positions[r, start:start + n] = torch.tensor(unit.positions)
             owner[r, start:start + n] = u
             branch[r, start:start + n] = torch.tensor(unit.codes)
+            rows.append((start, unit.prefix, unit.branch, n))
             offset = r * width + start
             for p, t, s, c in unit.targets:
                 pos.append(offset + p)
@@ -143,7 +162,63 @@ def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool
         same = owner[:, :, None] == owner[:, None, :]
         crossed = (branch[:, :, None] == SECOND) & (branch[:, None, :] == FIRST)
         batch["attention_mask"] = (same & causal & ~crossed).unsqueeze(1)
+    elif table:
+        batch["units"] = torch.tensor(rows, dtype=torch.long)
     return batch
+
+
+UNITS_ATTENTION = "jpo_units"
+
+
+def unit_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, scaling=None,
+                   dropout: float = 0.0, jpo_units: list[list[int]] | None = None, **kwargs):
+    """Attention of one packed row, unit by unit (transformers' attention-function interface): `query` [1, H, T, D],
+    `key` / `value` [1, H_kv, T, D], `jpo_units` the row's (start, prefix, branch, length). Each unit's trunk and
+    first branch attend causally (sdpa's causal kernel); a second branch attends to the trunk and causally to
+    itself. Returns ([1, T, H, D], None). `attention_mask` is unused (None: there is no mask to build)."""
+    import torch.nn.functional as F
+
+    if jpo_units is None:
+        raise ValueError("unit_attention needs the row's unit table (jpo_units); see jpo.train.packing")
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    dropout = dropout if module.training else 0.0
+    outs = []
+    for start, prefix, branch, length in jpo_units:
+        first, end = start + prefix + branch, start + length
+        outs.append(F.scaled_dot_product_attention(query[:, :, start:first], key[:, :, start:first],
+                                                   value[:, :, start:first], dropout_p=dropout, is_causal=True,
+                                                   scale=scaling))
+        if branch and end > first:
+            keys = torch.cat([key[:, :, start:start + prefix], key[:, :, first:end]], dim=2)
+            values = torch.cat([value[:, :, start:start + prefix], value[:, :, first:end]], dim=2)
+            second = end - first
+            mask = torch.ones(second, prefix + second, dtype=torch.bool, device=query.device)
+            mask[:, prefix:] = torch.ones(second, second, dtype=torch.bool, device=query.device).tril()
+            outs.append(F.scaled_dot_product_attention(query[:, :, first:end], keys, values, attn_mask=mask,
+                                                       dropout_p=dropout, scale=scaling))
+    return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+
+
+@contextmanager
+def units_attention(model):
+    """Within the block, `model`'s attention layers run `unit_attention` (registered with transformers on first use)
+    instead of their own implementation; restored on exit. Only the forward reads the setting: the backward pass
+    follows the autograd graph the forward built, so it may run after the block."""
+    from transformers import AttentionInterface
+
+    if UNITS_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(UNITS_ATTENTION, unit_attention)
+    configs = {id(m.config): m.config for m in model.modules() if hasattr(m, "config")}
+    before = {key: config._attn_implementation for key, config in configs.items()}
+    try:
+        for config in configs.values():
+            config._attn_implementation = UNITS_ATTENTION
+        yield
+    finally:
+        for key, config in configs.items():
+            config._attn_implementation = before[key]
 
 
 def computed_tokens(batch: dict[str, torch.Tensor], prefix: str = "") -> tuple[int, int]:
@@ -162,7 +237,7 @@ def computed_tokens(batch: dict[str, torch.Tensor], prefix: str = "") -> tuple[i
 
 def packing_mode(model, padding_free: bool | None, max_length: int | None, blocker: str | None = None
                  ) -> tuple[str | None, str | None]:
-    """(layout, why not): "block" for sdpa / eager attention, "varlen" for flash-attention 2/3, None (padded) where
+    """(layout, why not): "units" for sdpa, "block" for eager, "varlen" for flash-attention 2/3, None (padded) where
     `padding_free` is False or packing cannot be used, with the reason in one line (None where not asked about).
     `blocker` is a caller's own reason not to pack (e.g. a router loss that reads a 2D padding mask).
 
@@ -182,7 +257,9 @@ def packing_mode(model, padding_free: bool | None, max_length: int | None, block
         return None, blocker
     if sliding:
         return None, f"the model's sliding-window attention ({window} positions) would not apply to packed rows"
-    if attention in ("sdpa", "eager"):
+    if attention == "sdpa":
+        return "units", None
+    if attention == "eager":
         return "block", None
     if attention and "flash" in attention:  # flash_attention_2/3 and hub kernels of it: transformers' varlen path
         return "varlen", None

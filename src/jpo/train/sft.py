@@ -21,7 +21,7 @@ from jpo.modeling import fit_max_length, load_tokenizer, pad, set_chat_template,
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft, layer_token_cost
 from jpo.train.logprobs import additive_mask
-from jpo.train.packing import Unit, choose_bins, pack, packing_mode
+from jpo.train.packing import Unit, choose_bins, pack, packing_mode, units_attention
 from jpo.train.policy import load_policy
 from jpo.train.tokenize import Encoder
 
@@ -34,7 +34,9 @@ class SFTCollator:
     (-100 where no loss is taken: BOS, the prompt under `completion_only`, padding). With `packing` "block" the rows
     are packed end to end (`jpo.train.packing`) under a block-diagonal 4D mask (boolean; additive in
     `additive_dtype` for eager attention) with restarting ``position_ids``; with "varlen" into one unpadded row with
-    ``position_ids`` and no mask (flash-attention); packed batches also say ``use_cache=False``. Each row's first label is -100 (BOS, or the prompt's first
+    ``position_ids`` and no mask (flash-attention); with "units" into one unpadded row attended unit by unit
+    (sdpa; ``jpo_units`` is the row's unit table, see `jpo.train.packing.unit_attention`). Packed batches also
+    say ``use_cache=False``. Each row's first label is -100 (BOS, or the prompt's first
     token), so no loss crosses from one packed row into the next."""
 
     pad_token_id: int
@@ -51,11 +53,11 @@ class SFTCollator:
             return {"input_ids": pad(ids, self.pad_token_id), "attention_mask": pad([[1] * len(s) for s in ids], 0),
                     "labels": pad(labels, -100)}
         units = [Unit(list(seq), prefix=len(seq)) for seq in ids]
-        if self.packing == "varlen":
+        if self.packing in ("varlen", "units"):
             bins = [list(range(len(units)))]
         else:
             bins, _ = choose_bins([len(seq) for seq in ids], self.token_cost)
-        packed = pack(units, bins, self.pad_token_id, mask=self.packing != "varlen")
+        packed = pack(units, bins, self.pad_token_id, mask=self.packing == "block", table=self.packing == "units")
         # use_cache=False: with a cache, transformers does not read restarting position ids as packed sequences
         # (`masking_utils._preprocess_mask_arguments`), and training needs none.
         batch = {"input_ids": packed["input_ids"], "position_ids": packed["position_ids"],
@@ -63,6 +65,8 @@ class SFTCollator:
         for r, b in enumerate(bins):
             row = [label for u in b for label in labels[u]]
             batch["labels"][r, :len(row)] = torch.tensor(row)
+        if "units" in packed:
+            batch["jpo_units"] = packed["units"]
         if "attention_mask" in packed:
             mask = packed["attention_mask"]
             batch["attention_mask"] = mask if self.additive_dtype is None else additive_mask(mask, self.additive_dtype)
@@ -97,3 +101,12 @@ class SFTTrainer(Trainer):
                                additive_dtype=next(model.parameters()).dtype if eager else None)
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
                          processing_class=processing_class, **kwargs)
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        """Trainer's loss; a batch packed unit by unit runs its forward under `units_attention`."""
+        table = inputs.pop("jpo_units", None)
+        if table is None:
+            return super().compute_loss(model, inputs, *args, **kwargs)
+        inputs["jpo_units"] = table.tolist()
+        with units_attention(self.accelerator.unwrap_model(model)):
+            return super().compute_loss(model, inputs, *args, **kwargs)
