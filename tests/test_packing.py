@@ -199,3 +199,13 @@ def test_an_attention_without_masks_trains_padded_with_one_log_line(tiny_model_p
     assert trainer.data_collator.packing is None
     lines = [r.getMessage() for r in caplog.records if "padding-free packing off" in r.getMessage()]
     assert len(lines) == 1 and "flex_attention" in lines[0]
+
+
+def test_gradient_checkpointing_packs_under_a_block_mask(tiny_model_path, tmp_path):
+    """The backward pass recomputes each layer's forward with the model's own attention: the mask must be an input."""
+    from jpo import JPOConfig, JPOTrainer
+
+    args = JPOConfig(output_dir=str(tmp_path), objective="dpo", gradient_checkpointing=True, **QUICK)
+    rows = [{"prompt": "Once upon a time", "chosen": " a cat.", "rejected": " a dog ran."}] * 4
+    trainer = JPOTrainer(str(tiny_model_path), args=args, train_dataset=rows)
+    assert trainer.data_collator.packing == "block"

@@ -235,11 +235,13 @@ def computed_tokens(batch: dict[str, torch.Tensor], prefix: str = "") -> tuple[i
     return ids.numel(), int(((m.sum(-1) > 1) | (m.sum(-2) > 1)).sum())
 
 
-def packing_mode(model, padding_free: bool | None, max_length: int | None, blocker: str | None = None
-                 ) -> tuple[str | None, str | None]:
+def packing_mode(model, padding_free: bool | None, max_length: int | None, blocker: str | None = None,
+                 gradient_checkpointing: bool = False) -> tuple[str | None, str | None]:
     """(layout, why not): "units" for sdpa, "block" for eager, "varlen" for flash-attention 2/3, None (padded) where
     `padding_free` is False or packing cannot be used, with the reason in one line (None where not asked about).
-    `blocker` is a caller's own reason not to pack (e.g. a router loss that reads a 2D padding mask).
+    `blocker` is a caller's own reason not to pack (e.g. a router loss that reads a 2D padding mask). Under
+    `gradient_checkpointing` sdpa takes "block": the backward pass recomputes each layer's forward after
+    `units_attention` has restored the model's own attention, which must then find the mask in its inputs.
 
     Sliding-window layers are refused where a sequence can be longer than the window: a custom mask or a varlen
     row replaces the window the model would otherwise apply."""
@@ -257,9 +259,10 @@ def packing_mode(model, padding_free: bool | None, max_length: int | None, block
         return None, blocker
     if sliding:
         return None, f"the model's sliding-window attention ({window} positions) would not apply to packed rows"
-    if attention == "sdpa":
+    gradient_checkpointing = gradient_checkpointing or getattr(base, "is_gradient_checkpointing", False)
+    if attention == "sdpa" and not gradient_checkpointing:
         return "units", None
-    if attention == "eager":
+    if attention in ("sdpa", "eager"):
         return "block", None
     if attention and "flash" in attention:  # flash_attention_2/3 and hub kernels of it: transformers' varlen path
         return "varlen", None

@@ -92,7 +92,8 @@ class SFTTrainer(Trainer):
             logger.warning(line)
         if hasattr(train_dataset, "__len__") and len(train_dataset) == 0:  # a stream is counted as it passes
             raise JpoError(f"nothing to train on: {self.data_report.summary()}")
-        packing, why = packing_mode(model, args.padding_free, args.max_length)
+        packing, why = packing_mode(model, args.padding_free, args.max_length,
+                                    gradient_checkpointing=args.gradient_checkpointing)
         if why:
             logger.warning("padding-free packing off: %s; the batches are padded", why)
         eager = getattr(model.config, "_attn_implementation", None) == "eager"

@@ -220,7 +220,7 @@ class JPOTrainer(Trainer):
         token_cost = layer_token_cost(base.config)
         packing, why = packing_mode(model, args.padding_free, args.max_length,
                                     "the router load-balancing loss takes a 2D padding mask"
-                                    if self.aux_loss_enabled else None)
+                                    if self.aux_loss_enabled else None, args.gradient_checkpointing)
         if why:
             logger.warning("padding-free packing off: %s; the batches are padded", why)
         if self.kto:
