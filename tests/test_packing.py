@@ -209,3 +209,27 @@ def test_gradient_checkpointing_packs_under_a_block_mask(tiny_model_path, tmp_pa
     rows = [{"prompt": "Once upon a time", "chosen": " a cat.", "rejected": " a dog ran."}] * 4
     trainer = JPOTrainer(str(tiny_model_path), args=args, train_dataset=rows)
     assert trainer.data_collator.packing == "block"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "flash_attention_2"])
+def test_packed_logps_on_cuda_in_bf16(tiny_model_path, tok, items, attention):
+    """The layout each attention implementation packs with (packing_mode) on a GPU in bf16, against padded rows:
+    the same sums to bf16's resolution (the two layouts round differently)."""
+    from jpo.train.packing import packing_mode
+
+    if attention == "flash_attention_2":
+        pytest.importorskip("flash_attn")
+    model = _model(tiny_model_path, attention, torch.bfloat16).cuda()
+    packing, why = packing_mode(model, None, 256)
+    assert why is None
+    out = {}
+    for name, kw in (("padded", {}), ("packed", dict(packing=packing, share_prefix=packing != "varlen",
+                                                      token_cost=386.0))):
+        batch = PairCollator(tok.pad_token_id, count_prompt=True, skip_equal_prompts=False, **kw)(items)
+        batch = {k: v.cuda() for k, v in batch.items()}
+        with torch.no_grad():
+            out[name] = batch_logps(model, model, batch, 2 * len(items))
+    for part in ("prompt", "response"):
+        packed, padded = getattr(out["packed"], part), getattr(out["padded"], part)
+        assert torch.allclose(packed, padded, rtol=0, atol=ulps(256, padded.abs().max().item(), torch.bfloat16))

@@ -368,12 +368,13 @@ class PairCollator:
         multiple = self.pad_to_multiple_of
         if self.packing == VARLEN:
             units = self.units(items, share=False)
-            return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False)
+            return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False, multiple_of=multiple)
         if self.packing == UNITS:
             options = [self.units(items, share) for share in ([False, True] if self.share_prefix and any(same)
                                                               else [False])]
             units = min(options, key=lambda u: units_cost(u, self.token_cost))
-            return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False, table=True)
+            return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False, table=True,
+                        multiple_of=multiple)
         if self.packing == BLOCK:
             options = [False, True] if self.share_prefix and any(same) else [False]
             best = None
@@ -410,7 +411,8 @@ def pack_sequences(seqs: list[tuple[list[int], int]], pad_token_id: int, packing
     sequence i, as `_padded_batch` counts them."""
     units = [_plain_unit(ids, p, SKIP, i) for i, (ids, p) in enumerate(seqs)]
     if packing in (VARLEN, UNITS):
-        return pack(units, [list(range(len(units)))], pad_token_id, mask=False, table=packing == UNITS)
+        return pack(units, [list(range(len(units)))], pad_token_id, mask=False, table=packing == UNITS,
+                    multiple_of=multiple_of)
     bins, _ = choose_bins([len(u.ids) for u in units], token_cost, multiple_of)
     return pack(units, bins, pad_token_id, multiple_of=multiple_of)
 

@@ -125,12 +125,16 @@ def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool
     """One forward's tensors for `units` laid out in `bins` (lists of unit indices, one row each): ``input_ids``
     and ``position_ids`` [rows, W], the ``target_*`` entries `logprobs.batch_logps` reads (``target_pos`` a flat index
     into [rows, W]) and, with `mask`, the boolean block mask ``attention_mask`` [rows, 1, W, W]. Without `mask` there
-    must be one bin, unpadded: flash-attention's varlen row (plain units only), or with `table` the unit-by-unit
-    row, whose ``units`` [U, 4] are (start, prefix, branch, length) for `unit_attention`."""
+    must be one bin: flash-attention's varlen row (plain units only), or with `table` the unit-by-unit row, whose
+    ``units`` [U, 4] are (start, prefix, branch, length) for `unit_attention`; it is unpadded unless `multiple_of`
+    asks for padding, which is then one more unit (no targets)."""
     if not mask and (len(bins) != 1 or (not table and any(u.branch for u in units))):
         raise ValueError("a packed batch without a mask is one row; only a unit table lets units share a prefix")
     fill = [sum(len(units[i].ids) for i in b) for b in bins]
-    width = padded_width(max(fill), multiple_of) if mask else fill[0]
+    width = padded_width(max(fill), multiple_of)
+    if not mask and width > fill[0]:  # the one row's padding: a unit of its own, attended within itself only
+        units = [*units, Unit([pad_token_id] * (width - fill[0]), prefix=width - fill[0])]
+        bins = [[*bins[0], len(units) - 1]]
     ids = torch.full((len(bins), width), pad_token_id, dtype=torch.long)
     positions = torch.zeros((len(bins), width), dtype=torch.long)
     # Which unit each position belongs to (padding: a block of its own) and its branch, to build the mask from.
@@ -259,7 +263,10 @@ def packing_mode(model, padding_free: bool | None, max_length: int | None, block
         return None, blocker
     if sliding:
         return None, f"the model's sliding-window attention ({window} positions) would not apply to packed rows"
-    gradient_checkpointing = gradient_checkpointing or getattr(base, "is_gradient_checkpointing", False)
+    # transformers 5.x's name first: reading the older one warns that it is deprecated
+    name = "is_activation_checkpointing" if hasattr(type(base), "is_activation_checkpointing") else \
+        "is_gradient_checkpointing"
+    gradient_checkpointing = gradient_checkpointing or bool(getattr(base, name, False))
     if attention == "sdpa" and not gradient_checkpointing:
         return "units", None
     if attention in ("sdpa", "eager"):
