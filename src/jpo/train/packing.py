@@ -198,8 +198,8 @@ def unit_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.
             keys = torch.cat([key[:, :, start:start + prefix], key[:, :, first:end]], dim=2)
             values = torch.cat([value[:, :, start:start + prefix], value[:, :, first:end]], dim=2)
             second = end - first
-            mask = torch.ones(second, prefix + second, dtype=torch.bool, device=query.device)
-            mask[:, prefix:] = torch.ones(second, second, dtype=torch.bool, device=query.device).tril()
+            # The second branch sees every trunk key and, causally, its own: key j <= query i + prefix.
+            mask = torch.ones(second, prefix + second, dtype=torch.bool, device=query.device).tril(prefix)
             outs.append(F.scaled_dot_product_attention(query[:, :, first:end], keys, values, attn_mask=mask,
                                                        dropout_p=dropout, scale=scaling))
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
