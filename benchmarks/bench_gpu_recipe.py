@@ -1,6 +1,7 @@
 """Training throughput of a recipe's preference runs (tokens/s and MFU), DPO and JPO side by side in one process.
 
     python benchmarks/bench_gpu_recipe.py configs/tldr-qwen0.5b.yaml --dataset RUN/judge/joint.jsonl [--steps 200]
+        [--padding_free both] [--attn_implementation sdpa]
 
 Meant for a GPU: the recipe's `train.common` settings (LoRA, 4-bit, bf16, batch, max_length, ...) with
 `max_steps=--steps`, on preference rows from `--dataset` (e.g. the `judge/joint.jsonl` or `pairs/conditional.jsonl`
@@ -15,11 +16,17 @@ reference precomputation). MFU = achieved model FLOPs / the GPU's peak dense bf1
 = 2N (policy forward) + 2N (backward through the activations) + 2N (weight gradients, full fine-tuning only; LoRA's
 are negligible) + 2N (reference forward, unless precomputed), N = parameters outside the embeddings; attention's
 sequence-length term is left out, so MFU is slightly understated. On CPU the MFU column says n/a.
+
+`--padding_free on|off|both` times the trainer with its padding-free packing (the default; see README) and with
+padded rows (TRL's layout), side by side in one process; `--attn_implementation` (sdpa, eager, flash_attention_2)
+picks the layout packing uses (unit by unit, block mask, varlen row). Tokens/s counts real tokens either way.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -106,6 +113,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--objectives", default="dpo,jpo")
     parser.add_argument("--peak_tflops", type=float, help="the device's peak dense bf16 TFLOP/s, if not in the table")
+    parser.add_argument("--padding_free", choices=["on", "off", "both"], default="both",
+                        help="padding-free packing on (jpo's default), off (padded rows), or both, side by side")
+    parser.add_argument("--attn_implementation", help="the model's attention implementation (default: the "
+                        "recipe's, else transformers' choice)")
     args = parser.parse_args()
 
     import torch
@@ -135,13 +146,20 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(model)
     peak, device = peak_flops(args.peak_tflops)
     print(f"recipe {recipe.name}, model {model}, device {device}, {len(rows)} rows, {args.steps} steps")
-    print("| objective | steps | pairs | tokens | train s | tokens/s | model TFLOP/s | MFU | peak GPU mem GB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for objective in args.objectives.split(","):
+    if args.attn_implementation:
+        kwargs = common.get("model_init_kwargs") or {}
+        kwargs = json.loads(kwargs) if isinstance(kwargs, str) else dict(kwargs)
+        common["model_init_kwargs"] = {**kwargs, "attn_implementation": args.attn_implementation}
+    packings = {"on": [None], "off": [False], "both": [None, False]}[args.padding_free]
+    print("| objective | layout | steps | pairs | tokens | train s | tokens/s | model TFLOP/s | MFU | "
+          "peak GPU mem GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for objective, padding_free in itertools.product(args.objectives.split(","), packings):
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         with tempfile.TemporaryDirectory() as out:
-            config = {**common, "objective": objective, "model_name_or_path": model, "output_dir": out,
+            config = {**common, "objective": objective, "padding_free": padding_free,
+                      "model_name_or_path": model, "output_dir": out,
                       "max_steps": args.steps, "save_strategy": "no", "report_to": "none",
                       "logging_steps": args.steps, "disable_tqdm": True,
                       "ref_cache_dir": str(Path(out) / "ref")}
@@ -160,7 +178,8 @@ def main() -> None:
         achieved = tokens * per_token / seconds
         mfu = f"{100 * achieved / peak:.1f}%" if peak else "n/a"
         memory = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if torch.cuda.is_available() else "n/a"
-        print(f"| {objective} | {args.steps} | {pairs} | {tokens} | {seconds:.1f} | {tokens / seconds:.0f} | "
+        layout = "padded" if padding_free is False else "packed"
+        print(f"| {objective} | {layout} | {args.steps} | {pairs} | {tokens} | {seconds:.1f} | {tokens / seconds:.0f} | "
               f"{achieved / 1e12:.3f} | {mfu} | {memory} |")
 
 

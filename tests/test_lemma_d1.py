@@ -1,5 +1,5 @@
 """Lemma D.1 as a property: on pairs with equal prompts JPO is DPO (and joint IPO is IPO) to the bit, under every
-truncation mode, length limit, prompt-term option and prefix-sharing setting.
+truncation mode, length limit, prompt-term option, prefix-sharing setting and padding-free layout.
 
 Exact, not approximate, on every machine: a pair's shared prompt is truncated once for both sides
 (`tokenize.truncate_group`), its prompt terms are either skipped or computed once and counted for both sides
@@ -89,10 +89,15 @@ def test_equal_prompts_stay_equal_under_truncation(tok, rows, mode, max_length, 
     assert len(data) >= 1
 
 
-def pair_losses(policy, ref, data, objective: str, skip: bool, share: bool):
+# Padded rows, and each padding-free layout (packing.py): block mask, unit by unit, flash-attention's varlen row
+# (read through sdpa here, as transformers reads restarting position ids without a mask).
+PACKINGS = [None, "block", "units", "varlen"]
+
+
+def pair_losses(policy, ref, data, objective: str, skip: bool, share: bool, packing: str | None = None):
     """Per-pair losses and the policy's gradients, as the trainer computes them."""
     collator = PairCollator(0, count_prompt=OBJECTIVES[objective].scope == "joint", skip_equal_prompts=skip,
-                            share_prefix=share)
+                            share_prefix=share, packing=packing, token_cost=386.0 if packing else None)
     batch = collator(list(data))
     policy.zero_grad()
     count = 2 * len(data)
@@ -104,16 +109,18 @@ def pair_losses(policy, ref, data, objective: str, skip: bool, share: bool):
     return out, [p.grad.clone() for p in policy.parameters()]
 
 
+@pytest.mark.parametrize("packing", PACKINGS)
 @pytest.mark.parametrize("mode", TRUNCATION_MODES)
 @pytest.mark.parametrize(("max_length", "max_prompt_length"), LIMITS)
-def test_lemma_d1_to_the_bit_under_every_option(tok, rows, policy_and_ref, mode, max_length, max_prompt_length):
+def test_lemma_d1_to_the_bit_under_every_option(tok, rows, policy_and_ref, mode, max_length, max_prompt_length,
+                                                packing):
     policy, ref = policy_and_ref
     data, _ = encode_pairs(rows, Encoder(tok, max_length=max_length, max_prompt_length=max_prompt_length,
                                          truncation_mode=mode))
     for (joint, response), skip, share in itertools.product(PAIRS, (True, False), (False, True)):
-        a, grads_a = pair_losses(policy, ref, data, joint, skip, share)
-        b, grads_b = pair_losses(policy, ref, data, response, skip, share)
-        where = f"{joint} vs {response}, skip_equal_prompt_terms={skip}, share_prefix={share}"
+        a, grads_a = pair_losses(policy, ref, data, joint, skip, share, packing)
+        b, grads_b = pair_losses(policy, ref, data, response, skip, share, packing)
+        where = f"{joint} vs {response}, skip_equal_prompt_terms={skip}, share_prefix={share}, packing={packing}"
         assert torch.equal(a.losses, b.losses), where
         assert torch.equal(a.margin_prompt, torch.zeros_like(a.margin_prompt)), where
         assert all(torch.equal(x, y) for x, y in zip(grads_a, grads_b, strict=True)), where
@@ -124,8 +131,10 @@ def test_lemma_d1_to_the_bit_under_every_option(tok, rows, policy_and_ref, mode,
 SHAPE_OPTIONS = [(s, d) for s in SHAPES for d in F_DIVERGENCES if d == "reverse_kl" or s in F_DIVERGENCE_SHAPES]
 
 
+@pytest.mark.parametrize("packing", [None, "units"])  # padded, and the default layout under sdpa (packing.py)
 @pytest.mark.parametrize(("shape", "divergence"), SHAPE_OPTIONS)
-def test_lemma_d1_to_the_bit_for_every_trl_shape_with_prompt_terms_counted(tok, rows, policy_and_ref, shape, divergence):
+def test_lemma_d1_to_the_bit_for_every_trl_shape_with_prompt_terms_counted(tok, rows, policy_and_ref, shape,
+                                                                           divergence, packing):
     """The merge of the two exactness mechanisms: TRL's shapes give each side half of the prompt margin, the
     collator counts an equal prompt once for both sides (SHARED_PROMPT) and the LM head scores responses in a call of
     their own. With the prompt terms computed (not skipped), plain or prefix-shared rows, float32 on the model, LD-DPO
@@ -137,8 +146,8 @@ def test_lemma_d1_to_the_bit_for_every_trl_shape_with_prompt_terms_counted(tok, 
     for share in (False, True):
         results = {}
         for scope in ("joint", "response"):
-            batch = PairCollator(0, count_prompt=scope == "joint", skip_equal_prompts=False, share_prefix=share)(
-                list(data))
+            batch = PairCollator(0, count_prompt=scope == "joint", skip_equal_prompts=False, share_prefix=share,
+                                 packing=packing, token_cost=386.0 if packing else None)(list(data))
             count = 2 * len(data)
             policy.zero_grad()
             with torch.no_grad():
@@ -149,7 +158,7 @@ def test_lemma_d1_to_the_bit_for_every_trl_shape_with_prompt_terms_counted(tok, 
             losses.mean().backward()
             results[scope] = (losses.detach(), out.margin_prompt, [p.grad.clone() for p in policy.parameters()])
         (joint, margin_prompt, grads_j), (response, _, grads_r) = results["joint"], results["response"]
-        where = f"{shape}/{divergence}, share_prefix={share}"
+        where = f"{shape}/{divergence}, share_prefix={share}, packing={packing}"
         assert torch.equal(joint, response) and torch.isfinite(joint).all(), where
         assert torch.equal(margin_prompt, torch.zeros_like(margin_prompt)), where
         assert all(torch.equal(a, b) for a, b in zip(grads_j, grads_r, strict=True)), where
@@ -161,12 +170,14 @@ QUICK = dict(per_device_train_batch_size=4, learning_rate=1e-3, beta=0.1, loggin
 
 
 @pytest.mark.parametrize("mode", TRUNCATION_MODES)
-def test_training_jpo_equals_dpo_with_truncation(tiny_model_path, rows, tmp_path, mode):
+@pytest.mark.parametrize("padding_free", [None, False])
+def test_training_jpo_equals_dpo_with_truncation(tiny_model_path, rows, tmp_path, mode, padding_free):
     """The issue's case end to end: prompts of 400 tokens, --max_length 48, three steps; every logged loss and
     metric of JPO (prompt terms skipped or counted) equals DPO's, and the prompt margin is 0 at every step. (With
     the prompt terms counted, rewards/chosen and rewards/rejected are joint log-ratios and include the prompt's,
     the same on both sides; their difference, the margin, is DPO's.)"""
-    base = dict(QUICK, model_name_or_path=str(tiny_model_path), max_length=48, truncation_mode=mode)
+    base = dict(QUICK, model_name_or_path=str(tiny_model_path), max_length=48, truncation_mode=mode,
+                padding_free=padding_free)
     runs = {name: train_preferences(dict(base, objective=name.split("_")[0], output_dir=str(tmp_path / name),
                                          skip_equal_prompt_terms=name != "jpo_counted"), rows)
             for name in ("dpo", "jpo", "jpo_counted")}

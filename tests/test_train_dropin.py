@@ -80,15 +80,13 @@ def test_a_model_given_by_name_loads_in_float32_unless_told(tiny_model_path, row
     assert told.model.dtype == torch.bfloat16
 
 
-def test_pad_token_and_padding_free_are_accepted(tiny_model_path, rows, tmp_path, caplog):
-    import logging
-
-    with caplog.at_level(logging.WARNING, logger="jpo.train.trainer"):
-        trainer = JPOTrainer(str(tiny_model_path), args=_args(tmp_path, pad_token="<unk>", padding_free=True),
-                             train_dataset=rows)
+def test_pad_token_and_padding_free_are_accepted(tiny_model_path, rows, tmp_path):
+    """TRL's flags: the pad token is set; padding_free=True packs (as jpo does by default under sdpa)."""
+    trainer = JPOTrainer(str(tiny_model_path), args=_args(tmp_path, pad_token="<unk>", padding_free=True),
+                         train_dataset=rows)
     assert trainer.processing_class.pad_token == "<unk>"
     assert trainer.data_collator.pad_token_id == trainer.processing_class.convert_tokens_to_ids("<unk>")
-    assert "--padding_free" in caplog.text
+    assert trainer.data_collator.packing == "units"
 
 
 # --- gradient accumulation (issue 23, item 5) ------------------------------------------------------------------------

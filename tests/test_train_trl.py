@@ -149,12 +149,12 @@ def _run_script(source: str, tiny_model_path, rows, out) -> dict:
 
 def test_a_trl_script_with_the_names_changed_follows_trl(fitting_rows, tiny_model_path, tmp_path):
     """Only the import and the two class names change; JPO on TRL-format pairs (equal prompts) is DPO (Lemma D.1)
-    and, with prefix sharing on by default, follows TRL step for step; evaluation logs TRL's metrics under eval_."""
+    and, with padding-free packing and prefix sharing on by default, follows TRL step for step; evaluation logs TRL's metrics under eval_."""
     ours_script = TRL_SCRIPT.replace("from trl import DPOConfig, DPOTrainer", "from jpo import JPOConfig, JPOTrainer")
     ours_script = ours_script.replace("DPOConfig(", "JPOConfig(").replace("DPOTrainer(", "JPOTrainer(")
     theirs = _run_script(TRL_SCRIPT, tiny_model_path, fitting_rows, tmp_path / "trl")
     ours = _run_script(ours_script, tiny_model_path, fitting_rows, tmp_path / "jpo")
-    assert ours["trainer"].data_collator.share_prefix
+    assert ours["trainer"].data_collator.share_prefix and ours["trainer"].data_collator.packing == "units"
     a, b = losses(ours["trainer"].state.log_history), losses(theirs["trainer"].state.log_history)
     assert len(a) == len(b) == 10
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-4
@@ -182,7 +182,8 @@ def test_every_preference_layout_tokenizes_alike(tiny_model_path):
 def test_every_dpoconfig_field_has_trls_default(tmp_path):
     """Every field of TRL's DPOConfig is a JPOConfig field with the same value by default, except the documented
     ones: bf16 (set here, TRL's default needs a GPU on this machine), gradient checkpointing (off; it changes speed,
-    not numbers) and remove_unused_columns (the trainer's own columns must reach the collator)."""
+    not numbers), remove_unused_columns (the trainer's own columns must reach the collator) and padding_free (unset:
+    packing on where the attention implementation takes it; it changes speed, not numbers)."""
     import dataclasses
 
     from jpo import JPOConfig
@@ -190,7 +191,7 @@ def test_every_dpoconfig_field_has_trls_default(tmp_path):
     theirs = trl.DPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False)
     ours = JPOConfig(output_dir=str(tmp_path), report_to="none", bf16=False)
     names = {f.name for f in dataclasses.fields(JPOConfig)}
-    expected = {"gradient_checkpointing", "activation_checkpointing", "remove_unused_columns"}
+    expected = {"gradient_checkpointing", "activation_checkpointing", "remove_unused_columns", "padding_free"}
     differ = set()
     for f in dataclasses.fields(trl.DPOConfig):
         assert f.name in names, f.name

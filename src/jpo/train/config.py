@@ -166,9 +166,13 @@ class JPOConfig(ModelArguments, TrainingArguments):
     router_aux_loss_coef: float | None = field(default=None, metadata={
         "help": "Mixture-of-Experts: weight of the router's load-balancing loss added to the loss (logged as "
                 "aux_loss); default the model config's; 0 turns it off. An error with a model that has no router."})
-    padding_free: bool = field(default=False, metadata={
-        "help": "TRL's flag; as in TRL 1.x it is accepted, warns once and pads as usual (equal-prompt pairs share "
-                "their prompt instead: --share_prefix)."})
+    padding_free: bool | None = field(default=None, metadata={
+        "help": "Pack the sequences of each batch end to end instead of padding them (TRL's name): with sdpa or eager "
+                "attention into rows under a block-diagonal mask (equal-prompt pairs keeping their shared prompt, "
+                "--share_prefix), the number and width of the rows (up to max_length x batch) chosen by a cost "
+                "estimate; with flash-attention 2/3 into one row read through restarting position ids (no mask). "
+                "Default (unset): on where the attention implementation takes it, else padded with one log line "
+                "why; false: padded rows, as TRL; true: as unset (one log line where it cannot be used)."})
     pad_to_multiple_of: int | None = field(default=None, metadata={
         "help": "Pad each batch's length up to a multiple of this (TRL's 'auto' means none off Neuron)."})
     pad_token: str | None = field(default=None, metadata={
@@ -306,6 +310,13 @@ class SFTConfig(ModelArguments, TrainingArguments):
     completion_only_loss: bool = field(default=True, metadata={
         "help": "Loss on the response tokens and EOS only (TRL's default for prompt-completion data); "
                 "--no_completion_only_loss also trains on the prompt tokens."})
+    padding_free: bool | None = field(default=None, metadata={
+        "help": "Pack the rows of each batch end to end instead of padding them (TRL's name): with sdpa or eager "
+                "attention into rows under a block-diagonal mask, their number and width (up to max_length x "
+                "batch) chosen by a cost estimate; with flash-attention 2/3 into one row read through restarting "
+                "position ids. Each row stays its own sequence (unlike TRL's --packing, which cuts the data into "
+                "fixed-length blocks). Default (unset): on where the attention implementation takes it, else padded "
+                "with one log line why; false: padded rows."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Initial AdamW learning rate (TRL SFT default)."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps (TRL default 10)."})
     bf16: bool | None = field(default=None, metadata={

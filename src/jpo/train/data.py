@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from jpo.errors import JpoError
-from jpo.modeling import pad, padded_width
+from jpo.modeling import pad
 from jpo.train.logprobs import PROMPT, RESPONSE, SHARED_PROMPT, SKIP, segments_for, targets_from_segments
+from jpo.train.packing import Unit, choose_bins, layout_cost, pack, units_cost
 from jpo.train.tokenize import (
     IDENTICAL,
     IDENTICAL_TRUNCATED,
@@ -250,66 +251,28 @@ def _padded_batch(seqs: list[tuple[list[int], int, int]], pad_token_id: int, fir
             **targets_from_segments(segments, first_seq)}
 
 
-def _shared_rows(items: list[dict], shared: list[int], plain: list[int], count_shared: bool, count_plain: bool,
-                 pad_token_id: int, multiple_of: int | None = None) -> dict[str, torch.Tensor]:
-    """Rows for one forward with prefix sharing: ``[prompt, chosen, rejected]`` per equal-prompt pair, and the two
-    sequences of every other pair as ordinary causal rows; all with boolean 4D masks and explicit position ids.
+def _targets(ids: list[int], prompt_len: int, code: int, seq: int) -> list[tuple[int, int, int, int]]:
+    """The counted tokens of one sequence as `packing.Unit` targets (position in the unit that predicts, token,
+    sequence number, part): the response and EOS, and the prompt tokens after BOS where `code` is not SKIP."""
+    return [(t - 1, ids[t], seq, part) for t, part in enumerate(segments_for(len(ids), prompt_len, True, code))
+            if t and part != SKIP]
 
-    Sequence numbers: the chosen side of item i is sequence i, the rejected side B + i (B = len(items))."""
-    size = len(items)
-    rows: list[list[int]] = []
-    positions: list[list[int]] = []
-    blocks: list[tuple[int, int, int]] = []  # (prompt length, chosen response length, rejected response length)
-    pos, ids, seq, part = [], [], [], []
 
-    def add_targets(row: int, sources: list[int], tokens: list[int], number: int, code: int) -> None:
-        pos.extend(row * width + s for s in sources)
-        ids.extend(tokens)
-        seq.extend([number] * len(sources))
-        part.extend([code] * len(sources))
+def _plain_unit(ids: list[int], prompt_len: int, code: int, seq: int) -> Unit:
+    return Unit(list(ids), prefix=len(ids), targets=_targets(ids, prompt_len, code, seq))
 
-    for i in shared:
-        item = items[i]
-        p = item["chosen_prompt_len"]
-        chosen, rejected = item["chosen_ids"][p:], item["rejected_ids"][p:]
-        rows.append(item["chosen_ids"] + rejected)
-        positions.append(list(range(p + len(chosen))) + list(range(p, p + len(rejected))))
-        blocks.append((p, len(chosen), len(rejected)))
-    for side in ("chosen", "rejected"):
-        for i in plain:
-            ids_ = items[i][f"{side}_ids"]
-            rows.append(ids_)
-            positions.append(list(range(len(ids_))))
-            blocks.append((len(ids_), 0, 0))
-    width = padded_width(max(len(r) for r in rows), multiple_of)
-    mask = torch.zeros(len(rows), 1, width, width, dtype=torch.bool)
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    for r, (p, c, j) in enumerate(blocks):
-        n = p + c + j
-        mask[r, 0, :n, :n] = causal[:n, :n]
-        mask[r, 0, p + c:n, p:p + c] = False  # rejected tokens do not see the chosen ones
-        idx = torch.arange(n, width)
-        mask[r, 0, idx, idx] = True  # padding attends to itself only (never read; keeps softmax finite)
-    for r, i in enumerate(shared):
-        p, c, _ = blocks[r]
-        row = rows[r]
-        if count_shared:  # the prompt is computed once; its terms count for both sides
-            add_targets(r, list(range(p - 1)), row[1:p], i, SHARED_PROMPT)
-        add_targets(r, list(range(p - 1, p + c - 1)), row[p:p + c], i, RESPONSE)
-        add_targets(r, [p - 1] + list(range(p + c, len(row) - 1)), row[p + c:], size + i, RESPONSE)
-    for k, (side_offset, side) in enumerate(((0, "chosen"), (size, "rejected"))):
-        for n, i in enumerate(plain):
-            r = len(shared) + k * len(plain) + n
-            item = items[i]
-            row, p = rows[r], item[f"{side}_prompt_len"]
-            codes = segments_for(len(row), p, count_plain)
-            for t in range(1, len(row)):
-                if codes[t] != SKIP:
-                    add_targets(r, [t - 1], [row[t]], side_offset + i, codes[t])
-    return {"input_ids": pad(rows, pad_token_id, multiple_of=multiple_of), "attention_mask": mask,
-            "position_ids": pad(positions, 0, multiple_of=multiple_of),
-            "target_pos": torch.tensor(pos, dtype=torch.long), "target_ids": torch.tensor(ids, dtype=torch.long),
-            "target_seq": torch.tensor(seq, dtype=torch.long), "target_part": torch.tensor(part, dtype=torch.long)}
+
+def _shared_unit(item: dict, seq: int, size: int, count_prompt: bool) -> Unit:
+    """``[prompt, chosen, rejected]`` of an equal-prompt pair: the rejected branch sees the prompt, not the chosen
+    response; its first token is predicted from the last prompt position, as in its own sequence. The prompt terms
+    are computed once and counted for both sides (SHARED_PROMPT) where `count_prompt`."""
+    p = item["chosen_prompt_len"]
+    chosen, rejected = item["chosen_ids"], item["rejected_ids"][p:]
+    c = len(chosen) - p
+    targets = _targets(chosen, p, SHARED_PROMPT if count_prompt else SKIP, seq)
+    sources = [p - 1] + list(range(p + c, p + c + len(rejected) - 1))
+    targets += [(source, token, size + seq, RESPONSE) for source, token in zip(sources, rejected, strict=True)]
+    return Unit(chosen + rejected, prefix=p, branch=c, targets=targets)
 
 
 def layer_token_cost(config) -> float | None:
@@ -320,27 +283,43 @@ def layer_token_cost(config) -> float | None:
     return None if hidden is None or inner is None else 2.0 * hidden + 1.5 * inner
 
 
+# How a collator lays a batch out: padded rows (TRL's layout), packed rows under a block mask (eager), one packed
+# row attended unit by unit (sdpa), or one packed row read through its position ids (flash-attention's varlen path).
+# See packing.py.
+PADDED, BLOCK, UNITS, VARLEN = None, "block", "units", "varlen"
+
+
 @dataclass
 class PairCollator:
     """Batches of preference pairs.
 
     Input: rows with `PAIR_COLUMNS` (and `REF_COLUMNS` once the reference is precomputed).
     Output, for B pairs: ``same_prompt`` [B]; ``input_ids`` and ``attention_mask``; the counted tokens
-    ``target_pos``, ``target_seq``, ``target_part`` (and ``target_ids`` with prefix sharing), where sequence i is
-    the chosen side of pair i and B + i its rejected side (see `logprobs.batch_logps`); and the reference columns
-    as [B] tensors. Without prefix sharing the rows are [chosen_0..chosen_B, rejected_0..rejected_B] (as TRL) with
-    a 2D padding mask. With `share_prefix`, each equal-prompt pair is one row ``[prompt, chosen, rejected]`` and
-    the mask is a boolean [rows, 1, L, L] block mask with ``position_ids`` restarting after the prompt.
+    ``target_pos``, ``target_seq``, ``target_part`` (and ``target_ids`` where the rows are not TRL's), where
+    sequence i is the chosen side of pair i and B + i its rejected side (see `logprobs.batch_logps`); and the
+    reference columns as [B] tensors. Layouts:
+
+    - padded (`packing` None, no sharing): rows [chosen_0..chosen_B, rejected_0..rejected_B] (as TRL), 2D mask;
+    - `share_prefix` without packing: each equal-prompt pair one row ``[prompt, chosen, rejected]``, the others two
+      rows, under a boolean [rows, 1, L, L] block mask with ``position_ids`` restarting after the prompt;
+    - `packing="block"`: those units (shared pairs where `share_prefix`, single sequences) packed end to end into as
+      few rows as the cost estimate finds cheapest (`packing.choose_bins`), under a block-diagonal mask;
+    - `packing="units"`: the same units end to end in one unpadded row, no mask, with their table ``units``
+      (start, prefix, branch, length) for `packing.unit_attention` (sdpa), sharing where `packing.units_cost` says
+      it pays;
+    - `packing="varlen"`: every sequence end to end in one row, no mask, ``position_ids`` restarting at 0 for each
+      (flash-attention; no prefix sharing there).
 
     `count_prompt` says whether prompt tokens are targets (joint scope); `skip_equal_prompts` leaves them out for
     pairs whose prompts are equal, where they cancel. Where they are counted on such a pair, they are computed once
     (from the chosen row, or the shared row) and counted for both sides (SHARED_PROMPT): the two prompt terms are
-    then one number and cancel exactly, on any machine, as Lemma D.1 says they do.
+    then one number and cancel exactly, on any machine, as Lemma D.1 says they do. The layout depends on lengths
+    only, never on which tokens count, so every objective runs the same forward on the same batch.
 
-    Sharing saves the second pass over each prompt but makes rows longer, and attention grows with the square of
-    the row length: with short prompts and long responses it can cost more than it saves. With `token_cost` (the
-    model's per-token cost of its linear layers in units of one attention position: see `layer_token_cost`) a
-    batch is shared only where rows x width x (token_cost + width) is smaller than without sharing.
+    Sharing saves the second pass over each prompt but makes units longer, and attention under a dense mask grows
+    with the square of the row width: with short prompts and long responses it can cost more than it saves. With
+    `token_cost` (the model's per-token cost of its linear layers in units of one attention position: see
+    `layer_token_cost`) each layout is costed as rows x width x (token_cost + width) and the cheapest is used.
     """
 
     pad_token_id: int
@@ -350,6 +329,7 @@ class PairCollator:
     token_cost: float | None = None
     pad_to_multiple_of: int | None = None
     plain_ids: bool = False  # also ``plain_input_ids`` / ``plain_attention_mask``: TRL's [chosen; rejected] rows
+    packing: str | None = PADDED
 
     def _worth_sharing(self, items: list[dict[str, Any]], same: list[bool]) -> bool:
         if self.token_cost is None:
@@ -358,8 +338,8 @@ class PairCollator:
         shared_width = max(len(it["chosen_ids"]) + len(it["rejected_ids"]) - it["rejected_prompt_len"] if s
                            else plain_width for it, s in zip(items, same, strict=True))
         shared_rows = len(items) + sum(not s for s in same)
-        return (shared_rows * shared_width * (self.token_cost + shared_width)
-                < 2 * len(items) * plain_width * (self.token_cost + plain_width))
+        return (layout_cost(shared_rows, shared_width, self.token_cost)
+                < layout_cost(2 * len(items), plain_width, self.token_cost))
 
     def _prompt_code(self, item: dict[str, Any], side: str) -> int:
         """How a row's prompt tokens count. Equal prompts: not at all when skipped; else once, from the chosen row,
@@ -371,19 +351,50 @@ class PairCollator:
             return SHARED_PROMPT if side == "chosen" else SKIP
         return PROMPT
 
+    def units(self, items: list[dict[str, Any]], share: bool) -> list[Unit]:
+        """The batch's attention blocks: with `share`, one ``[prompt, chosen, rejected]`` unit per equal-prompt pair
+        (first) and the two sequences of every other pair (chosen sides, then rejected); without, every side alone,
+        chosen sides first (TRL's row order)."""
+        size = len(items)
+        count_shared = self.count_prompt and not self.skip_equal_prompts
+        shared = [i for i, it in enumerate(items) if share and it["same_prompt"]]
+        out = [_shared_unit(items[i], i, size, count_shared) for i in shared]
+        for offset, side in ((0, "chosen"), (size, "rejected")):
+            out += [_plain_unit(it[f"{side}_ids"], it[f"{side}_prompt_len"], self._prompt_code(it, side), offset + i)
+                    for i, it in enumerate(items) if i not in shared]
+        return out
+
+    def _layout(self, items: list[dict[str, Any]], same: list[bool]) -> dict[str, torch.Tensor]:
+        multiple = self.pad_to_multiple_of
+        if self.packing == VARLEN:
+            units = self.units(items, share=False)
+            return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False, multiple_of=multiple)
+        if self.packing == UNITS:
+            options = [self.units(items, share) for share in ([False, True] if self.share_prefix and any(same)
+                                                              else [False])]
+            units = min(options, key=lambda u: units_cost(u, self.token_cost))
+            return pack(units, [list(range(len(units)))], self.pad_token_id, mask=False, table=True,
+                        multiple_of=multiple)
+        if self.packing == BLOCK:
+            options = [False, True] if self.share_prefix and any(same) else [False]
+            best = None
+            for share in options:  # the cheaper of sharing or not, each at its cheapest packing
+                units = self.units(items, share)
+                bins, cost = choose_bins([len(u.ids) for u in units], self.token_cost, multiple)
+                if best is None or cost < best[2]:
+                    best = (units, bins, cost)
+            units, bins, _ = best
+            return pack(units, bins, self.pad_token_id, multiple_of=multiple)
+        if self.share_prefix and any(same) and self._worth_sharing(items, same):
+            units = self.units(items, share=True)
+            return pack(units, [[i] for i in range(len(units))], self.pad_token_id, multiple_of=multiple)
+        seqs = [(it[f"{side}_ids"], it[f"{side}_prompt_len"], self._prompt_code(it, side))
+                for side in ("chosen", "rejected") for it in items]
+        return _padded_batch(seqs, self.pad_token_id, multiple_of=multiple)
+
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         same = [bool(it["same_prompt"]) for it in items]
-        if self.share_prefix and any(same) and self._worth_sharing(items, same):
-            shared = [i for i, s in enumerate(same) if s]
-            plain = [i for i, s in enumerate(same) if not s]
-            batch = _shared_rows(items, shared, plain, self.count_prompt and not self.skip_equal_prompts,
-                                 self.count_prompt, self.pad_token_id, self.pad_to_multiple_of)
-        else:
-            seqs = []
-            for side in ("chosen", "rejected"):
-                for it in items:
-                    seqs.append((it[f"{side}_ids"], it[f"{side}_prompt_len"], self._prompt_code(it, side)))
-            batch = _padded_batch(seqs, self.pad_token_id, multiple_of=self.pad_to_multiple_of)
+        batch = self._layout(items, same)
         if self.plain_ids:  # what TRL's compute_metrics sees: prompt + response rows, chosen first, right-padded
             rows = [it[f"{side}_ids"] for side in ("chosen", "rejected") for it in items]
             batch["plain_input_ids"] = pad(rows, self.pad_token_id, multiple_of=self.pad_to_multiple_of)
@@ -394,6 +405,18 @@ class PairCollator:
         return batch
 
 
+def pack_sequences(seqs: list[tuple[list[int], int]], pad_token_id: int, packing: str, token_cost: float | None,
+                   multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+    """Sequences (ids, prompt length) packed (`packing` BLOCK, UNITS or VARLEN), their responses and EOS counted as
+    sequence i, as `_padded_batch` counts them."""
+    units = [_plain_unit(ids, p, SKIP, i) for i, (ids, p) in enumerate(seqs)]
+    if packing in (VARLEN, UNITS):
+        return pack(units, [list(range(len(units)))], pad_token_id, mask=False, table=packing == UNITS,
+                    multiple_of=multiple_of)
+    bins, _ = choose_bins([len(u.ids) for u in units], token_cost, multiple_of)
+    return pack(units, bins, pad_token_id, multiple_of=multiple_of)
+
+
 @dataclass
 class UnpairedCollator:
     """Batches of unpaired (KTO) rows.
@@ -401,21 +424,26 @@ class UnpairedCollator:
     Input: rows with `UNPAIRED_COLUMNS`. Output, for B rows: ``label`` [B]; ``input_ids``, ``attention_mask`` and
     the counted response tokens (``target_pos``, ``target_seq``, ``target_part``) of the rows; and the same under
     ``kl_`` for the mismatched sequences of KTO's reference point: prompt i with completion i-1 within the batch
-    (TRL's rotation), truncated by the same rule.
+    (TRL's rotation), truncated by the same rule. With `packing` (see `PairCollator`) each of the two is packed.
     """
 
     pad_token_id: int
     encoder: Encoder
     pad_to_multiple_of: int | None = None
+    packing: str | None = PADDED
+    token_cost: float | None = None
+
+    def _batch(self, seqs: list[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
+        if self.packing is not PADDED:
+            return pack_sequences(seqs, self.pad_token_id, self.packing, self.token_cost, self.pad_to_multiple_of)
+        return _padded_batch([(ids, p, SKIP) for ids, p in seqs], self.pad_token_id,
+                             multiple_of=self.pad_to_multiple_of)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = _padded_batch([(it["ids"], it["prompt_len"], SKIP) for it in items], self.pad_token_id,
-                              multiple_of=self.pad_to_multiple_of)
+        batch = self._batch([(it["ids"], it["prompt_len"]) for it in items])
         batch["label"] = torch.tensor([bool(it["label"]) for it in items])
         kl = [self._kl_sequence(items[i], items[i - 1]) for i in range(len(items))]
-        kl_batch = _padded_batch([(ids, p, SKIP) for ids, p in kl], self.pad_token_id,
-                                 multiple_of=self.pad_to_multiple_of)
-        batch.update({f"kl_{k}": v for k, v in kl_batch.items()})
+        batch.update({f"kl_{k}": v for k, v in self._batch(kl).items()})
         return batch
 
     def _kl_sequence(self, own: dict, other: dict) -> tuple[list[int], int]:

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from jpo.train.losses import SequenceLogps
+from jpo.train.packing import units_attention
 
 SKIP, PROMPT, RESPONSE = 0, 1, 2
 # A prompt token of a prefix-shared pair, computed once and counted for both sides: sequence s and s + n / 2.
@@ -124,7 +125,9 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
     """Prompt and response log-prob sums of `num_sequences` sequences laid out in one forward.
 
     The batch holds ``input_ids`` and ``attention_mask`` (2D padding mask, or a boolean 4D mask with ``position_ids``
-    for prefix-shared rows) and one entry per counted token: ``target_pos`` (flat index of the position whose hidden
+    for prefix-shared or packed rows, or no mask and ``position_ids`` for one packed row under flash-attention's
+    varlen path, or no mask, ``position_ids`` and the ``units`` table of a row attended unit by unit: see packing.py)
+    and one entry per counted token: ``target_pos`` (flat index of the position whose hidden
     state predicts it), ``target_seq`` (the sequence it belongs to) and ``target_part`` (PROMPT or RESPONSE); the
     token itself is read from ``input_ids`` one position later, or from ``target_ids`` where given. A SHARED_PROMPT
     token counts for sequence s and s + num_sequences / 2 (the two sides of a pair).
@@ -137,17 +140,22 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
     `router_aux` asks a Mixture-of-Experts model for its router load-balancing loss (`SequenceLogps.aux_loss`).
     """
     input_ids = batch[f"{prefix}input_ids"]
-    mask = batch[f"{prefix}attention_mask"]
+    mask = batch.get(f"{prefix}attention_mask")
     kwargs = {"use_cache": False, "output_hidden_states": True}
     if _accepts_logits_to_keep(head_model):
         kwargs["logits_to_keep"] = 1
-    if mask.dim() == 4:
+    if mask is None or mask.dim() == 4:  # packed or prefix-shared rows: positions restart within a row
         kwargs["position_ids"] = batch[f"{prefix}position_ids"]
-        if head_model.config._attn_implementation == "eager":
-            mask = additive_mask(mask, head_model.get_output_embeddings().weight.dtype)
+    if mask is not None and mask.dim() == 4 and head_model.config._attn_implementation == "eager":
+        mask = additive_mask(mask, head_model.get_output_embeddings().weight.dtype)
     if router_aux:
         kwargs["output_router_logits"] = True
-    outputs = model(input_ids=input_ids, attention_mask=mask, **kwargs)
+    table = batch.get(f"{prefix}units")
+    if table is None:
+        outputs = model(input_ids=input_ids, attention_mask=mask, **kwargs)
+    else:  # one packed row attended unit by unit (packing.unit_attention)
+        with units_attention(head_model):
+            outputs = model(input_ids=input_ids, jpo_units=table.tolist(), **kwargs)
     hidden = outputs.hidden_states[-1].flatten(0, 1)
     pos = batch[f"{prefix}target_pos"]
     targets = batch.get(f"{prefix}target_ids")

@@ -13,12 +13,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from transformers import Trainer, set_seed
 
 from jpo.errors import JpoError
 from jpo.modeling import fit_max_length, load_tokenizer, pad, set_chat_template, tokenizer_source
 from jpo.train.config import SFTConfig
-from jpo.train.data import encode_sft
+from jpo.train.data import encode_sft, layer_token_cost
+from jpo.train.logprobs import additive_mask
+from jpo.train.packing import Unit, choose_bins, pack, packing_mode, units_attention
 from jpo.train.policy import load_policy
 from jpo.train.tokenize import Encoder
 
@@ -28,17 +31,46 @@ logger = logging.getLogger(__name__)
 @dataclass
 class SFTCollator:
     """Batches of SFT rows. Input: rows with `SFT_COLUMNS`. Output: ``input_ids``, ``attention_mask`` and ``labels``
-    (-100 where no loss is taken: BOS, the prompt under `completion_only`, padding)."""
+    (-100 where no loss is taken: BOS, the prompt under `completion_only`, padding). With `packing` "block" the rows
+    are packed end to end (`jpo.train.packing`) under a block-diagonal 4D mask (boolean; additive in
+    `additive_dtype` for eager attention) with restarting ``position_ids``; with "varlen" into one unpadded row with
+    ``position_ids`` and no mask (flash-attention); with "units" into one unpadded row attended unit by unit
+    (sdpa; ``jpo_units`` is the row's unit table, see `jpo.train.packing.unit_attention`). Packed batches also
+    say ``use_cache=False``. Each row's first label is -100 (BOS, or the prompt's first
+    token), so no loss crosses from one packed row into the next."""
 
     pad_token_id: int
     completion_only: bool = True
+    packing: str | None = None
+    token_cost: float | None = None
+    additive_dtype: torch.dtype | None = None
 
     def __call__(self, items: list[dict[str, Any]]) -> dict:
         ids = [it["ids"] for it in items]
         start = [it["prompt_len"] if self.completion_only else 1 for it in items]
         labels = [[-100] * s + seq[s:] for seq, s in zip(ids, start, strict=True)]
-        return {"input_ids": pad(ids, self.pad_token_id), "attention_mask": pad([[1] * len(s) for s in ids], 0),
-                "labels": pad(labels, -100)}
+        if self.packing is None:
+            return {"input_ids": pad(ids, self.pad_token_id), "attention_mask": pad([[1] * len(s) for s in ids], 0),
+                    "labels": pad(labels, -100)}
+        units = [Unit(list(seq), prefix=len(seq)) for seq in ids]
+        if self.packing in ("varlen", "units"):
+            bins = [list(range(len(units)))]
+        else:
+            bins, _ = choose_bins([len(seq) for seq in ids], self.token_cost)
+        packed = pack(units, bins, self.pad_token_id, mask=self.packing == "block", table=self.packing == "units")
+        # use_cache=False: with a cache, transformers does not read restarting position ids as packed sequences
+        # (`masking_utils._preprocess_mask_arguments`), and training needs none.
+        batch = {"input_ids": packed["input_ids"], "position_ids": packed["position_ids"],
+                 "labels": torch.full_like(packed["input_ids"], -100), "use_cache": False}
+        for r, b in enumerate(bins):
+            row = [label for u in b for label in labels[u]]
+            batch["labels"][r, :len(row)] = torch.tensor(row)
+        if "units" in packed:
+            batch["jpo_units"] = packed["units"]
+        if "attention_mask" in packed:
+            mask = packed["attention_mask"]
+            batch["attention_mask"] = mask if self.additive_dtype is None else additive_mask(mask, self.additive_dtype)
+        return batch
 
 
 class SFTTrainer(Trainer):
@@ -60,6 +92,22 @@ class SFTTrainer(Trainer):
             logger.warning(line)
         if hasattr(train_dataset, "__len__") and len(train_dataset) == 0:  # a stream is counted as it passes
             raise JpoError(f"nothing to train on: {self.data_report.summary()}")
-        collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss)
+        packing, why = packing_mode(model, args.padding_free, args.max_length,
+                                    gradient_checkpointing=args.gradient_checkpointing)
+        if why:
+            logger.warning("padding-free packing off: %s; the batches are padded", why)
+        eager = getattr(model.config, "_attn_implementation", None) == "eager"
+        collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss,
+                               packing=packing, token_cost=layer_token_cost(model.config),
+                               additive_dtype=next(model.parameters()).dtype if eager else None)
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
                          processing_class=processing_class, **kwargs)
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        """Trainer's loss; a batch packed unit by unit runs its forward under `units_attention`."""
+        table = inputs.pop("jpo_units", None)
+        if table is None:
+            return super().compute_loss(model, inputs, *args, **kwargs)
+        inputs["jpo_units"] = table.tolist()
+        with units_attention(self.accelerator.unwrap_model(model)):
+            return super().compute_loss(model, inputs, *args, **kwargs)

@@ -34,6 +34,7 @@ from jpo.train.data import (
 )
 from jpo.train.logprobs import batch_logps
 from jpo.train.losses import Objective, SequenceLogps, kto_kl, kto_loss, preference_loss, wpo_weights
+from jpo.train.packing import packing_mode
 from jpo.train.policy import adapter_reference, disable_dropout, is_peft, load_policy
 from jpo.train.tokenize import Encoder
 
@@ -122,9 +123,6 @@ class JPOTrainer(Trainer):
         if self.kto and (args.ld_alpha is not None or args.use_weighting or args.rpo_alpha):
             raise JpoError("--ld_alpha, --use_weighting and --rpo_alpha are pairwise options; --objective kto "
                            "takes none of them")
-        if args.padding_free:
-            logger.warning("--padding_free is accepted for TRL scripts and pads as usual (TRL 1.x does the same); "
-                           "equal-prompt pairs share their prompt instead (--share_prefix)")
         set_seed(args.seed)  # a new adapter's initial weights depend on it, as in TRL
         if processing_class is None:
             processing_class = load_tokenizer(tokenizer_source(_model_name(model)), args.trust_remote_code)
@@ -218,19 +216,26 @@ class JPOTrainer(Trainer):
 
     def _collator(self, model, args: JPOConfig):
         pad_id = self.encoder.tokenizer.pad_token_id
-        if self.kto:
-            return UnpairedCollator(pad_id, self.encoder, pad_to_multiple_of=args.pad_to_multiple_of)
         base = model.get_base_model() if is_peft(model) else model
+        token_cost = layer_token_cost(base.config)
+        packing, why = packing_mode(model, args.padding_free, args.max_length,
+                                    "the router load-balancing loss takes a 2D padding mask"
+                                    if self.aux_loss_enabled else None, args.gradient_checkpointing)
+        if why:
+            logger.warning("padding-free packing off: %s; the batches are padded", why)
+        if self.kto:
+            return UnpairedCollator(pad_id, self.encoder, pad_to_multiple_of=args.pad_to_multiple_of, packing=packing,
+                                    token_cost=token_cost)
         share = args.share_prefix and supports_block_mask(model) and not self.aux_loss_enabled
-        if args.share_prefix and not share:
+        if args.share_prefix and not share and packing is None:
             why = ("the router load-balancing loss takes a 2D padding mask" if self.aux_loss_enabled else
                    f"attention implementation {getattr(base.config, '_attn_implementation', None)!r} takes no 4D "
                    "mask")
             logger.warning("prefix sharing off: %s; each pair runs as two sequences", why)
         return PairCollator(pad_id, count_prompt=self.objective.scope == "joint",
                             skip_equal_prompts=args.skip_equal_prompt_terms, share_prefix=share,
-                            token_cost=layer_token_cost(base.config), pad_to_multiple_of=args.pad_to_multiple_of,
-                            plain_ids=self._metrics_wanted)
+                            token_cost=token_cost, pad_to_multiple_of=args.pad_to_multiple_of,
+                            plain_ids=self._metrics_wanted, packing=packing)
 
     # --- log-probs -------------------------------------------------------------------------------------------------
     def _logps(self, model, inputs: dict, count: int, prefix: str = "", policy: bool = False) -> SequenceLogps:
