@@ -10,7 +10,7 @@ annotator (`judge.spec`, with the judge section's options), once per seed of `tr
 are `train.common` with the run's `config` over them (its `max_steps` / epochs are per round). Its model is then
 generated from and evaluated like every other run, under the run's name. With `evaluate_rounds: true` the policy
 after each earlier round is too (generate/evaluate units `<name>/seed<N>-round<R>`), which gives the report's
-win-rate curves by samples generated and by judge questions (runner/online_report.py).
+win-rate curves by samples generated and by judge questions (runner/report/online.py).
 """
 
 from __future__ import annotations
