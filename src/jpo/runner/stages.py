@@ -21,7 +21,7 @@ from jpo.data import items_to_preferences, read_jsonl, write_jsonl
 from jpo.errors import JpoError
 from jpo.evaluate.generate import GenerateOptions
 from jpo.runner.recipe import Accelerate, BuildModel, Recipe, Run
-from jpo.runner.settings import Training, run_layers, training
+from jpo.runner.settings import Training, ref_cache, run_layers, training
 from jpo.runner.units import Unit
 
 # --- model -------------------------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pa
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "sft"))
     model_dir = unit.folder / "model"
     sft = training("sft", [recipe.sft.config], seed=recipe.seed if seed is None else seed, model=base,
-                   data_file=data_file, output_dir=model_dir, ref_cache_dir=_ref_cache(run_dir))
+                   data_file=data_file, output_dir=model_dir, ref_cache_dir=ref_cache(run_dir))
     launch(unit, sft, recipe.sft.accelerate)
     return {**card(unit, recipe, model_dir, "sft", sft.settings, data_dir), "rows": len(rows),
             "line": f"SFT on {len(rows)} D_S rows ({recipe.sft.from_})"}
@@ -195,7 +195,7 @@ def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pat
     model_dir = unit.folder / "model"
     plain = training("sft", [{"completion_only_loss": False}, recipe.model.pretrain],
                      seed=recipe.seed if seed is None else seed, model=base, data_file=data_file,
-                     output_dir=model_dir, ref_cache_dir=_ref_cache(run_dir))
+                     output_dir=model_dir, ref_cache_dir=ref_cache(run_dir))
     import yaml
 
     config_file = unit.folder / "config.yaml"
@@ -221,7 +221,7 @@ def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Pa
         decided["data_seed"] = seed + 10007 * run.reorder
     preference = training("train", [*run_layers(recipe.train.common, run.config, run.objective), decided],
                           seed=seed, model=base, data_file=data_file, output_dir=model_dir,
-                          ref_cache_dir=_ref_cache(run_dir))
+                          ref_cache_dir=ref_cache(run_dir))
     launch(unit, preference, recipe.train.accelerate)
     short = (f"; {counts['D_F']} of {counts['D_F_wanted']} fresh rows wanted (data.fresh has no more decisive "
              "labels)") if counts.get("D_F", 0) < counts.get("D_F_wanted", 0) else ""
@@ -230,12 +230,6 @@ def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Pa
     return {**card(unit, recipe, model_dir, run.objective, preference.settings, data_dir, feedback_dir),
             "rows": len(rows), "origins": counts, "max_steps": max_steps,
             "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}{steps}{short}"}
-
-
-def _ref_cache(run_dir: Path) -> Path:
-    """The run folder's cache of reference log-probs, shared by its runs (a cache entry is keyed by model, data and
-    tokenization)."""
-    return run_dir / "cache" / "ref_logps"
 
 
 def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str, Any],
