@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jpo.errors import JpoError
-from jpo.runner.report.markdown import escape, headline, number, signed
+from jpo.runner.report.markdown import check_value, escape, headline, number, signed
 
 START, END = "<!-- demo-numbers:start -->", "<!-- demo-numbers:end -->"
 BLOCKS = {"demo": (START, END), "online": ("<!-- online-numbers:start -->", "<!-- online-numbers:end -->")}
@@ -102,9 +102,8 @@ def render(results: dict[str, Any], provenance: dict[str, Any], source: str) -> 
         lines += ["", f"Can the testbed tell methods apart? {verdict}:", "",
                   "| Check | Value [95% CI] | Threshold | Met |", "|---|---|---|---|"]
         for c in sensitivity["checks"]:
-            value = "n/a" if c["value"] is None else f"{c['value']:+.1f} [{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]"
             met = "not measured" if c["met"] is None else "met" if c["met"] else "not met"
-            lines.append(f"| {escape(c['check'])} | {value} | {c['threshold']} | {met} |")
+            lines.append(f"| {escape(c['check'])} | {check_value(c)} | {c['threshold']} | {met} |")
     lines += ["", "| Method | Data | Rows | Average win-rate [95% CI] |", "|---|---|---|---|"]
     for row in results["rows"]:
         lines.append(f"| {escape(row['method'])} | {escape(row['data'])} | {row.get('rows', '')} | {row['average']:.1f} "

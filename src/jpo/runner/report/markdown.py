@@ -33,6 +33,11 @@ def signed(d: dict[str, Any]) -> str:
     return f"{d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
 
 
+def check_value(check: dict[str, Any]) -> str:
+    """A sensitivity check's value with its paired 95% interval (`+1.2 [-0.3, +2.7]`); `n/a` where not measured."""
+    return "n/a" if check["value"] is None else signed({"difference": check["value"], "ci95": check["ci95"]})
+
+
 def table(rows: list[dict[str, Any]], temperatures: list[float], paper: bool) -> list[str]:
     quality = any("mean_quality" in r for r in rows)
     head = ["Method", "Data", "Rows"] + [f"T={t:g}" for t in temperatures] + ["Average [95% CI]"]
@@ -262,9 +267,8 @@ def sensitivity_lines(result: dict[str, Any], dry: bool) -> list[str]:
               f"interval; {equal}", "",
               "| Check | What | Value [95% CI] | Threshold | Met |", "|---|---|---|---|---|"]
     for r in result["checks"]:
-        value = "n/a" if r["value"] is None else f"{r['value']:+.1f} [{r['ci95'][0]:+.1f}, {r['ci95'][1]:+.1f}]"
         met = "not measured" if r["met"] is None else "met" if r["met"] else "**not met**"
-        lines.append(f"| {escape(r['check'])} | {escape(r['what'])} | {value} | {r['threshold']} | {met} |")
+        lines.append(f"| {escape(r['check'])} | {escape(r['what'])} | {check_value(r)} | {r['threshold']} | {met} |")
     notes = [f"{r['check']}: {r['note']}" for r in result["checks"] if r["note"]]
     if notes:
         lines += ["", *notes]

@@ -7,6 +7,19 @@ from pathlib import Path
 from typing import Any
 
 
+def _errors(points: list[dict[str, Any]]) -> list[list[float]]:
+    """Matplotlib's `yerr` for points with an `average` and its `ci95`: the distances below and above."""
+    return [[p["average"] - p["ci95"][0] for p in points], [p["ci95"][1] - p["average"] for p in points]]
+
+
+def _save(plt, figure, path: Path) -> Path:
+    """Write a figure as a PNG (120 dpi) and close it."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def _series(history: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
     """A logged value's (steps, values) in a trainer's log history."""
     points = [(h["step"], h[key]) for h in history if key in h and "step" in h]
@@ -23,16 +36,12 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
     written = []
     rows = result["rows"]
     figure, axis = plt.subplots(figsize=(8, 4))
-    errors = [[r["average"] - r["ci95"][0] for r in rows], [r["ci95"][1] - r["average"] for r in rows]]
-    axis.bar(range(len(rows)), [r["average"] for r in rows], yerr=errors, capsize=4, color="#4c72b0")
+    axis.bar(range(len(rows)), [r["average"] for r in rows], yerr=_errors(rows), capsize=4, color="#4c72b0")
     axis.set_xticks(range(len(rows)), [r["method"] for r in rows], rotation=20, ha="right")
     axis.set_ylabel("win-rate vs gold (%)")
     axis.axhline(50, color="gray", lw=0.8, ls="--")
     axis.set_title("Average win-rate over temperatures, 95% bootstrap intervals")
-    figure.tight_layout()
-    written.append(out / "winrate.png")
-    figure.savefig(written[-1], dpi=120)
-    plt.close(figure)
+    written.append(_save(plt, figure, out / "winrate.png"))
 
     for key, name in (("loss", "loss"), ("rewards/margins", "reward_margin")):
         figure, axis = plt.subplots(figsize=(7, 4))
@@ -47,24 +56,18 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
         axis.set_title(f"Training {key} per method (all seeds)")
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
-        figure.tight_layout()
-        written.append(out / f"training_{name}.png")
-        figure.savefig(written[-1], dpi=120)
-        plt.close(figure)
+        written.append(_save(plt, figure, out / f"training_{name}.png"))
 
     if result["scaling"]:
         figure, axis = plt.subplots(figsize=(6, 4))
         points = result["scaling"]
         axis.errorbar([r["rows"] for r in points], [r["average"] for r in points],
-                      yerr=[[r["average"] - r["ci95"][0] for r in points], [r["ci95"][1] - r["average"] for r in points]],
+                      yerr=_errors(points),
                       marker="o", capsize=4)
         axis.set_xlabel("joint comparisons (D_H rows trained on)")
         axis.set_ylabel("average win-rate vs gold (%)")
         axis.set_title("Data scaling on D_H")
-        figure.tight_layout()
-        written.append(out / "scaling.png")
-        figure.savefig(written[-1], dpi=120)
-        plt.close(figure)
+        written.append(_save(plt, figure, out / "scaling.png"))
 
     if result.get("selection"):
         figure, axis = plt.subplots(figsize=(6, 4))
@@ -72,17 +75,14 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
         for selector in dict.fromkeys(p["selector"] for p in points):
             mine = sorted((p for p in points if p["selector"] == selector), key=lambda p: p["budget"])
             axis.errorbar([p["budget"] for p in mine], [p["average"] for p in mine],
-                          yerr=[[p["average"] - p["ci95"][0] for p in mine], [p["ci95"][1] - p["average"] for p in mine]],
+                          yerr=_errors(mine),
                           marker="o", capsize=3, label=selector, alpha=0.85)
         axis.set_xscale("log", base=2)
         axis.set_xlabel("labelled joint comparisons")
         axis.set_ylabel("average win-rate vs gold (%)")
         axis.set_title(f"Selectors, {result['selection']['max_steps']} training steps per point")
         axis.legend(fontsize=8)
-        figure.tight_layout()
-        written.append(out / "selection.png")
-        figure.savefig(written[-1], dpi=120)
-        plt.close(figure)
+        written.append(_save(plt, figure, out / "selection.png"))
 
     if result.get("online") and any(len(run["curve"]) > 1 for run in result["online"]["runs"].values()):
         written.append(online_plot(result["online"], out))
@@ -103,8 +103,7 @@ def online_plot(result: dict[str, Any], out: Path) -> Path:
         for index, run in enumerate(result["runs"].values()):
             curve = run["curve"]
             axis.errorbar([p[key] for p in curve], [p["average"] for p in curve],
-                          yerr=[[p["average"] - p["ci95"][0] for p in curve],
-                                [p["ci95"][1] - p["average"] for p in curve]],
+                          yerr=_errors(curve),
                           marker="o", capsize=3, color=f"C{index}", label=run["label"])
         for index, entry in enumerate(result["offline"].values(), start=len(result["runs"])):
             axis.axhline(entry["average"], color=f"C{index}", ls="--", lw=1,
@@ -113,8 +112,4 @@ def online_plot(result: dict[str, Any], out: Path) -> Path:
         axis.set_title(f"Win-rate vs gold by {title}")
     axes[0].set_ylabel("average win-rate vs gold (%)")
     axes[1].legend(fontsize=8)
-    figure.tight_layout()
-    path = out / "online_curves.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, out / "online_curves.png")
