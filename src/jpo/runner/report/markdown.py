@@ -33,12 +33,19 @@ def signed(d: dict[str, Any]) -> str:
     return f"{d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
 
 
+def number(value: float) -> str:
+    """A count or a mean count: `1,024`, or `1,024.5` where it has a fraction."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
 def check_value(check: dict[str, Any]) -> str:
     """A sensitivity check's value with its paired 95% interval (`+1.2 [-0.3, +2.7]`); `n/a` where not measured."""
     return "n/a" if check["value"] is None else signed({"difference": check["value"], "ci95": check["ci95"]})
 
 
 def table(rows: list[dict[str, Any]], temperatures: list[float], paper: bool) -> list[str]:
+    """The win-rate table (like the paper's Table 5): a row per model, per temperature and averaged with its interval;
+    the mean true quality and the paper's average where there are any."""
     quality = any("mean_quality" in r for r in rows)
     head = ["Method", "Data", "Rows"] + [f"T={t:g}" for t in temperatures] + ["Average [95% CI]"]
     head += ["Mean q"] if quality else []
@@ -133,11 +140,6 @@ def markdown(recipe: Recipe, result: dict[str, Any]) -> str:
                 **{f"run {r.name}": r.config for r in recipe.train.runs if r.config}}
     lines += ["", "## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", ""]
     return "\n".join(lines)
-
-
-def number(value: float) -> str:
-    """A count or a mean count: `1,024`, or `1,024.5` where it has a fraction."""
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _word(d: dict[str, Any]) -> str:
