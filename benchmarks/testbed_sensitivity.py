@@ -14,7 +14,7 @@ What it does, with the library only (`jpo.runner.run_recipe`, the demo's own run
 2. `--seeds`: the training seeds, each with its own built model, pretraining and SFT (`train.vary_base`), as
    `jpo demo --seeds N` runs them; the data and labels are the recipe's seed's.
 3. It prints the report's checks pooled over the seeds (R1-R4, DPO - SFT: each a paired difference on the same
-   prompts with its 95% bootstrap interval, `jpo.runner.report.sensitivity_result`), then R1-R3 and DPO - SFT at
+   prompts with its 95% bootstrap interval, `jpo.runner.report.statistics.sensitivity_result`), then R1-R3 and DPO - SFT at
    each seed with their intervals, and writes `sensitivity.json` (with the stages' seconds) into the output folder.
    Exit status 0 when every pooled check and every per-seed check is met.
 

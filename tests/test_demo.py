@@ -277,7 +277,7 @@ def test_each_paper_finding_gets_a_verdict_with_magnitude():
     """Issue 25 item 4: "reproduced" only when the paired interval excludes 0 in the paper's direction, saying
     whether the paper's value lies inside it; otherwise smaller, not distinguishable from 0, or reversed, each
     with both numbers."""
-    from jpo.runner.report import finding
+    from jpo.runner.report.statistics import finding
 
     # the issue's case: +1.1 [+0.3, +2.0] against the paper's +5.2 is a smaller effect, not a reproduction
     assert finding("JPO - DPO", 5.2, {"difference": 1.1, "ci95": [0.3, 2.0]}) == (

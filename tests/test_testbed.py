@@ -223,7 +223,8 @@ def _recipe():
 
 
 def test_the_sensitivity_checks_are_met_or_not_by_their_thresholds_and_intervals():
-    from jpo.runner.report import sensitivity_lines, sensitivity_result
+    from jpo.runner.report.markdown import sensitivity_lines
+    from jpo.runner.report.statistics import sensitivity_result
 
     recipe = _recipe()
     shown = {"dpo": "DPO", "sft": "SFT"}
@@ -260,7 +261,7 @@ def test_the_sensitivity_checks_are_met_or_not_by_their_thresholds_and_intervals
 
 
 def test_a_check_that_cannot_be_measured_is_not_met():
-    from jpo.runner.report import sensitivity_result
+    from jpo.runner.report.statistics import sensitivity_result
 
     recipe = _recipe()
     result = sensitivity_result(recipe, {"dpo": _scored(60), "sft": _scored(10)}, {"dpo": "DPO"}, None)
@@ -270,7 +271,8 @@ def test_a_check_that_cannot_be_measured_is_not_met():
 
 
 def test_the_equal_budget_control_answers_whether_a_joint_label_is_worth_a_conditional_one():
-    from jpo.runner.report import equal_budget_lines, equal_budget_result
+    from jpo.runner.report.markdown import equal_budget_lines
+    from jpo.runner.report.statistics import equal_budget_result
 
     recipe = _recipe()
     scored = {"jpo": _scored(70), "dpo-budget": _scored(64), "dpo": _scored(60)}
@@ -481,7 +483,8 @@ def test_r4_removes_the_most_frequent_habit_from_both_models_and_judges_again(tm
     DPO's are the gold ones without it; with the habit removed from both, nothing of DPO's gain survives. The habit
     is a stand-in through the task's contract (`habits_in`, `without_habit`), whatever the task's own habits are."""
     import jpo.tasks
-    from jpo.runner.report import habit_stripped, sensitivity_result
+    from jpo.runner.report.statistics import sensitivity_result
+    from jpo.runner.stages import habit_stripped
     from jpo.runner.units import Unit
     from jpo.tasks import Sizes, build_splits
 

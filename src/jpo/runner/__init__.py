@@ -5,7 +5,7 @@
     data.py     the data stage: sources, the pool, D_S, joint comparisons
     stages.py   the other stage bodies: model, feedback (D_C, D_H), sft, train, generate, evaluate
     plan.py     a recipe as units; units.py: manifests and the resume rule
-    report.py   the one report writer; run.py: plan and execute a recipe (`jpo run` / `jpo demo`, in jpo.cli)
+    report/     the one report: its numbers, results.md, plots; run.py: plan and execute a recipe (`jpo run` / `jpo demo`, in jpo.cli)
 """
 
 from jpo.runner.recipe import Recipe, load_recipe, parse_recipe

@@ -10,7 +10,7 @@ annotator (`judge.spec`, with the judge section's options), once per seed of `tr
 are `train.common` with the run's `config` over them (its `max_steps` / epochs are per round). Its model is then
 generated from and evaluated like every other run, under the run's name. With `evaluate_rounds: true` the policy
 after each earlier round is too (generate/evaluate units `<name>/seed<N>-round<R>`), which gives the report's
-win-rate curves by samples generated and by judge questions (runner/online_report.py).
+win-rate curves by samples generated and by judge questions (runner/report/online.py).
 """
 
 from __future__ import annotations
@@ -91,21 +91,18 @@ class OnlineRun:
 def check_online(recipe) -> None:
     """Each online run's settings and config, as OnlineJPOConfig would take them; names distinct from every other
     model's; a judge to ask."""
-    from jpo.config import check_keys, typed_config
     from jpo.online.config import OnlineJPOConfig
+    from jpo.runner.settings import typed_settings
 
     at = recipe.path or "recipe"
     taken = {"sft", *(r.name for r in recipe.runs())}
-    keys = [f.name for f in dataclasses.fields(OnlineJPOConfig) if f.init]
     for i, run in enumerate(recipe.online):
         where = f"{at}: online[{i}] ({run.name})"
         if run.name in taken:
             raise JpoError(f"{where}: the name is taken (models: {', '.join(sorted(taken))})")
         taken.add(run.name)
-        check_keys(f"{where}.config", run.config, keys)
         # typed as every other training-settings mapping of a recipe (`1e-4` a number, a wrong type one line)
-        run.config.update(typed_config(f"{where}.config", run.config, OnlineJPOConfig,
-                                       {"loss_type": str | list[str] | None}))
+        run.config.update(typed_settings(f"{where}.config", run.config, "online"))
         clash = set(run.config) & set(run.settings())
         if clash:
             raise JpoError(f"{where}.config: set {', '.join(sorted(clash))} on the run itself, not in config")
@@ -167,12 +164,12 @@ def train_online_run(unit, recipe, run: OnlineRun, seed: int, policy: str, data_
                      run_dir: Path) -> dict[str, Any]:
     """The stage: `train_online` from `policy` on the pool's instructions; the loop's log and model in `model/`."""
     from jpo.online.loop import train_online
-    from jpo.runner.settings import seeded
+    from jpo.runner.settings import online_layers, ref_cache, training
     from jpo.runner.units import digest
 
     model_dir = unit.folder / "model"
-    config = {**seeded(recipe.train.common, seed), **run.config, **run.settings(), "model_name_or_path": policy,
-              "output_dir": str(model_dir), "prompt_template": recipe.prompt_template}
+    online = training("online", online_layers(recipe.train.common, run.config, run.settings(), recipe.prompt_template),
+                      seed=seed, model=policy, data_file=None, output_dir=model_dir, ref_cache_dir=ref_cache(run_dir))
     # The loop resumes from the rounds a killed unit finished, and a grown `rounds` goes on from them; any other
     # change (training settings, the model, the judge) starts afresh, so no round of the old settings is kept.
     key = digest({**unit.config, "run": {**unit.config["run"], "rounds": None}, "deps": [d.key for d in unit.deps]})
@@ -180,9 +177,8 @@ def train_online_run(unit, recipe, run: OnlineRun, seed: int, policy: str, data_
     if model_dir.exists() and (not stamp.exists() or stamp.read_text() != key):
         shutil.rmtree(model_dir)
     stamp.write_text(key)
-    if config.get("precompute_ref_log_probs") and not config.get("ref_cache_dir"):
-        config["ref_cache_dir"] = str(run_dir / "cache" / "ref_logps")
-    result = train_online(config, pool_prompts(data_dir), recipe.judge.spec, judge_options=recipe.judge.options())
+    result = train_online(online.config(), pool_prompts(data_dir), recipe.judge.spec,
+                          judge_options=recipe.judge.options())
     total = result.rounds[-1]["cumulative"]
     return {"model": str(model_dir), "rounds": len(result.rounds), "resumed": result.resumed, "cumulative": total,
             "rows": total["decisive"],  # the report's Rows: the decisive labels trained on, over all rounds

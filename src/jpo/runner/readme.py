@@ -10,17 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from jpo.errors import JpoError
+from jpo.runner.report.markdown import check_value, escape, headline, number, signed
 
 START, END = "<!-- demo-numbers:start -->", "<!-- demo-numbers:end -->"
 BLOCKS = {"demo": (START, END), "online": ("<!-- online-numbers:start -->", "<!-- online-numbers:end -->")}
-
-
-def _pair(d: dict[str, Any]) -> str:
-    return f"{d['difference']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
-
-
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|")
 
 
 def _origin(results: dict[str, Any], provenance: dict[str, Any], source: str) -> list[str]:
@@ -41,7 +34,7 @@ def render_online(results: dict[str, Any], provenance: dict[str, Any], source: s
     """The online block (without the markers): the headline, each online run's curve beside the other's (win-rate
     by round, with cumulative samples and judge questions), the same-round differences, the offline references, the
     round's cost and wall time by stage. JpoError when the report has no online section."""
-    from jpo.runner.online_report import STAGES, _d, _n, headline
+    from jpo.runner.report.online import STAGES
 
     online = results.get("online")
     if not online or not online.get("runs"):
@@ -52,44 +45,44 @@ def render_online(results: dict[str, Any], provenance: dict[str, Any], source: s
     runs = list(online["runs"].values())
     rounds = sorted({p["round"] for run in runs for p in run["curve"]})
     at = [{p["round"]: p for p in run["curve"]} for run in runs]
-    lines += ["| Round | " + " | ".join(f"{_md(r['label'])}: samples / judge questions | win-rate [95% CI]"
+    lines += ["| Round | " + " | ".join(f"{escape(r['label'])}: samples / judge questions | win-rate [95% CI]"
                                          for r in runs) + " |", "|---|" + "---|---|" * len(runs)]
     for r in rounds:
         cells = []
         for points in at:
             p = points.get(r)
-            cells += ["", ""] if p is None else [f"{_n(p['samples'])} / {_n(p['judge_questions'])}",
+            cells += ["", ""] if p is None else [f"{number(p['samples'])} / {number(p['judge_questions'])}",
                                                  f"{p['average']:.1f} [{p['ci95'][0]:.1f}, {p['ci95'][1]:.1f}]"]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
     label = {name: run["label"] for name, run in online["runs"].items()}
     for comparison in online["comparisons"]:
         lines += ["", f"{label[comparison['joint']]} - {label[comparison['conditional']]} after the same round "
                   "(equal judge questions and steps; paired, seeds pooled): "
-                  + "; ".join(f"round {s['round']} {_d(s['difference'])}" for s in comparison["same_round"]) + "."]
+                  + "; ".join(f"round {s['round']} {signed(s['difference'])}" for s in comparison["same_round"]) + "."]
         if comparison["same_samples"]:
             lines += ["", f"{label[comparison['joint']]} - {label[comparison['conditional']]} at the same number of "
                       "generated samples (the first has trained twice the steps there): "
-                      + "; ".join(f"{_n(s['samples'])} samples {_d(s['difference'])}"
+                      + "; ".join(f"{number(s['samples'])} samples {signed(s['difference'])}"
                                   for s in comparison["same_samples"]) + "."]
     shown = set(label.values())
     paired = {name: d for name, d in results.get("paired", {}).items()
               if any(part in shown for part in name.split(" - "))}
     if paired:
-        lines += ["", "Final policies, paired (seeds pooled): " + "; ".join(f"{name} {_d(d)}"
+        lines += ["", "Final policies, paired (seeds pooled): " + "; ".join(f"{name} {signed(d)}"
                                                                           for name, d in paired.items()) + "."]
     for entry in online["offline"].values():
-        lines += ["", f"Offline reference: {entry['label']} ({_md(entry['data'])}, {entry['rows']} decisive labels, "
-                  f"{_n(entry['judge_questions'])} judge questions, {'/'.join(map(str, entry['steps']))} steps) "
+        lines += ["", f"Offline reference: {entry['label']} ({escape(entry['data'])}, {entry['rows']} decisive labels, "
+                  f"{number(entry['judge_questions'])} judge questions, {'/'.join(map(str, entry['steps']))} steps) "
                   f"{entry['average']:.1f} [{entry['ci95'][0]:.1f}, {entry['ci95'][1]:.1f}]."]
     seconds = provenance.get("online_round_seconds") or {}
     for name, run in online["runs"].items():
         last = run["costs"]
         mean = {key: sum(sum(c[key]) for c in last) / (len(last) * len(last[0][key])) for key in
                 ("samples", "tokens_generated", "judge_questions", "decisive", "train_steps")}
-        line = (f"{_md(run['label'])}, per round (mean): {_n(round(mean['samples'], 1))} samples, "
-                f"{_n(round(mean['tokens_generated'], 1))} tokens, {_n(round(mean['judge_questions'], 1))} judge "
-                f"questions, {_n(round(mean['decisive'], 1))} decisive labels, {_n(round(mean['train_steps'], 1))} "
-                "steps")
+        mean = {key: number(round(value, 1)) for key, value in mean.items()}
+        line = (f"{escape(run['label'])}, per round (mean): {mean['samples']} samples, {mean['tokens_generated']} "
+                f"tokens, {mean['judge_questions']} judge questions, {mean['decisive']} decisive labels, "
+                f"{mean['train_steps']} steps")
         if name in seconds:
             line += (f"; wall time {seconds[name]['total']:.1f} s a round: "
                      + ", ".join(f"{stage} {seconds[name][stage]:.1f} s" for stage in STAGES))
@@ -109,24 +102,23 @@ def render(results: dict[str, Any], provenance: dict[str, Any], source: str) -> 
         lines += ["", f"Can the testbed tell methods apart? {verdict}:", "",
                   "| Check | Value [95% CI] | Threshold | Met |", "|---|---|---|---|"]
         for c in sensitivity["checks"]:
-            value = "n/a" if c["value"] is None else f"{c['value']:+.1f} [{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]"
             met = "not measured" if c["met"] is None else "met" if c["met"] else "not met"
-            lines.append(f"| {_md(c['check'])} | {value} | {c['threshold']} | {met} |")
+            lines.append(f"| {escape(c['check'])} | {check_value(c)} | {c['threshold']} | {met} |")
     lines += ["", "| Method | Data | Rows | Average win-rate [95% CI] |", "|---|---|---|---|"]
     for row in results["rows"]:
-        lines.append(f"| {_md(row['method'])} | {_md(row['data'])} | {row.get('rows', '')} | {row['average']:.1f} "
+        lines.append(f"| {escape(row['method'])} | {escape(row['data'])} | {row.get('rows', '')} | {row['average']:.1f} "
                      f"[{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}] |")
     if results.get("paired"):
         lines += ["", "Paired differences (points, 95% paired interval): "
-                  + "; ".join(f"{name} {_pair(d)}" for name, d in results["paired"].items()) + "."]
+                  + "; ".join(f"{name} {signed(d)}" for name, d in results["paired"].items()) + "."]
     names = {row["name"]: row["method"] for row in results["rows"]}
     for entry in results.get("equal_budget") or []:
         lines += ["", f"Equal budget: {names.get(entry['joint'], entry['joint'])} - "
-                  f"{names.get(entry['control'], entry['control'])} {_pair(entry['joint_vs_control'])}."]
+                  f"{names.get(entry['control'], entry['control'])} {signed(entry['joint_vs_control'])}."]
     scaling = results.get("scaling")
     if scaling and scaling.get("points"):
         lines += ["", f"Scaling ({'a fixed number of steps' if scaling.get('fixed') == 'steps' else 'fixed epochs'} "
-                  "per point): " + "; ".join(f"{_md(p['method'])} {p['average']:.1f} [{p['ci95'][0]:.1f}, "
+                  "per point): " + "; ".join(f"{escape(p['method'])} {p['average']:.1f} [{p['ci95'][0]:.1f}, "
                                              f"{p['ci95'][1]:.1f}]" for p in scaling["points"]) + "."]
     if results.get("findings"):
         lines += ["", "Beside the paper (the report's verdicts, with magnitude):", "", *results["findings"]]

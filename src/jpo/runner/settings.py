@@ -33,14 +33,16 @@ Settings = dict[str, Any]
 """Training settings: field names of SFTConfig / PreferenceConfig (TrainingArguments and ours) -> values, typed
 against those fields at parse time (`typed_settings`)."""
 
-Command = Literal["sft", "train"]  # `jpo sft` (SFTConfig) or `jpo train` (PreferenceConfig)
+# `jpo sft` (SFTConfig), `jpo train` (PreferenceConfig), or the online loop (OnlineJPOConfig, a recipe's `online:`)
+Command = Literal["sft", "train", "online"]
 
 
 def config_class(command: Command) -> type:
     """The config dataclass of a command (imported on use: transformers is slow to import)."""
+    from jpo.online.config import OnlineJPOConfig
     from jpo.train.config import PreferenceConfig, SFTConfig
 
-    return SFTConfig if command == "sft" else PreferenceConfig
+    return {"sft": SFTConfig, "train": PreferenceConfig, "online": OnlineJPOConfig}[command]
 
 
 def typed_settings(where: str, values: Mapping[str, Any], command: Command) -> Settings:
@@ -48,8 +50,8 @@ def typed_settings(where: str, values: Mapping[str, Any], command: Command) -> S
     text made numbers); JpoError naming `where` and the key otherwise."""
     cls = config_class(command)
     check_keys(where, values, (f.name for f in fields(cls) if f.init))
-    # PreferenceConfig takes TRL's list of loss types too (one of them)
-    return typed_config(where, dict(values), cls, {"loss_type": str | list[str] | None} if command == "train" else None)
+    # PreferenceConfig (and OnlineJPOConfig, one) takes TRL's list of loss types too (one of them)
+    return typed_config(where, dict(values), cls, {"loss_type": str | list[str] | None} if command != "sft" else None)
 
 
 def check_layers(command: Command, layers: list[tuple[str, Mapping[str, Any]]]) -> None:
@@ -82,6 +84,19 @@ def run_layers(common: Mapping[str, Any], config: Mapping[str, Any], objective: 
     return [common, config, {"objective": objective}]
 
 
+def ref_cache(run_dir: Path) -> Path:
+    """The run folder's cache of reference log-probs, shared by its runs (a cache entry is keyed by model, data and
+    tokenization)."""
+    return run_dir / "cache" / "ref_logps"
+
+
+def online_layers(common: Mapping[str, Any], config: Mapping[str, Any], loop: Mapping[str, Any],
+                  prompt_template: str | None) -> list[Mapping[str, Any]]:
+    """An online run's layers: `train.common`, then the run's `config`, then the loop's own settings (`OnlineRun`'s
+    fields as OnlineJPOConfig keys), then the recipe's prompt template."""
+    return [common, config, loop, {"prompt_template": prompt_template}]
+
+
 def seeded(settings: Mapping[str, Any], seed: int) -> Settings:
     """Training settings at a seed (model init, data order), logging nowhere unless the settings say so."""
     return {"seed": seed, "data_seed": seed, "report_to": "none", **settings}
@@ -89,7 +104,7 @@ def seeded(settings: Mapping[str, Any], seed: int) -> Settings:
 
 @dataclass(frozen=True)
 class Training:
-    """One training a stage runs: the command (`jpo sft` or `jpo train`) and its settings, every key a field of
+    """One training a stage runs: the command (`jpo sft`, `jpo train` or the online loop) and its settings, every key a field of
     that command's config class. `settings` is what `config.yaml` and the model card record; `config()` is what
     the Trainer gets."""
 
@@ -105,19 +120,20 @@ class Training:
         return config_class(self.command)(**self.settings)
 
 
-def training(command: Command, layers: Iterable[Mapping[str, Any]], *, seed: int, model: str, data_file: Path,
-             output_dir: Path, ref_cache_dir: Path) -> Training:
+def training(command: Command, layers: Iterable[Mapping[str, Any]], *, seed: int, model: str,
+             data_file: Path | None, output_dir: Path, ref_cache_dir: Path) -> Training:
     """The one place a stage's training settings are put together, each step over the one before:
 
     1. the seed's defaults (`seeded`): seed, data_seed, report_to none;
     2. `layers`, in order: for SFT `sft.config`; for a preference run `run_layers` (train.common, the run's
        config, its objective) and then what the stage decides (max_steps taken from another run, a reordering's
-       data_seed);
-    3. the paths the stage chose: the model it starts from, its data file, its output folder, and, when reference
-       log-probs are precomputed and the settings name no cache, the run folder's cache (`ref_cache_dir`).
+       data_seed); for an online run `online_layers`;
+    3. the paths the stage chose: the model it starts from, its data file (none for an online run, which samples
+       its own), its output folder, and, when reference log-probs are precomputed and the settings name no cache,
+       the run folder's cache (`ref_cache_dir`).
     """
-    settings = {**seeded(merged(layers), seed), "model_name_or_path": model, "dataset": [str(data_file)],
-                "output_dir": str(output_dir)}
+    settings = {**seeded(merged(layers), seed), "model_name_or_path": model,
+                **({} if data_file is None else {"dataset": [str(data_file)]}), "output_dir": str(output_dir)}
     if settings.get("precompute_ref_log_probs") and not settings.get("ref_cache_dir"):
         settings["ref_cache_dir"] = str(ref_cache_dir)
     return Training(command, settings)

@@ -2,6 +2,9 @@
 own, through the library's functions (`jpo.feedback`, `jpo.train`, `jpo.evaluate`), never through command lines.
 Training under `accelerate launch` is the one exception: it needs processes of its own, so it runs
 `jpo train --config FILE` (the same config file the manifest records for an in-process run).
+
+The report's two measurements that ask the evaluation judge again are here too (`joint_ranking`, `habit_stripped`):
+the report (runner/report/) assembles and renders what they return.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from jpo.data import items_to_preferences, read_jsonl, write_jsonl
 from jpo.errors import JpoError
 from jpo.evaluate.generate import GenerateOptions
 from jpo.runner.recipe import Accelerate, BuildModel, Recipe, Run
-from jpo.runner.settings import Training, run_layers, training
+from jpo.runner.settings import Training, ref_cache, run_layers, training
+from jpo.runner.units import Unit
 
 # --- model -------------------------------------------------------------------------------------------------------
 
@@ -174,7 +178,7 @@ def train_sft_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pa
     write_jsonl(data_file, templated(rows, recipe.prompt_template, "sft"))
     model_dir = unit.folder / "model"
     sft = training("sft", [recipe.sft.config], seed=recipe.seed if seed is None else seed, model=base,
-                   data_file=data_file, output_dir=model_dir, ref_cache_dir=_ref_cache(run_dir))
+                   data_file=data_file, output_dir=model_dir, ref_cache_dir=ref_cache(run_dir))
     launch(unit, sft, recipe.sft.accelerate)
     return {**card(unit, recipe, model_dir, "sft", sft.settings, data_dir), "rows": len(rows),
             "line": f"SFT on {len(rows)} D_S rows ({recipe.sft.from_})"}
@@ -191,7 +195,7 @@ def pretrain_model(unit, recipe: Recipe, base: str, data_dir: Path, run_dir: Pat
     model_dir = unit.folder / "model"
     plain = training("sft", [{"completion_only_loss": False}, recipe.model.pretrain],
                      seed=recipe.seed if seed is None else seed, model=base, data_file=data_file,
-                     output_dir=model_dir, ref_cache_dir=_ref_cache(run_dir))
+                     output_dir=model_dir, ref_cache_dir=ref_cache(run_dir))
     import yaml
 
     config_file = unit.folder / "config.yaml"
@@ -217,7 +221,7 @@ def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Pa
         decided["data_seed"] = seed + 10007 * run.reorder
     preference = training("train", [*run_layers(recipe.train.common, run.config, run.objective), decided],
                           seed=seed, model=base, data_file=data_file, output_dir=model_dir,
-                          ref_cache_dir=_ref_cache(run_dir))
+                          ref_cache_dir=ref_cache(run_dir))
     launch(unit, preference, recipe.train.accelerate)
     short = (f"; {counts['D_F']} of {counts['D_F_wanted']} fresh rows wanted (data.fresh has no more decisive "
              "labels)") if counts.get("D_F", 0) < counts.get("D_F_wanted", 0) else ""
@@ -226,12 +230,6 @@ def train_run(unit, recipe: Recipe, run: Run, seed: int, base: str, data_dir: Pa
     return {**card(unit, recipe, model_dir, run.objective, preference.settings, data_dir, feedback_dir),
             "rows": len(rows), "origins": counts, "max_steps": max_steps,
             "line": f"{run.shown} seed {seed}: {len(rows)} rows of {run.data_label}{steps}{short}"}
-
-
-def _ref_cache(run_dir: Path) -> Path:
-    """The run folder's cache of reference log-probs, shared by its runs (a cache entry is keyed by model, data and
-    tokenization)."""
-    return run_dir / "cache" / "ref_logps"
 
 
 def card(unit, recipe: Recipe, model_dir: Path, objective: str, config: dict[str, Any],
@@ -307,7 +305,6 @@ def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: 
                  model_dir: Path) -> dict[str, Any]:
     """Each generation judged against its prompt's gold reference (both orders): winrate.json, and scored.jsonl
     with one outcome per generation (what the report pools over seeds and compares paired)."""
-    from jpo.evaluate import outcome_of_label
     from jpo.evaluate.against_gold import evaluate_generations
     from jpo.feedback import make_judge
     from jpo.feedback.store import VerdictStore
@@ -324,8 +321,7 @@ def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: 
     quality = synthetic_quality(recipe)
     scored = []
     for row in result.rows:
-        entry = {"id": row["prompt_id"], "temperature": row["temperature"], "seed": row["seed"],
-                 "outcome": outcome_of_label(row["label"])}
+        entry = _scored(row)
         if quality:
             entry["quality"] = quality(row["prompt_a"], row["response_a"])
         scored.append(entry)
@@ -334,6 +330,72 @@ def evaluate_for(unit, recipe: Recipe, generations_file: Path, references_file: 
         add_evaluation(model_dir, summary)
     average = summary["average"]
     return {"average": average, "line": f"win-rate {100 * average['estimate']:.1f}% vs gold (n {average['n']})"}
+
+
+def _generations(recipe: Recipe, evaluations: dict[tuple[str, int], Unit], name: str) -> list[dict[str, Any]]:
+    """A model's generations at every training seed (the files its evaluate units judged)."""
+    return [row for seed in recipe.train.seeds
+            for row in read_jsonl(evaluations[name, seed].deps[0].folder / "generations.jsonl")]
+
+
+def _scored(row: dict[str, Any]) -> dict[str, Any]:
+    """One line of scored.jsonl from a judged generation: its prompt, temperature, seed and outcome against gold."""
+    from jpo.evaluate import outcome_of_label
+
+    return {"id": row["prompt_id"], "temperature": row["temperature"], "seed": row["seed"],
+            "outcome": outcome_of_label(row["label"])}
+
+
+def joint_ranking(recipe: Recipe, out: Path, evaluations: dict[tuple[str, int], Unit], shown: dict[str, str],
+                  data_dir: Path) -> dict[str, Any] | None:
+    """`evaluate.joint`'s models ranked by joint comparisons of their generations (every seed), with the
+    evaluation judge, beside their win-rates against gold (`jpo.evaluate.ranking.evaluate_joint`)."""
+    if not recipe.evaluate.joint:
+        return None
+    from jpo.evaluate.ranking import evaluate_joint
+    from jpo.feedback import make_judge
+    from jpo.feedback.store import VerdictStore
+
+    generations = {shown[name]: _generations(recipe, evaluations, name) for name in recipe.evaluate.joint}
+    judge = make_judge(recipe.evaluation_judge(), recipe.judge.options())
+    with VerdictStore(out / "joint_verdicts.sqlite") as store:
+        result = evaluate_joint(generations, judge, references=read_jsonl(data_dir / "eval.jsonl"), store=store,
+                                progress=False, seed=recipe.seed, max_per_pair=recipe.evaluate.joint_max_per_pair)
+    return {"markdown": result.markdown(), **result.as_dict()}
+
+
+def habit_stripped(recipe: Recipe, evaluations: dict[tuple[str, int], Unit], names: list[str],
+                   data_dir: Path, out: Path) -> dict[str, Any] | None:
+    """R4's measurement: the surface habit most frequent in the generations of `names` (every seed; the synthetic
+    task's `jpo.tasks.habits_in`), removed from all of them (`jpo.tasks.without_habit`), and each generation judged
+    against gold again with the evaluation judge. None for a source without habits (not the synthetic task)."""
+    if recipe.data.eval.source != "synthetic":
+        return None
+    from collections import Counter
+
+    from jpo.evaluate import evaluate_generations
+    from jpo.feedback import make_judge
+    from jpo.feedback.store import VerdictStore
+    from jpo.tasks import habits_in, without_habit
+
+    references = read_jsonl(data_dir / "eval.jsonl")
+    generations = {name: _generations(recipe, evaluations, name) for name in names}
+    shown = {name: [set(habits_in(r["response"])) for r in rows] for name, rows in generations.items()}
+    counts = Counter(h for found in shown.values() for each in found for h in each)
+    if not counts:
+        return {"habit": None, "share": {}, "scored": {}}
+    habit = min(counts, key=lambda h: (-counts[h], h))  # the most frequent; ties by name, so the choice is stable
+    judge = make_judge(recipe.evaluation_judge(), recipe.judge.options())
+    scored = {}
+    with VerdictStore(out / "habit_verdicts.sqlite") as store:
+        for name, rows in generations.items():
+            stripped = [{**r, "response": without_habit(r["response"], habit)} for r in rows]
+            result = evaluate_generations(stripped, references, judge, store=store, progress=False,
+                                          n_resamples=100)  # only the outcomes are read
+            scored[name] = [_scored(r) for r in result.rows]
+    share = {name: round(100 * sum(habit in each for each in found) / len(found), 1) if found else None
+             for name, found in shown.items()}
+    return {"habit": habit, "share": share, "scored": scored}
 
 
 def synthetic_quality(recipe: Recipe):
