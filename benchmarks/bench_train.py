@@ -57,7 +57,6 @@ SFT_SETTINGS = dict(per_device_train_batch_size=8, max_length=1024, logging_step
 SETTINGS = dict(per_device_train_batch_size=8, learning_rate=1e-3, beta=0.1, logging_steps=1000, seed=0,
                 report_to="none", save_strategy="no", disable_tqdm=True)
 MAX_LENGTH = {"hh": 256, "tldr": 1024, "hh_joint": 256}
-START, END = "<!-- bench-train:start -->", "<!-- bench-train:end -->"
 
 
 def rss_mb() -> float:
@@ -279,16 +278,16 @@ def summary(results: dict[str, list[dict]], pairs: dict[str, int], loads: list[f
 
 
 def write_readme(path: Path, lines: list[str], command: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    if text.count(START) != 1 or text.count(END) != 1:
-        sys.exit(f"{path}: needs one '{START}' line and one '{END}' line around the benchmark numbers")
+    """The README's bench-train block: the command, the commit, the date and the cores, then `lines`."""
     import datetime
 
-    block = [f"`{command}`, {datetime.date.today().isoformat()}, {os.cpu_count()} shared CPU cores "
-             "(written by the script):", "", *lines]
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n" + "\n".join(block) + f"\n{END}{tail}", encoding="utf-8")
+    from jpo.runner.readme import markers, write_block
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    block = [f"`{command}` at commit `{commit}`, {datetime.date.today().isoformat()}, {os.cpu_count()} shared CPU "
+             "cores (written by the script):", "", *lines]
+    write_block(path, markers("bench-train"), "\n".join(block))
 
 
 def main() -> None:

@@ -12,8 +12,27 @@ from typing import Any
 from jpo.errors import JpoError
 from jpo.runner.report.markdown import check_value, escape, headline, number, signed
 
-START, END = "<!-- demo-numbers:start -->", "<!-- demo-numbers:end -->"
-BLOCKS = {"demo": (START, END), "online": ("<!-- online-numbers:start -->", "<!-- online-numbers:end -->")}
+
+def markers(name: str) -> tuple[str, str]:
+    """The two lines around a generated README block: `<!-- NAME:start -->` and `<!-- NAME:end -->`."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+BLOCKS = {"demo": markers("demo-numbers"), "online": markers("online-numbers")}
+START, END = BLOCKS["demo"]
+
+
+def write_block(readme: Path, around: tuple[str, str], text: str) -> None:
+    """Replace what stands between the two marker lines `around` (`markers`) of `readme` with `text`: every
+    generated README block (the demo's and the online numbers, bench_train's, TRL's test suite). JpoError when the
+    two markers are not there once each, in that order."""
+    start, end = around
+    content = readme.read_text(encoding="utf-8")
+    if content.count(start) != 1 or content.count(end) != 1 or content.index(start) > content.index(end):
+        raise JpoError(f"{readme}: needs one '{start}' line and, after it, one '{end}' line")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
 def _origin(results: dict[str, Any], provenance: dict[str, Any], source: str) -> list[str]:
@@ -147,13 +166,6 @@ def update_readme(readme: Path, report_dir: Path, block: str = "demo") -> str:
         raise JpoError(f"{report_dir / 'results.json'}: not a report of this version (no 'rows')")
     path = report_dir / "provenance.json"
     provenance = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    text = readme.read_text(encoding="utf-8")
-    start, end = BLOCKS[block]
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise JpoError(f"{readme}: needs one '{start}' line and, after it, one '{end}' line around the {block} "
-                       "numbers")
     written = (render_online if block == "online" else render)(results, provenance, str(report_dir / "results.json"))
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{written}\n{end}{tail}", encoding="utf-8")
+    write_block(readme, BLOCKS[block], written)
     return written
