@@ -28,11 +28,12 @@ dozen informative labels per decision in a pool of 2,000. No single surface feat
 global rule helps: where a habit matters it is as often wanted as forbidden, so "never write habits" and "always
 write them" are both right half the time. (Two first designs learnt nothing about the habits on the demo's model:
 a table over (family, style) pairs, 40 x 4 decisions, and habits written blind to the instruction.)
-Measured on the validation split (benchmarks/testbed_sensitivity.py, the demo recipe, seed 0, 500 prompts, every
-DPO run at the full run's 170 steps): DPO on all 1,064 labels of D_C beats DPO on a nested half by +3.5 points
-[+2.1, +4.9] and SFT by +10.2 [+8.1, +12.3]; +9.6 of that survives taking the most frequent habit out of both
-models' outputs; another data order moves it by -0.2 [-0.8, +0.3]; but 1,064 fresh labels more add only +0.6
-[-0.5, +1.8] at that number of steps.
+Measured on the validation split (benchmarks/testbed_sensitivity.py --seeds 0 1 2, the demo recipe: annotator
+temperature 0.1, 500 prompts, every DPO run at the full run's 190 steps), pooled over three pretraining seeds: DPO on
+all 1,190 labels of D_C beats DPO on a nested half by +3.4 points [+2.5, +4.3] (+2.6 / +4.6 / +2.9 per seed) and
+SFT by +11.3 [+10.0, +12.7] (+9.8 / +15.7 / +8.5: it hangs on the pretrained model); 93% of that survives taking the
+most frequent habit out of both models' outputs; another data order moves it by +0.0 [-0.4, +0.4]; but 1,190 fresh
+labels more add only +0.4 [-0.5, +1.2] at that number of steps (issue 25's R2, not met).
 Families also differ in difficulty (reversing is easier than sorting for a small LM; a summary must pick slots out of
 a post), which is what makes comparing answers to *different* instructions informative.
 """
