@@ -37,8 +37,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# Hub model names the documents' Python blocks load, and the shared model that stands in for each in the hub cache.
+# Hub model names the documents' Python blocks load, and the shared model that stands in for each in the hub cache
+# (with the chat template of the named model's kind: an Instruct model's ChatML, as Qwen2's tokenizer has).
 HUB_MODELS = {"Qwen/Qwen2-0.5B-Instruct": ("models", "stories260K")}
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 PLACEHOLDERS = {"/data/jpo-authors": ("data", "jpo-authors"), "/models/any-small-tokenizer": ("models", "stories260K")}
 
 
@@ -66,6 +69,8 @@ def hub_models(hub_cache: Path, shared: Path) -> None:
         snapshot.mkdir(parents=True)
         for file in shared.joinpath(*parts).iterdir():
             (snapshot / file.name).write_bytes(file.read_bytes())
+        config = json.loads((snapshot / "tokenizer_config.json").read_text())
+        (snapshot / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHATML}))
         (folder / "refs").mkdir()
         (folder / "refs" / "main").write_text(COMMIT)
 

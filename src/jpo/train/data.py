@@ -225,7 +225,8 @@ def encode_sft(data: Any, encoder: Encoder, num_proc: int | None = None, name: s
 
 
 def no_batch_dispatch(args) -> None:
-    """Have every process draw its own batches (accelerate's ``dispatch_batches=False``) for the collators below.
+    """Have every process draw its own batches (accelerate's ``dispatch_batches=False``) for the collators below
+    and SFT's packed rows (whose unit table is not batch-first either).
 
     accelerate dispatches the batches of an iterable dataset by default: one process draws a batch and every
     process takes its slice of every tensor's first dimension, the batch size. These collators' tensors are not all
@@ -235,8 +236,8 @@ def no_batch_dispatch(args) -> None:
     the same. Raises JpoError where the configuration asks for dispatching explicitly."""
     config = args.accelerator_config
     if getattr(config, "dispatch_batches", None):
-        raise JpoError("accelerator_config.dispatch_batches=True cannot split preference batches (their tensors are "
-                       "not batch-first); leave it unset or false")
+        raise JpoError("accelerator_config.dispatch_batches=True cannot split preference or packed batches (their "
+                       "tensors are not batch-first); leave it unset or false")
     if config is not None:
         config.dispatch_batches = False
 

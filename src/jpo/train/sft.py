@@ -19,7 +19,7 @@ from transformers import Trainer, set_seed
 from jpo.errors import JpoError
 from jpo.modeling import fit_max_length, load_tokenizer, pad, set_chat_template, tokenizer_source
 from jpo.train.config import SFTConfig
-from jpo.train.data import encode_sft, layer_token_cost
+from jpo.train.data import encode_sft, layer_token_cost, no_batch_dispatch
 from jpo.train.logprobs import additive_mask
 from jpo.train.packing import Unit, choose_bins, pack, packing_mode, units_attention
 from jpo.train.policy import load_policy
@@ -100,6 +100,7 @@ class SFTTrainer(Trainer):
         collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss,
                                packing=packing, token_cost=layer_token_cost(model.config),
                                additive_dtype=next(model.parameters()).dtype if eager else None)
+        no_batch_dispatch(args)  # packed rows are not batch-first: a streamed batch is drawn whole, never sliced
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
                          processing_class=processing_class, **kwargs)
 
