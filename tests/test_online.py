@@ -185,6 +185,17 @@ def test_bad_settings_are_one_line_errors(tiny, tmp_path):
         OnlineJPOConfig(output_dir="x", selector="disagreement", report_to="none")
     with pytest.raises(JpoError, match="vllm package"):
         train_online(config(tmp_path, model, generation_backend="vllm"), prompts, OracleJudge())
+    with pytest.raises(JpoError, match="^rounds must be >= 1, got 0$"):
+        OnlineJPOConfig(output_dir="x", rounds=0, report_to="none")
+
+
+def test_a_round_without_a_decisive_label_says_so(tiny, tmp_path, caplog):
+    """Every comparison a tie (a margin no quality difference reaches): the round trains nothing, and says why."""
+    model, prompts = tiny
+    with caplog.at_level("WARNING", logger="jpo.online.loop"):
+        result = train_online(config(tmp_path, model, rounds=1), prompts, OracleJudge(margin=1e9))
+    assert result.rounds[0]["decisive"] == 0 and result.rounds[0]["train_steps"] == 0
+    assert "online round 1: no decisive label among 6 comparisons" in caplog.text
 
 
 def test_trainer_entry_point_shaped_like_trl(tiny, tmp_path):

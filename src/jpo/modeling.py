@@ -28,10 +28,18 @@ def _first_line(error: Exception) -> str:
 def load_tokenizer(name: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
+    _exists_if_a_path(name, "a tokenizer")
     try:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise JpoError(f"cannot load a tokenizer from {name!r}: {_first_line(error)}") from None
+
+
+def _exists_if_a_path(name: str, what: str) -> None:
+    """A name written as a path (absolute, ./, ../ or ~) that is not there: said as such, not as the Hub's complaint
+    about an invalid repo id."""
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        raise JpoError(f"cannot load {what} from {name!r}: no such file or folder")
 
 
 def load_model(name: str, auto_class=None, *, what: str = "a causal LM", **kwargs: Any):
@@ -40,6 +48,7 @@ def load_model(name: str, auto_class=None, *, what: str = "a causal LM", **kwarg
 
     if not name:
         raise JpoError("--model_name_or_path is required")
+    _exists_if_a_path(name, what)
     try:
         return (auto_class or AutoModelForCausalLM).from_pretrained(name, **kwargs)
     except (OSError, ValueError) as error:

@@ -86,8 +86,9 @@ class OnlineJPOConfig(JPOConfig):
             raise JpoError(f"--samples_per_prompt {self.samples_per_prompt}: mode {self.mode} needs "
                            + ("at least 1" if self.mode == "jpo" else "an even number (samples 2i and 2i+1 are "
                                                                         "compared)"))
-        if self.rounds < 1 or self.prompts_per_round < 1 or self.pairs_per_instance < 1 or self.max_new_tokens < 1:
-            raise JpoError("--rounds, --prompts_per_round, --pairs_per_instance and --max_new_tokens must be >= 1")
+        for name in ("rounds", "prompts_per_round", "pairs_per_instance", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise JpoError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.missing_eos_penalty is not None and self.missing_eos_penalty <= 0:
             raise JpoError(f"--missing_eos_penalty must be positive (TRL's rule), got {self.missing_eos_penalty}")
         if self.selector is not None:

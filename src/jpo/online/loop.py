@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import random
 import time
@@ -41,6 +42,8 @@ from jpo.data.pairs import PairReport, build_pairs
 from jpo.errors import JpoError
 from jpo.feedback.base import Judge, JudgeOptions
 from jpo.online.config import OnlineJPOConfig
+
+logger = logging.getLogger(__name__)
 
 LOG = "online_log.jsonl"
 
@@ -489,6 +492,9 @@ def _run_round(round_no: int, config: OnlineJPOConfig, pool, policy, ref_model, 
         output = trainer.train()
         steps, loss = trainer.state.global_step, output.training_loss
         del trainer
+    else:  # every comparison a tie or invalid: the round's policy is the one it started with
+        logger.warning("online round %d: no decisive label among %d comparisons (%s); nothing trained this round",
+                       round_no, sum(judging["comparisons"].values()), counts)
     policy.save_pretrained(folder / "model")
     tokenizer.save_pretrained(folder / "model")
     training = {"rows": len(train_rows), "steps": steps, "loss": loss,

@@ -27,7 +27,10 @@ def write_block(readme: Path, around: tuple[str, str], text: str) -> None:
     generated README block (the demo's and the online numbers, bench_train's, TRL's test suite). JpoError when the
     two markers are not there once each, in that order."""
     start, end = around
-    content = readme.read_text(encoding="utf-8")
+    try:
+        content = readme.read_text(encoding="utf-8")
+    except OSError as error:
+        raise JpoError(f"{readme}: cannot read the README: {error.strerror or error}") from None
     if content.count(start) != 1 or content.count(end) != 1 or content.index(start) > content.index(end):
         raise JpoError(f"{readme}: needs one '{start}' line and, after it, one '{end}' line")
     head, rest = content.split(start, 1)

@@ -37,22 +37,36 @@ def _as_config(config, cls):
     raise JpoError(f"config must be a {cls.__name__} or a dict, not {type(config).__name__}")
 
 
+def _read_files(files: list[str], kind: str, what: str = "data") -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of `files` concatenated, and one summary line per file (printed as `what: ...`)."""
+    from jpo.data.load import SFT_READS_LABELLED, load_many
+
+    loaded = load_many(files, kind, SFT_READS_LABELLED if kind == "sft" else ())
+    lines = [one.summary() for one in loaded]
+    for line in lines:
+        print(f"{what}: {line}", flush=True)
+    return [row for one in loaded for row in one.rows], lines
+
+
+def _needs_eval_data(config, has_eval: bool) -> None:
+    """One line where evaluation is scheduled with nothing to evaluate (transformers raises mid-setup)."""
+    if str(getattr(config.eval_strategy, "value", config.eval_strategy)) != "no" and not has_eval:
+        raise JpoError(f"--eval_strategy {getattr(config.eval_strategy, 'value', config.eval_strategy)} needs "
+                       "evaluation data: pass --eval_dataset PATH [PATH ...] (jpo train), or eval_dataset= in Python")
+
+
 def _rows(config, rows: list[dict[str, Any]] | None, kind: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The canonical rows to train on (with a conversation's ``tools`` and ``chat_template_kwargs``), without the columns that travel with them (ids, labels, scores): files
     concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold. Plain-text and
     conversational sources are made one representation (`jpo.data.load.unify_text`). Also one summary line per
     file with what `jpo data validate` counts (printed before training starts, and repeated in the result)."""
-    from jpo.data.load import SFT_READS_LABELLED, load_many, unify_text
+    from jpo.data.load import unify_text
 
     lines: list[str] = []
     if rows is None:
         if not config.dataset:
             raise JpoError("no training data: pass --dataset PATH [PATH ...]")
-        loaded = load_many(config.dataset, kind, SFT_READS_LABELLED if kind == "sft" else ())
-        rows = [row for one in loaded for row in one.rows]
-        lines = [one.summary() for one in loaded]
-        for line in lines:
-            print(f"data: {line}", flush=True)
+        rows, lines = _read_files(config.dataset, kind)
     fields = ("prompt_chosen", "chosen", "prompt_rejected", "rejected", "prompt", "completion", "label", "response",
               "tools", "chat_template_kwargs")  # the last two go to the chat template, as in TRL
     rows = [{k: row[k] for k in fields if k in row} for row in rows]
@@ -83,8 +97,11 @@ def train_preferences(config: PreferenceConfig | dict, dataset_rows: list[dict[s
     config = _as_config(config, PreferenceConfig)
     kind = "unpaired" if config.resolved_objective.shape == "kto" else "preference"
     rows, lines = _rows(config, dataset_rows, kind)
+    _needs_eval_data(config, bool(config.eval_dataset))
+    eval_rows = _rows(config, _read_files(config.eval_dataset, kind, "eval data")[0], kind)[0] \
+        if config.eval_dataset else None
     trainer = JPOTrainer(model if model is not None else config.model_name_or_path, ref_model=ref_model,
-                         args=config, train_dataset=rows, processing_class=tokenizer)
+                         args=config, train_dataset=rows, eval_dataset=eval_rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     result = _finish(trainer, config.output_dir, trainer.data_report, output)
     result.extra["objective"] = trainer.objective.name
@@ -99,6 +116,8 @@ def train_sft(config: SFTConfig | dict, dataset_rows: list[dict[str, Any]] | Non
 
     config = _as_config(config, SFTConfig)
     rows, lines = _rows(config, dataset_rows, "sft")
+    if str(getattr(config.eval_strategy, "value", config.eval_strategy)) != "no":
+        raise JpoError("jpo sft does not evaluate: leave --eval_strategy at no")
     trainer = SFTTrainer(model if model is not None else config.model_name_or_path, args=config,
                          train_dataset=rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)

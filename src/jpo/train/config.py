@@ -132,6 +132,10 @@ class JPOConfig(ModelArguments, TrainingArguments):
     `JpoError`, which is a `ValueError`).
     """
 
+    eval_dataset: list[str] = field(default_factory=list, metadata={
+        "help": "Evaluation data file(s) for `jpo train` (any preference layout --dataset takes), evaluated at "
+                "--eval_strategy as one set (metrics eval_loss, eval_rewards/...); in Python, pass eval_dataset= to "
+                "JPOTrainer instead."})
     objective: str = field(default="jpo", metadata={
         "help": "jpo (joint, sigmoid), dpo (response, sigmoid), ipo (response, ipo), jipo (joint, ipo), kto. "
                 "The scope stays; --loss_type replaces the shape.",
