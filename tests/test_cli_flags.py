@@ -128,6 +128,7 @@ def test_no_command_takes_an_abbreviation(name: str) -> None:
     (["train", "--output_dir", "o", "--learning_rat", "1"], "(did you mean --learning_rate?)"),
     (["train", "--output-dir", "o", "--max_st", "1"], "(did you mean --max_steps?)"),
     (["run", "r.yaml", "--output", "d"], "(did you mean --output_dir?)"),
+    (["generate", "--model", "m", "--prompts", "p", "--output", "o", "--temp", "0.5"], "(did you mean --temperatures?)"),
     (["annotate", "serve", "--items", "i", "--db", "d", "--per", "3"], "unrecognized arguments: --per 3"),
     (["judge", "--input", "i", "--output", "o", "--judge", "x", "--price", "1"], "unrecognized arguments: --price"),
 ])

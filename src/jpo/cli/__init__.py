@@ -83,8 +83,11 @@ def _unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
     """argparse's message for arguments nobody took, with the nearest flag to the first unknown one."""
     message = f"unrecognized arguments: {' '.join(extras)}"
     unknown = next((e.split("=", 1)[0] for e in extras if e.startswith("--")), None)
-    close = difflib.get_close_matches(unknown, sorted(_flags(parser)), n=1, cutoff=0.6) if unknown else []
-    return f"{message} (did you mean {close[0]}?)" if close else message
+    flags = sorted(_flags(parser))
+    # an abbreviation (refused: `--learning_rat 1` once trained at lr 1) names the flags it begins, else the nearest
+    begun = list(dict.fromkeys("--" + f[2:].replace("-", "_") for f in flags if unknown and f.startswith(unknown)))
+    close = begun[:3] or (difflib.get_close_matches(unknown, flags, n=1, cutoff=0.6) if unknown else [])
+    return f"{message} (did you mean {' or '.join(close)}?)" if close else message
 
 
 def accept_both_spellings(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
