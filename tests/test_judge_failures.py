@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from jpo.cli import main
+from jpo.errors import JpoError
 from jpo.feedback.mock_server import MockJudgeServer
 
 
@@ -91,3 +92,22 @@ def test_disagreement_selection_whose_judges_cannot_score_the_data_exits_nonzero
     line = one_error_line(capsys, "pairs")
     assert status == 2 and "no valid verdict" in line and "scores only the synthetic task" in line
     assert not (tmp_path / "sel.jsonl").exists()
+
+
+def test_no_valid_verdict_groups_reasons_that_differ_only_in_sizes():
+    """Four questions too long for a local judge's context, each by another number of tokens, are one kind of
+    reason counted four times (an outside tester saw x1 x1 x1 for 4 items); more kinds than three are counted."""
+    from jpo.feedback.base import Verdict
+    from jpo.feedback.runner import Judged, JudgeRun
+
+    def judged(reason: str) -> Judged:
+        return Judged("invalid", Verdict(choice=None, error=reason), Verdict(choice=None, error=reason), reason)
+
+    sizes = [706, 731, 690, 802]
+    run = JudgeRun([judged(f"ab: question longer than the judge's context ({n} > 512 tokens)") for n in sizes],
+                   "hf:tiny", "v1")
+    with pytest.raises(JpoError, match=r"all 4 comparisons invalid \(question longer than the judge's context x4\)"):
+        run.require_valid("comparisons")
+    kinds = [judged(f"kind {k}: detail") for k in "abcde"]
+    with pytest.raises(JpoError, match=r"kind a x1, kind b x1, kind c x1, 2 more of 2 other kinds\)"):
+        JudgeRun(kinds, "hf:tiny", "v1").require_valid("comparisons")

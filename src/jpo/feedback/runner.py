@@ -12,6 +12,7 @@ the store are reused; each new answer is stored the moment it arrives, so an int
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -61,7 +62,8 @@ class JudgeRun:
         kinds = Counter()
         for result in self.results:
             if result.label == "invalid" and result.reason:
-                kinds[result.reason.split("; ")[0].removeprefix("ab: ").removeprefix("ba: ").split(":")[0]] += 1
+                kind = result.reason.split("; ")[0].removeprefix("ab: ").removeprefix("ba: ").split(":")[0]
+                kinds[re.sub(r"\s*\([^)]*\d[^)]*\)", "", kind)] += 1  # "(706 > 512 tokens)": one kind, any size
         return kinds
 
     def require_valid(self, what: str = "items") -> None:
@@ -69,7 +71,10 @@ class JudgeRun:
         label: a server that is down or a judge that cannot score the data must not pass for a finished run."""
         if not self.results or any(result.label != "invalid" for result in self.results):
             return
-        why = ", ".join(f"{kind} x{n}" for kind, n in self.invalid_reasons.most_common(3))
+        reasons = self.invalid_reasons
+        why = ", ".join(f"{kind} x{n}" for kind, n in reasons.most_common(3))
+        if len(reasons) > 3:
+            why += f", {sum(n for _, n in reasons.most_common()[3:])} more of {len(reasons) - 3} other kinds"
         first = " ".join(str(self.results[0].reason).split("; ")[0].split())
         raise JpoError(f"judge {self.judge_id} gave no valid verdict: all {len(self.results)} {what} invalid "
                        f"({why}); first: {first[:300]}")
