@@ -139,3 +139,24 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("2.5") == 2.5
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_the_mock_judge_serves_from_the_command_line():
+    """`python -m jpo.cli.mock_judge --port 0`: prints its address and answers a chat completion there."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    server = subprocess.Popen([sys.executable, "-m", "jpo.cli.mock_judge", "--port", "0"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:")
+        base_url = line.split()[-1]
+        reply = httpx.post(f"{base_url}/chat/completions", timeout=30, json={
+            "model": "m", "messages": [{"role": "user", "content": "Output (a): short\nOutput (b): much longer"}]})
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -6,12 +6,11 @@ judge's retry and resume behaviour can be checked without a network or an API bi
 (question key, attempt, outcome, time), which is how tests prove that no finished verdict is asked for twice.
 Loopback only.
 
-    python -m jpo.feedback.mock_server --port 8000 --delay 0.05
+    python -m jpo.cli.mock_judge --port 8000 --delay 0.05
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
@@ -143,22 +142,3 @@ class MockJudgeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(allow_abbrev=False,  # `--por 1` must not mean --port
-                                     description="a local OpenAI-compatible judge that prefers the longer output")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
-    args = parser.parse_args(argv)
-    server = MockJudgeServer(delay=args.delay, port=args.port).start()
-    print(f"listening on {server.base_url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
-
-
-if __name__ == "__main__":
-    main()
