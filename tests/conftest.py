@@ -62,3 +62,14 @@ def ulps(count: float, magnitude: float = 1.0, dtype=None) -> float:
     import torch
 
     return count * torch.finfo(dtype or torch.float32).eps * max(abs(magnitude), 1.0)
+
+
+def script_module(relative: str):
+    """A repository script (e.g. "scripts/readme_numbers.py") imported as a module, for tests of its functions."""
+    import importlib.util
+
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,10 +3,10 @@ on the validation prompts at the given seeds, each its own base model (no traini
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import yaml
+from conftest import script_module
 
 from jpo.runner.recipe import load_recipe
 
@@ -14,10 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("testbed_sensitivity", ROOT / "benchmarks" / "testbed_sensitivity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("benchmarks/testbed_sensitivity.py")
 
 
 def test_measurement_recipe_is_the_demo_on_validation_prompts(tmp_path: Path) -> None:
