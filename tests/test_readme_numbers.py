@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import script_module
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _script():
     return script_module("scripts/readme_numbers.py")
-
 
 def _junit(path: Path, outcomes: dict[str, str]) -> None:
     cases = "".join(
@@ -24,7 +21,6 @@ def _junit(path: Path, outcomes: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'<?xml version="1.0"?><testsuites><testsuite name="pytest" timestamp="2026-11-30T12:00:00">'
                     f"{cases}</testsuite></testsuites>")
-
 
 def test_trl_block_counts_the_tests_that_pass_on_both(tmp_path):
     out = tmp_path / "out"
@@ -40,14 +36,12 @@ def test_trl_block_counts_the_tests_that_pass_on_both(tmp_path):
     assert "Not passing: `test_b`, `test_c`." in text and "2026-11-30T12:00:00" in text
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("rest\n")
 
-
 def test_trl_block_without_the_runs_is_one_line(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- trl-suite:start -->\n<!-- trl-suite:end -->\n")
     assert _script().main([str(tmp_path / "missing"), "--block", "trl", "--readme", str(readme)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("readme_numbers: ") and "trl.xml" in err and err.count("\n") == 1
-
 
 @pytest.mark.parametrize("content", ["no markers\n", "<!-- trl-suite:end -->\n<!-- trl-suite:start -->\n"])
 def test_trl_block_needs_its_markers_in_order(tmp_path, capsys, content):
