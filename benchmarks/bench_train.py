@@ -282,9 +282,9 @@ def write_readme(path: Path, lines: list[str], command: str) -> None:
     import datetime
 
     from jpo.runner.readme import markers, write_block
+    from jpo.runner.report.results import checkout_commit
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = checkout_commit() or "unknown"
     block = [f"`{command}` at commit `{commit}`, {datetime.date.today().isoformat()}, {os.cpu_count()} shared CPU "
              "cores (written by the script):", "", *lines]
     write_block(path, markers("bench-train"), "\n".join(block))

@@ -13,13 +13,13 @@ their OUT folder (results/trl.xml, results/jpo.xml), with the run's time from th
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from jpo.errors import JpoError
 from jpo.runner.readme import BLOCKS, markers, update_readme, write_block
+from jpo.runner.report.results import checkout_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +46,7 @@ def render_trl(out: Path) -> str:
     baseline = [name for name, status in trl.items() if status == "passed"]
     passing = [name for name in baseline if jpo.get(name) == "passed"]
     left = [name.split("::")[-1] for name in baseline if jpo.get(name) != "passed"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = checkout_commit() or "unknown"
     return (f"TRL's own DPOTrainer test file passes on JPOTrainer: **{len(passing)} of the {len(baseline)} tests "
             f"that pass on TRL's DPOTrainer** ({len(trl)} collected; `../shared/peer-tests/trl-dpo/run.sh trl` and "
             f"`run.sh jpo`, jpo run at {when}, written at commit `{commit}` by `scripts/readme_numbers.py`). "

@@ -48,13 +48,6 @@ def _read_files(files: list[str], kind: str, what: str = "data") -> tuple[list[d
     return [row for one in loaded for row in one.rows], lines
 
 
-def _needs_eval_data(config, has_eval: bool) -> None:
-    """One line where evaluation is scheduled with nothing to evaluate (transformers raises mid-setup)."""
-    if str(getattr(config.eval_strategy, "value", config.eval_strategy)) != "no" and not has_eval:
-        raise JpoError(f"--eval_strategy {getattr(config.eval_strategy, 'value', config.eval_strategy)} needs "
-                       "evaluation data: pass --eval_dataset PATH [PATH ...] (jpo train), or eval_dataset= in Python")
-
-
 def _rows(config, rows: list[dict[str, Any]] | None, kind: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The canonical rows to train on (with a conversation's ``tools`` and ``chat_template_kwargs``), without the columns that travel with them (ids, labels, scores): files
     concatenated in D_C ∪ D_H fashion may carry different ones, which one Arrow table cannot hold. Plain-text and
@@ -96,10 +89,13 @@ def train_preferences(config: PreferenceConfig | dict, dataset_rows: list[dict[s
 
     config = _as_config(config, PreferenceConfig)
     kind = "unpaired" if config.resolved_objective.shape == "kto" else "preference"
+    if config.eval_strategy != "no" and not config.eval_dataset:  # transformers would raise mid-setup
+        raise JpoError(f"--eval_strategy {config.eval_strategy.value} needs evaluation data: pass --eval_dataset "
+                       "PATH [PATH ...] (jpo train), or eval_dataset= in Python")
     rows, lines = _rows(config, dataset_rows, kind)
-    _needs_eval_data(config, bool(config.eval_dataset))
-    eval_rows = _rows(config, _read_files(config.eval_dataset, kind, "eval data")[0], kind)[0] \
-        if config.eval_dataset else None
+    eval_rows = None
+    if config.eval_dataset:
+        eval_rows, _ = _rows(config, _read_files(config.eval_dataset, kind, "eval data")[0], kind)
     trainer = JPOTrainer(model if model is not None else config.model_name_or_path, ref_model=ref_model,
                          args=config, train_dataset=rows, eval_dataset=eval_rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
@@ -115,9 +111,9 @@ def train_sft(config: SFTConfig | dict, dataset_rows: list[dict[str, Any]] | Non
     from jpo.train.sft import SFTTrainer
 
     config = _as_config(config, SFTConfig)
-    rows, lines = _rows(config, dataset_rows, "sft")
-    if str(getattr(config.eval_strategy, "value", config.eval_strategy)) != "no":
+    if config.eval_strategy != "no":
         raise JpoError("jpo sft does not evaluate: leave --eval_strategy at no")
+    rows, lines = _rows(config, dataset_rows, "sft")
     trainer = SFTTrainer(model if model is not None else config.model_name_or_path, args=config,
                          train_dataset=rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)

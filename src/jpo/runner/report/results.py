@@ -150,22 +150,26 @@ def write_outputs(recipe: Recipe, result: dict[str, Any], out: Path) -> list[Pat
     return [out / "results.md", out / "results.json", *plots(result, out)]
 
 
+def checkout_commit() -> str | None:
+    """The commit of jpo's checkout (`git describe --always --dirty --abbrev=12`), None outside a git checkout: what
+    every generated number records (a report's provenance, the README's blocks)."""
+    import subprocess
+
+    try:  # Popen, not run: a test's stand-in for a training subprocess.run stays so
+        with subprocess.Popen(["git", "describe", "--always", "--dirty", "--abbrev=12"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parent) as process:
+            out = process.communicate()[0].strip()
+    except OSError:
+        return None
+    return out if process.returncode == 0 else None
+
+
 def provenance(units: list[Unit]) -> dict[str, Any]:
     """Where and how a report was made, kept out of results.json so that two runs of one recipe write the same
     results.json: the command line, the commit, the CPU, and each stage's wall-clock seconds (summed over its
     units, from their manifests)."""
     import shlex
-    import subprocess
     import sys
-
-    def git(*args: str) -> str | None:  # Popen, not run: a test's stand-in for a training subprocess.run stays so
-        try:
-            with subprocess.Popen(["git", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                  cwd=Path(__file__).resolve().parent) as process:
-                out = process.communicate()[0].strip()
-        except OSError:
-            return None
-        return out if process.returncode == 0 else None
 
     program = Path(sys.argv[0]).name
     command = shlex.join(["jpo" if program in ("jpo", "__main__.py") else program, *sys.argv[1:]])
@@ -192,6 +196,6 @@ def provenance(units: list[Unit]) -> dict[str, Any]:
     from jpo.runner.units import STAGES
 
     seconds = {stage: round(seconds[stage], 1) for stage in STAGES if stage in seconds}
-    return {"command": command, "commit": git("describe", "--always", "--dirty", "--abbrev=12"),
+    return {"command": command, "commit": checkout_commit(),
             "cpu": f"{cpu} ({cores} logical cores)" if cores else cpu, "seconds": seconds,
             "total_seconds": round(sum(seconds.values()), 1)}
