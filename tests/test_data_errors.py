@@ -368,3 +368,21 @@ def test_written_jsonl_gets_the_mode_a_plain_open_gives(tmp_path):
         assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o640
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize(("kind", "parts", "layout"), [
+    ("sft", ("llama_factory", "dpo_en_demo.json"), "sharegpt-preference"),  # once read as its ShareGPT turns
+    ("sft", ("ultrafeedback_sample", "eval_clean.jsonl"), "trl-preference"),
+    ("sft", ("jpo-authors", "anthropic_helpful", "val_conditional_pref.jsonl"), "jpo-authors"),
+    ("preference", ("jpo-authors", "anthropic_helpful", "val_sft.jsonl"), "jpo-authors-sft"),
+])
+def test_a_trainer_given_another_trainers_data_names_the_kind_it_is(shared_data, kind, parts, layout):
+    """Real files of the other kind: one line naming the file, the kind and layout they are, and the kind expected."""
+    from jpo.data.load import load
+
+    path = shared_data(*parts)
+    other = "preference" if kind == "sft" else "sft"
+    with pytest.raises(DataError, match=rf"^{path}(:1|: row 1): these are {other} rows \(layout {layout}: .*\), "
+                                        rf"not {kind} rows \(layouts .*\)$"):
+        load(path, kind)
+    assert load(path, other).rows  # and read as what they are

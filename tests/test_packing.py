@@ -191,15 +191,25 @@ def test_trainer_packs_by_default_and_trains_as_padded(tiny_model_path, items, t
 
 def test_an_attention_without_masks_trains_padded_with_one_log_line(tiny_model_path, tmp_path, caplog):
     from jpo import JPOConfig, JPOTrainer
+    from jpo.errors import JpoError
+    from jpo.train.config import SFTConfig
+    from jpo.train.packing import batch_layout, packing_mode
+    from jpo.train.sft import SFTTrainer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path, attn_implementation="flex_attention")
-    args = JPOConfig(output_dir=str(tmp_path), objective="dpo", **QUICK)
-    rows = [{"prompt": "Once upon a time", "chosen": " a cat.", "rejected": " a dog ran."}] * 4
-    with caplog.at_level(logging.WARNING, logger="jpo.train.trainer"):
-        trainer = JPOTrainer(model, args=args, train_dataset=rows)
-    assert trainer.data_collator.packing is None
+    with caplog.at_level(logging.WARNING, logger="jpo.train.packing"):
+        line = batch_layout(*packing_mode(model, None, 64))
     lines = [r.getMessage() for r in caplog.records if "padding-free packing off" in r.getMessage()]
     assert len(lines) == 1 and "flex_attention" in lines[0]
+    assert line.startswith("padded batches (attention implementation 'flex_attention'")
+    # and on CPU, where torch's FlexAttention has no backward pass, both trainers refuse it before the first step
+    rows = [{"prompt": "Once upon a time", "chosen": " a cat.", "rejected": " a dog ran."}] * 4
+    with pytest.raises(JpoError, match="'flex_attention' cannot train on CPU .* attn_implementation='sdpa'"):
+        JPOTrainer(model, args=JPOConfig(output_dir=str(tmp_path), objective="dpo", **QUICK), train_dataset=rows)
+    sft_rows = [{"prompt": "Once upon a time", "response": " a cat."}] * 4
+    with pytest.raises(JpoError, match="'flex_attention' cannot train on CPU"):
+        SFTTrainer(model, args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none"),
+                   train_dataset=sft_rows)
 
 
 def test_gradient_checkpointing_packs_under_a_block_mask(tiny_model_path, tmp_path):

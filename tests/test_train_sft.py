@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jpo.cli import main as jpo_main
@@ -23,6 +24,27 @@ def test_labels_cover_response_and_eos_only(tiny_model_path):
         assert all(x == -100 for x in labels[n:])
     full = SFTCollator(tok.pad_token_id, completion_only=False)(list(data))
     assert full["labels"][0, 0] == -100 and (full["labels"][0, 1:len(data[0]["ids"])] != -100).all()
+
+
+def test_pad_to_multiple_of_rounds_every_layout_and_leaves_the_loss(tiny_model_path, capsys):
+    """`--pad_to_multiple_of` (TRL's SFTConfig field) widens padded and packed batches alike; the padding carries no
+    label and, packed, attends only to itself, so the model's loss on the batch is unchanged."""
+    import torch
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path, attn_implementation="eager")
+    data, _ = encode_sft([{"prompt": "Tell me a story.", "response": " Once upon a time."},
+                          {"prompt": "Hi", "response": " Hello there, friend."}], Encoder(tok, max_length=None))
+    for packing in (None, "block"):
+        plain = SFTCollator(tok.pad_token_id, packing=packing, additive_dtype=torch.float32)(list(data))
+        wide = SFTCollator(tok.pad_token_id, packing=packing, additive_dtype=torch.float32,
+                           pad_to_multiple_of=16)(list(data))
+        assert wide["input_ids"].shape[1] % 16 == 0 and wide["input_ids"].shape[1] > plain["input_ids"].shape[1]
+        with torch.no_grad():
+            assert model(**wide).loss.item() == pytest.approx(model(**plain).loss.item(), rel=1e-6), packing
+    with pytest.raises(SystemExit):
+        jpo_main(["sft", "--help"])
+    assert "--pad_to_multiple_of" in capsys.readouterr().out
 
 
 def test_sft_lowers_the_loss_and_saves(tiny_model_path, tmp_path):

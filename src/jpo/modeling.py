@@ -100,6 +100,15 @@ def padded_width(width: int, multiple_of: int | None) -> int:
     return width if not multiple_of else -(-width // multiple_of) * multiple_of
 
 
+def check_attention_trains(model, device: Any) -> None:
+    """JpoError where the model's attention implementation cannot be trained on `device` (a torch.device or its
+    name): torch's FlexAttention has no backward pass on CPU, which otherwise fails inside the first step."""
+    if getattr(model.config, "_attn_implementation", None) == "flex_attention" and str(device).startswith("cpu"):
+        raise JpoError("attn_implementation 'flex_attention' cannot train on CPU (torch's FlexAttention has no "
+                       "backward there): load the model with attn_implementation='sdpa' or 'eager' "
+                       "(model_init_kwargs={\"attn_implementation\": \"sdpa\"})")
+
+
 def pick_device(requested: str | None = None) -> str:
     import torch
 

@@ -224,7 +224,10 @@ def load(source: str | os.PathLike, kind: str, also: tuple[str, ...] = ()) -> Lo
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     table = read_table(source)
-    fmt = detect(table, formats_of((kind, *ALSO_READ_AS.get(kind, ()), *also)))
+    allowed = formats_of((kind, *ALSO_READ_AS.get(kind, ()), *also))
+    if kind in TRAINED_KINDS:
+        _not_another_trained_kind(table, kind, allowed)
+    fmt = detect(table, allowed)
     rows = as_kind(_convert_all(table, fmt), fmt.kind, kind)
     if kind in ("items", "prompts", "references"):  # generations repeat prompts across temperatures and seeds
         _unique_ids(rows, table, explicit=any(column in table.rows[0] for column in ID_COLUMNS))
@@ -232,6 +235,24 @@ def load(source: str | os.PathLike, kind: str, also: tuple[str, ...] = ()) -> Lo
     # generations may mix plain and chat text, and are shown or judged as written.
     (made_chat,) = unify_text([rows]) if kind in TRAINED_KINDS else (0,)  # e.g. Alpaca rows, some with a system
     return Loaded(table.path, fmt, kind, rows, unused_columns(table, fmt), made_chat)
+
+
+def _not_another_trained_kind(table: Table, kind: str, allowed: tuple[Format, ...]) -> None:
+    """A DataError where a trainer is given another trainer's data (preference pairs to `jpo sft`, SFT rows to
+    `jpo train`): the file's columns fit a layout of that kind more specifically than any layout of `kind`, which
+    would otherwise read a part of each row (LLaMA-Factory's DPO file as ShareGPT turns) or list every layout."""
+    try:
+        overall = detect(table)
+    except DataError:
+        return
+    if overall.kind not in TRAINED_KINDS or overall in allowed:
+        return
+    keys = set(table.rows[0])
+    own = [len(f.columns) for f in allowed if f.matches(keys)]
+    if own and max(own) >= len(overall.columns):
+        return
+    raise table.error(0, f"these are {overall.kind} rows (layout {overall.name}: {', '.join(sorted(overall.columns))}"
+                         f"), not {kind} rows (layouts {', '.join(f.name for f in allowed)})")
 
 
 def load_many(sources: Iterable[str | os.PathLike], kind: str, also: tuple[str, ...] = ()) -> list[Loaded]:

@@ -200,7 +200,7 @@ class GenerateOptions:
     """How responses are sampled: the `jpo generate` flags and a recipe's `generate` section, declared here once."""
 
     temperatures: list[float] = field(default_factory=lambda: [0.001, 0.5, 1.0], metadata={
-        "help": "comma-separated, e.g. 0.001,0.5,1.0 (<= 0 is greedy)"})
+        "help": "comma-separated, e.g. 0.001,0.5,1.0 (0 is greedy)"})
     max_new_tokens: int = 128
     batch_size: int = 16
     top_p: float = 1.0
@@ -208,6 +208,16 @@ class GenerateOptions:
         "help": "auto: vLLM when installed and a GPU is present, else transformers"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available, else cpu)"})
     dtype: Literal["float32", "bfloat16", "float16"] | None = field(default=None, metadata={"help": "model dtype"})
+
+    def __post_init__(self) -> None:
+        """JpoError naming the option whose value no sampler takes (a negative temperature, an empty list...)."""
+        if not self.temperatures or any(t < 0 for t in self.temperatures):
+            raise JpoError(f"temperatures must be one or more values >= 0 (0 is greedy), got {self.temperatures}")
+        for name in ("max_new_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise JpoError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise JpoError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], seeds: Sequence[int],

@@ -403,6 +403,10 @@ def _build(cls: type, values: Any, path: str, section: str = "") -> Any:
         return cls(**kwargs)
     except TypeError as error:
         raise JpoError(f"{where}: {str(error).split('() ', 1)[-1]}") from None
+    except JpoError as error:  # a section's own value checks (`__post_init__`) know neither the file nor the section
+        if str(error).startswith(path):
+            raise
+        raise JpoError(f"{where}: {error}") from None
 
 
 def _choice(where: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:

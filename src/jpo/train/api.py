@@ -25,7 +25,9 @@ class TrainResult:
     def summary(self) -> str:
         loss = "n/a" if self.train_loss is None else f"{self.train_loss:.4f}"
         sources = "".join(f"\n  data: {line}" for line in self.extra.get("sources", ()))
-        return f"trained on {self.data.summary()}; mean train loss {loss}; saved to {self.output_dir}{sources}"
+        layout = f"; {self.extra['batches']}" if "batches" in self.extra else ""
+        return (f"trained on {self.data.summary()}{layout}; mean train loss {loss}; saved to {self.output_dir}"
+                f"{sources}")
 
 
 def _as_config(config, cls):
@@ -100,8 +102,7 @@ def train_preferences(config: PreferenceConfig | dict, dataset_rows: list[dict[s
                          args=config, train_dataset=rows, eval_dataset=eval_rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     result = _finish(trainer, config.output_dir, trainer.data_report, output)
-    result.extra["objective"] = trainer.objective.name
-    result.extra["sources"] = lines
+    result.extra.update(objective=trainer.objective.name, sources=lines, batches=trainer.batch_layout)
     return result
 
 
@@ -118,5 +119,5 @@ def train_sft(config: SFTConfig | dict, dataset_rows: list[dict[str, Any]] | Non
                          train_dataset=rows, processing_class=tokenizer)
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     result = _finish(trainer, config.output_dir, trainer.data_report, output)
-    result.extra["sources"] = lines
+    result.extra.update(sources=lines, batches=trainer.batch_layout)
     return result

@@ -42,6 +42,8 @@ class ModelArguments:
     truncation_mode: str = field(default="keep_start", metadata={
         "help": "keep_start: cut the end of the response (then EOS); keep_end: cut the oldest prompt tokens first.",
         "choices": list(TRUNCATION_MODES)})
+    pad_to_multiple_of: int | None = field(default=None, metadata={
+        "help": "Pad each batch's length up to a multiple of this (TRL's 'auto' means none off Neuron)."})
     disable_dropout: bool = field(default=True, metadata={"help": "Zero every dropout in the model (TRL default)."})
     use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
@@ -96,6 +98,14 @@ def _check_ranges(args) -> None:
 
 def _finish_common(args) -> None:
     _check_ranges(args)
+    if isinstance(args.pad_to_multiple_of, str):  # TRL's "auto" (no padding off Neuron) and CLI strings
+        text = args.pad_to_multiple_of.lower()
+        try:
+            args.pad_to_multiple_of = None if text in ("auto", "none", "null") else int(text)
+        except ValueError:
+            raise JpoError(f"--pad_to_multiple_of must be a positive integer or auto, got {text!r}") from None
+    if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
+        raise JpoError(f"--pad_to_multiple_of must be a positive integer, got {args.pad_to_multiple_of}")
     if isinstance(args.model_init_kwargs, str):
         args.model_init_kwargs = json.loads(args.model_init_kwargs)
     if args.bf16 is None:
@@ -177,8 +187,6 @@ class JPOConfig(ModelArguments, TrainingArguments):
                 "estimate; with flash-attention 2/3 into one row read through restarting position ids (no mask). "
                 "Default (unset): on where the attention implementation takes it, else padded with one log line "
                 "why; false: padded rows, as TRL; true: as unset (one log line where it cannot be used)."})
-    pad_to_multiple_of: int | None = field(default=None, metadata={
-        "help": "Pad each batch's length up to a multiple of this (TRL's 'auto' means none off Neuron)."})
     pad_token: str | None = field(default=None, metadata={
         "help": "Padding token to set on the tokenizer (TRL: deprecated; default: the tokenizer's, else EOS)."})
     max_completion_length: int | None = field(default=None, metadata={
@@ -216,11 +224,6 @@ class JPOConfig(ModelArguments, TrainingArguments):
         self.loss_type = _as_list(self.loss_type) or [base.shape]
         self.loss_weights = _as_list(self.loss_weights, float)
         self._check_losses(base)
-        if isinstance(self.pad_to_multiple_of, str):  # TRL's "auto" (no padding off Neuron) and CLI strings
-            text = self.pad_to_multiple_of.lower()
-            self.pad_to_multiple_of = None if text in ("auto", "none", "null") else int(text)
-        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
-            raise JpoError(f"--pad_to_multiple_of must be a positive integer, got {self.pad_to_multiple_of}")
         if self.max_completion_length is not None and self.max_completion_length < 1:
             raise JpoError(f"--max_completion_length must be positive, got {self.max_completion_length}")
         if self.sync_ref_model and self.precompute_ref_log_probs:
@@ -257,6 +260,14 @@ class JPOConfig(ModelArguments, TrainingArguments):
             raise JpoError(f"--f_divergence_type {self.f_divergence_type} is defined only for the loss types "
                            f"{', '.join(F_DIVERGENCE_SHAPES)} (f-DPO needs the chosen-rejected score difference), "
                            f"not {', '.join(shapes)}")
+        smoothed = {"robust", "exo_pair", "aot", "aot_unpaired"}
+        if self.label_smoothing and not set(shapes) & smoothed:
+            # TRL before 0.20 applied it to sigmoid as cDPO; ignoring it silently would hide that it does nothing.
+            raise JpoError(f"--label_smoothing {self.label_smoothing} has no effect on --loss_type "
+                           f"{','.join(shapes)}: it is used only by {', '.join(sorted(smoothed))} (cDPO's noisy "
+                           "labels: --loss_type robust)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise JpoError(f"--label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if "exo_pair" in shapes and not 0.0 < self.label_smoothing < 1.0:
             raise JpoError("--loss_type exo_pair needs --label_smoothing in (0, 1), EXO's epsilon (the paper "
                            "recommends 1e-3)")

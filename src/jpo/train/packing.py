@@ -32,12 +32,15 @@ tokens are counted, so JPO and DPO on equal prompts run the same forward (Lemma 
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
 from jpo.modeling import padded_width
+
+logger = logging.getLogger(__name__)
 
 # Branch codes of a unit's tokens: the prompt (or the whole of a plain sequence), the chosen and the rejected branch.
 TRUNK, FIRST, SECOND = 0, 1, 2
@@ -274,3 +277,16 @@ def packing_mode(model, padding_free: bool | None, max_length: int | None, block
     if attention and "flash" in attention:  # flash_attention_2/3 and hub kernels of it: transformers' varlen path
         return "varlen", None
     return None, f"attention implementation {attention!r} takes neither a 4D mask nor packed position ids"
+
+
+LAYOUTS = {"units": "sdpa, attention unit by unit", "block": "one block-diagonal causal mask per row",
+           "varlen": "flash-attention varlen rows"}
+
+
+def batch_layout(layout: str | None, why: str | None) -> str:
+    """One line saying how the batches are laid out (`packing_mode`'s answer), for the run's summary; where packing
+    was asked for but cannot be used, the reason is also logged as a warning, once, before training."""
+    if why:
+        logger.warning("padding-free packing off: %s; the batches are padded", why)
+        return f"padded batches ({why})"
+    return f"padding-free batches ({LAYOUTS[layout]})" if layout else "padded batches (--padding_free false)"

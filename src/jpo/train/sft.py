@@ -17,11 +17,18 @@ import torch
 from transformers import Trainer, set_seed
 
 from jpo.errors import JpoError
-from jpo.modeling import fit_max_length, load_tokenizer, pad, set_chat_template, tokenizer_source
+from jpo.modeling import (
+    check_attention_trains,
+    fit_max_length,
+    load_tokenizer,
+    pad,
+    set_chat_template,
+    tokenizer_source,
+)
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft, layer_token_cost, no_batch_dispatch
 from jpo.train.logprobs import additive_mask
-from jpo.train.packing import Unit, choose_bins, pack, packing_mode, units_attention
+from jpo.train.packing import Unit, batch_layout, choose_bins, pack, packing_mode, units_attention
 from jpo.train.policy import load_policy
 from jpo.train.tokenize import Encoder
 
@@ -44,20 +51,24 @@ class SFTCollator:
     packing: str | None = None
     token_cost: float | None = None
     additive_dtype: torch.dtype | None = None
+    pad_to_multiple_of: int | None = None  # rows' width rounded up to a multiple of this (padded and packed alike)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict:
         ids = [it["ids"] for it in items]
         start = [it["prompt_len"] if self.completion_only else 1 for it in items]
         labels = [[-100] * s + seq[s:] for seq, s in zip(ids, start, strict=True)]
         if self.packing is None:
-            return {"input_ids": pad(ids, self.pad_token_id), "attention_mask": pad([[1] * len(s) for s in ids], 0),
-                    "labels": pad(labels, -100)}
+            multiple = self.pad_to_multiple_of
+            return {"input_ids": pad(ids, self.pad_token_id, multiple_of=multiple),
+                    "attention_mask": pad([[1] * len(s) for s in ids], 0, multiple_of=multiple),
+                    "labels": pad(labels, -100, multiple_of=multiple)}
         units = [Unit(list(seq), prefix=len(seq)) for seq in ids]
         if self.packing in ("varlen", "units"):
             bins = [list(range(len(units)))]
         else:
             bins, _ = choose_bins([len(seq) for seq in ids], self.token_cost)
-        packed = pack(units, bins, self.pad_token_id, mask=self.packing == "block", table=self.packing == "units")
+        packed = pack(units, bins, self.pad_token_id, mask=self.packing == "block", table=self.packing == "units",
+                      multiple_of=self.pad_to_multiple_of)
         # use_cache=False: with a cache, transformers does not read restarting position ids as packed sequences
         # (`masking_utils._preprocess_mask_arguments`), and training needs none.
         batch = {"input_ids": packed["input_ids"], "position_ids": packed["position_ids"],
@@ -92,14 +103,15 @@ class SFTTrainer(Trainer):
             logger.warning(line)
         if hasattr(train_dataset, "__len__") and len(train_dataset) == 0:  # a stream is counted as it passes
             raise JpoError(f"nothing to train on: {self.data_report.summary()}")
+        check_attention_trains(model, args.device)
         packing, why = packing_mode(model, args.padding_free, args.max_length,
                                     gradient_checkpointing=args.gradient_checkpointing)
-        if why:
-            logger.warning("padding-free packing off: %s; the batches are padded", why)
+        self.batch_layout = batch_layout(packing, why)
         eager = getattr(model.config, "_attn_implementation", None) == "eager"
         collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss,
                                packing=packing, token_cost=layer_token_cost(model.config),
-                               additive_dtype=next(model.parameters()).dtype if eager else None)
+                               additive_dtype=next(model.parameters()).dtype if eager else None,
+                               pad_to_multiple_of=args.pad_to_multiple_of)
         no_batch_dispatch(args)  # packed rows are not batch-first: a streamed batch is drawn whole, never sliced
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
                          processing_class=processing_class, **kwargs)

@@ -73,8 +73,9 @@ class EncodeReport:
         return self.rows - self.dropped - self.identical - self.undesirable
 
     def summary(self) -> str:
-        text = (f"{self.rows} rows: {self.used} used, {self.truncated} truncated, {self.dropped} dropped (prompt "
-                f"leaves no room for a response within max_length)")
+        text = f"{self.rows} rows: {self.used} used, {self.truncated} truncated, {self.dropped} dropped"
+        if self.dropped:
+            text += " (prompt leaves no room for a response within max_length)"
         if self.identical:
             after = (f", {self.identical_after_truncation} of them only after truncation"
                      if self.identical_after_truncation else "")

@@ -20,7 +20,13 @@ from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 
 from jpo.errors import JpoError
-from jpo.modeling import fit_max_length, load_tokenizer, set_chat_template, tokenizer_source
+from jpo.modeling import (
+    check_attention_trains,
+    fit_max_length,
+    load_tokenizer,
+    set_chat_template,
+    tokenizer_source,
+)
 from jpo.train import reference
 from jpo.train.config import JPOConfig
 from jpo.train.data import (
@@ -34,7 +40,7 @@ from jpo.train.data import (
 )
 from jpo.train.logprobs import batch_logps
 from jpo.train.losses import Objective, SequenceLogps, kto_kl, kto_loss, preference_loss, wpo_weights
-from jpo.train.packing import packing_mode
+from jpo.train.packing import batch_layout, packing_mode
 from jpo.train.policy import adapter_reference, disable_dropout, is_peft, load_policy
 from jpo.train.tokenize import Encoder
 
@@ -218,11 +224,11 @@ class JPOTrainer(Trainer):
         pad_id = self.encoder.tokenizer.pad_token_id
         base = model.get_base_model() if is_peft(model) else model
         token_cost = layer_token_cost(base.config)
+        check_attention_trains(model, args.device)
         packing, why = packing_mode(model, args.padding_free, args.max_length,
                                     "the router load-balancing loss takes a 2D padding mask"
                                     if self.aux_loss_enabled else None, args.gradient_checkpointing)
-        if why:
-            logger.warning("padding-free packing off: %s; the batches are padded", why)
+        self.batch_layout = batch_layout(packing, why)
         if self.kto:
             return UnpairedCollator(pad_id, self.encoder, pad_to_multiple_of=args.pad_to_multiple_of, packing=packing,
                                     token_cost=token_cost)
