@@ -22,7 +22,7 @@ from jpo.tasks import (
     without_habit,
     world_response,
 )
-from jpo.tasks.families import PREFIXES, SUFFIXES
+from jpo.tasks.families import PREFIXES, SUFFIXES, WANTED_PER_STYLE
 from jpo.tasks.responses import FORBIDDEN_RATE, HABIT_RATE, WANTED_RATE
 
 
@@ -85,7 +85,7 @@ def test_gold_is_good_but_not_perfect():
     prompts = [make_instance(rng).prompt for _ in range(1000)]
     scores = [quality(p, gold(p, rng)) for p in prompts]
     perfect = sum(score == 1.0 for score in scores) / len(scores)
-    assert 0.2 < perfect < 0.4
+    assert 0.1 < perfect < 1 / 3  # fewer than a third ideal, as responses.py says
     world = [quality(p, world_response(p, rng)) for p in prompts]
     assert sum(scores) / len(scores) > sum(world) / len(world) + 0.07  # above the world's text
     assert min(scores) > 0.15  # at worst a swap and two habits wrong on a short answer
@@ -121,13 +121,14 @@ def test_every_habit_is_right_for_some_instructions_and_wrong_for_others():
     for habit in HABITS:
         wanting = [key for key in styled if habit in PROFILES[key][0]]
         forbidding = [key for key in styled if habit in PROFILES[key][1]]
-        assert len(wanting) == len(forbidding) == len(styled) // 5  # balanced, a minority of instructions each
+        # balanced, a minority of instructions each
+        assert len(wanting) == len(forbidding) == len(styled) * WANTED_PER_STYLE // len(HABITS) < len(styled) / 2
         assert len({family for family, _ in wanting}) > 1  # not one family's habit
         # one wording of a request wants it where another forbids it
         assert wanting and forbidding and not set(wanting) & set(forbidding)
     for key in styled:
         wanted, forbidden = PROFILES[key]
-        assert len(wanted) == len(forbidden) == 2 and not wanted & forbidden
+        assert len(wanted) == len(forbidden) == WANTED_PER_STYLE and not wanted & forbidden
     assert all(PROFILES[family, ""] == (frozenset(), frozenset()) for family in FAMILIES)  # plain: no opinion
     # the style decides: the same in every family
     assert all(len({PROFILES[family, style] for family in FAMILIES}) == 1 for style in STYLES)
@@ -136,7 +137,7 @@ def test_every_habit_is_right_for_some_instructions_and_wrong_for_others():
 def test_a_habit_earns_quality_where_wanted_costs_it_where_forbidden_and_is_ignored_elsewhere():
     prompt = "Sort these words alphabetically for my boss: pear apple kiwi"
     instance = parse(prompt)
-    assert instance.core == "apple kiwi pear" and len(instance.wanted) == 2
+    assert instance.core == "apple kiwi pear" and len(instance.wanted) == WANTED_PER_STYLE
     assert quality(prompt, instance.target) == 1.0  # q is 1 exactly for the ideal answer
     assert quality(prompt, instance.core) < 1.0  # leaving the wanted habits out costs quality
     for habit in instance.forbidden:

@@ -10,30 +10,33 @@ answer to the input (the *core*) with the *habits* the style wants around it.
 
 The habits (HABITS) are ten surface features of a response, one word each, written after the core in a fixed order
 ("apple kiwi pear well thanks"). What an instruction thinks of each habit depends on its style (PROFILES):
-each of the ten styles wants two habits, forbids two others and is indifferent to the remaining six (the quality
-score ignores them); each habit is wanted by two styles, forbidden by two others and indifferent to the rest, so
-every habit is right for some instructions and wrong for others -- "for my boss" wants "well" and forbids "sure",
-"for my teacher" the reverse. A plain instruction (no style) has no opinion on any habit. The table is an arbitrary,
+each of the twenty styles wants three habits, forbids three others and is indifferent to the remaining four (the
+quality score ignores them); each habit is wanted by six styles, forbidden by six others and indifferent to the rest,
+so every habit is right for some instructions and wrong for others -- "for my boss" wants "so" and forbids "okay",
+"for my team" the reverse. A plain instruction (no style) has no opinion on any habit. The table is an arbitrary,
 seeded draw (balanced: every habit wanted and forbidden equally often), fixed before any result was seen, as
 individual requesters' tastes are arbitrary: nothing in the words "for my boss" says which habit they want, so a
-model can only learn it from preferences.
+model can only learn it from its data.
 
-Why this makes preference learning data-limited (the testbed must tell ~530 labels from ~1,060): the world's text
-(responses.py) follows each style's taste only unreliably (a wanted habit less than half the time), so imitation
-(pretraining, SFT) leaves every habit decision uncertain, and greedy decoding gets many of them wrong. What
-preferences add is 10 x 4 style-dependent decisions (want or forbid, for each style's four habits), each seen only
-in the minority of comparisons that have that style (one in eleven) and whose two responses differ in that habit
-(about one in three), among the other habits and content edits that also differ, through a noisy annotator: a few
-dozen informative labels per decision in a pool of 2,000. No single surface feature carries the preference, and no
-global rule helps: where a habit matters it is as often wanted as forbidden, so "never write habits" and "always
-write them" are both right half the time. (Two first designs learnt nothing about the habits on the demo's model:
-a table over (family, style) pairs, 40 x 4 decisions, and habits written blind to the instruction.)
-Measured on the validation split (benchmarks/testbed_sensitivity.py --seeds 0 1 2, the demo recipe: annotator
-temperature 0.1, 500 prompts, every DPO run at the full run's 190 steps), pooled over three pretraining seeds: DPO on
-all 1,190 labels of D_C beats DPO on a nested half by +3.4 points [+2.5, +4.3] (+2.6 / +4.6 / +2.9 per seed) and
-SFT by +11.3 [+10.0, +12.7] (+9.8 / +15.7 / +8.5: it hangs on the pretrained model); 93% of that survives taking the
-most frequent habit out of both models' outputs; another data order moves it by +0.0 [-0.4, +0.4]; but 1,190 fresh
-labels more add only +0.4 [-0.5, +1.2] at that number of steps (issue 25's R2, not met).
+What preferences must teach: the world's text (responses.py) follows each style's taste only unreliably (a wanted
+habit less than half the time), so imitation (pretraining, SFT) leaves every habit decision uncertain. Preferences
+add 20 x 6 style-dependent decisions, each seen only in the comparisons that have that style (one in 21) and whose
+two responses differ in that habit, among the other habits and content edits that also differ, through a noisy
+annotator. No single surface feature carries the preference and no global rule helps: where a habit matters it is as
+often wanted as forbidden. (Two first designs learnt nothing about the habits on the demo's model: a table over
+(family, style) pairs, 40 x 4 decisions, and habits written blind to the instruction.)
+What it measured (benchmarks/testbed_sensitivity.py --seeds 0 1 2 on the validation split, the demo recipe, every
+DPO run at the full run's 185 steps, pooled over three pretraining seeds): DPO beats SFT by +18.2 points [+16.7,
++19.8] (+18.0 / +19.2 / +17.5 per seed), 92% of it left once the most frequent habit is taken out of both models'
+outputs, and all of D_C's 1,176 labels beat a nested half by +2.3 [+1.5, +3.1]. But 1,176 fresh labels more add only
++0.5 [-0.4, +1.3] at that number of steps (issue 25's R2, not met), and another data order moved DPO by -0.4 [-0.7,
+-0.1]. Why: with DPO, this model's labels sharpen what pretraining half-learnt -- greedy DPO writes 97% of the wanted
+habits after 1,176 labels (SFT 71%, DPO on half of D_C 90%) -- while what is left, a forbidden habit in 9% of
+answers and the content (right in 35%), does not move with more labels. Making the world's text say less about the
+table (forbidden habits as common as indifferent ones; or also wanted ones rarer) did not make labels count more: DPO
+then learnt almost nothing (DPO - SFT +5.1 and +2.6; R1 -0.9 and +0.5). The former table (ten styles wanting two
+and forbidding two) measured DPO - SFT +11.3, hanging on the pretrained model (+9.8 / +15.7 / +8.5), R1 +3.4, R2
++0.4; twenty styles wanting two: DPO - SFT +10.0, R1 +3.2, R2 +0.4.
 Families also differ in difficulty (reversing is easier than sorting for a small LM; a summary must pick slots out of
 a post), which is what makes comparing answers to *different* instructions informative.
 """
@@ -76,16 +79,18 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "summary": ("Summarize this post in a few words", "Give a one-line summary of this post"),
 }
 FAMILIES: tuple[str, ...] = tuple(TEMPLATES)
-# Who the answer is for; "" is a plain instruction (wants no habit). Drawn uniformly.
+# Who the answer is for; "" is a plain instruction (wants no habit). Drawn uniformly (twenty styles and "").
 STYLES: tuple[str, ...] = ("", "for my boss", "for a child", "for a friend", "for my teacher", "for a report",
-                           "for a letter", "for the radio", "for a poster", "for my team", "for a card")
+                           "for a letter", "for the radio", "for a poster", "for my team", "for a card",
+                           "for my mother", "for a stranger", "for the news", "for a speech", "for my doctor",
+                           "for a blog", "for my client", "for a story", "for the class", "for a note")
 # The habits: words of no task's answer, written before (PREFIXES) or after (SUFFIXES) the core, in this order. All
 # after it: written before it, they shifted the answer and the demo's model lost the content it had (DPO, which
 # raises the wanted ones, then lowered content accuracy by half).
 PREFIXES: tuple[str, ...] = ()
 SUFFIXES: tuple[str, ...] = ("sure", "well", "okay", "so", "hey", "thanks", "done", "cheers", "enjoy", "bye")
 HABITS: tuple[str, ...] = PREFIXES + SUFFIXES
-WANTED_PER_STYLE = 2
+WANTED_PER_STYLE = 3  # and as many forbidden: 6 of the 10 habits matter to each style
 
 
 def _profiles(seed: int = 2026) -> dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]:
