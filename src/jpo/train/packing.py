@@ -188,20 +188,24 @@ def unit_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.
     if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     dropout = dropout if module.training else 0.0
-    outs = []
-    for start, prefix, branch, length in jpo_units:
-        first, end = start + prefix + branch, start + length
-        outs.append(F.scaled_dot_product_attention(query[:, :, start:first], key[:, :, start:first],
-                                                   value[:, :, start:first], dropout_p=dropout, is_causal=True,
-                                                   scale=scaling))
-        if branch and end > first:
-            keys = torch.cat([key[:, :, start:start + prefix], key[:, :, first:end]], dim=2)
-            values = torch.cat([value[:, :, start:start + prefix], value[:, :, first:end]], dim=2)
-            second = end - first
+    # One split per tensor into the units' pieces (trunk + first branch, second branch): its backward is one
+    # concatenation, where a slice per piece would each write its gradient into a zero tensor of the whole row.
+    sizes = [size for _, prefix, branch, length in jpo_units
+             for size in ((prefix + branch, length - prefix - branch) if branch else (length,))]
+    queries, keys, values = (x.split(sizes, dim=2) for x in (query, key, value))
+    outs, piece = [], 0
+    for _, prefix, branch, length in jpo_units:
+        q, k, v = queries[piece], keys[piece], values[piece]
+        outs.append(F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling))
+        second = length - prefix - branch
+        if branch and second:
+            keys2 = torch.cat([k[:, :, :prefix], keys[piece + 1]], dim=2)
+            values2 = torch.cat([v[:, :, :prefix], values[piece + 1]], dim=2)
             # The second branch sees every trunk key and, causally, its own: key j <= query i + prefix.
             mask = torch.ones(second, prefix + second, dtype=torch.bool, device=query.device).tril(prefix)
-            outs.append(F.scaled_dot_product_attention(query[:, :, first:end], keys, values, attn_mask=mask,
+            outs.append(F.scaled_dot_product_attention(queries[piece + 1], keys2, values2, attn_mask=mask,
                                                        dropout_p=dropout, scale=scaling))
+        piece += 2 if branch else 1
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
 
