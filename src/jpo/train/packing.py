@@ -181,22 +181,24 @@ UNITS_ATTENTION = "jpo_units"
 class UnitTable:
     """A packed row's unit table as `unit_attention` reads it, built once per forward and shared by its layers:
     the rows (start, prefix, branch, length), the lengths of the pieces the row splits into (each unit's trunk and
-    first branch, then its second branch, if any) and each second branch's mask, made on first use per device."""
+    first branch, then its second branch, if any) and each second branch's mask, made on first use."""
 
     def __init__(self, rows: list[list[int]] | torch.Tensor) -> None:
         self.rows = [tuple(r) for r in (rows.tolist() if isinstance(rows, torch.Tensor) else rows)]
         self.sizes = [size for _, prefix, branch, length in self.rows
                       for size in ((prefix + branch, length - prefix - branch) if branch else (length,))]
-        self._masks: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._masks: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
 
-    def branch_mask(self, unit: int, device: torch.device) -> torch.Tensor:
-        """[second, prefix + second] bool: the second branch sees every trunk key and, causally, its own
-        (key j <= query i + prefix)."""
-        key = (unit, device)
+    def branch_mask(self, unit: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[second, prefix + second] additive mask of `unit`'s second branch: 0 where it may attend (every trunk key
+        and, causally, its own: key j <= query i + prefix), -inf elsewhere. A float mask in the query's dtype is what
+        sdpa turns a boolean one into on every call, forward and backward alike: made once, the layers share it."""
+        key = (unit, dtype, device)
         if key not in self._masks:
             _, prefix, branch, length = self.rows[unit]
             second = length - prefix - branch
-            self._masks[key] = torch.ones(second, prefix + second, dtype=torch.bool, device=device).tril(prefix)
+            allowed = torch.ones(second, prefix + second, dtype=torch.bool, device=device).tril(prefix)
+            self._masks[key] = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, -torch.inf)
         return self._masks[key]
 
 
@@ -227,7 +229,7 @@ def unit_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.
             keys2 = torch.cat([k[:, :, :prefix], keys[piece + 1]], dim=2)
             values2 = torch.cat([v[:, :, :prefix], values[piece + 1]], dim=2)
             outs.append(F.scaled_dot_product_attention(queries[piece + 1], keys2, values2,
-                                                       attn_mask=table.branch_mask(unit, query.device),
+                                                       attn_mask=table.branch_mask(unit, query.dtype, query.device),
                                                        dropout_p=dropout, scale=scaling))
         piece += 2 if branch else 1
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
