@@ -149,12 +149,13 @@ def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool
                 row_owner += [u] * n
                 row_branch += unit.codes
             rows.append((start, unit.prefix, unit.branch, n))
-            offset = r * width + start
-            for p, t, s, c in unit.targets:
-                pos.append(offset + p)
-                tok.append(t)
-                seq.append(s)
-                part.append(c)
+            if unit.targets:
+                offset = r * width + start
+                sources, tokens, sequences, parts = zip(*unit.targets, strict=True)
+                pos += [offset + p for p in sources]
+                tok += tokens
+                seq += sequences
+                part += parts
         padding = width - len(row_ids)
         ids.append(row_ids + [pad_token_id] * padding)
         positions.append(row_positions + [0] * padding)
@@ -215,8 +216,10 @@ def unit_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.
         raise ValueError("unit_attention needs the row's unit table (jpo_units); see jpo.train.packing")
     table = jpo_units if isinstance(jpo_units, UnitTable) else UnitTable(jpo_units)
     groups = query.shape[1] // key.shape[1]
-    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
-        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads (index_select:
+        # the cheapest repeat here, forward and backward)
+        heads = torch.arange(query.shape[1], device=key.device) // groups
+        key, value = key.index_select(1, heads), value.index_select(1, heads)
     dropout = dropout if module.training else 0.0
     # One split per tensor into the units' pieces: its backward is one concatenation, where a slice per piece would
     # each write its gradient into a zero tensor of the whole row.
