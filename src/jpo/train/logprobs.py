@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from jpo.train.losses import SequenceLogps
-from jpo.train.packing import units_attention
+from jpo.train.packing import UnitTable, units_attention
 
 SKIP, PROMPT, RESPONSE = 0, 1, 2
 # A prompt token of a prefix-shared pair, computed once and counted for both sides: sequence s and s + n / 2.
@@ -155,7 +155,7 @@ def batch_logps(model: nn.Module, head_model: nn.Module, batch: dict[str, torch.
         outputs = model(input_ids=input_ids, attention_mask=mask, **kwargs)
     else:  # one packed row attended unit by unit (packing.unit_attention)
         with units_attention(head_model):
-            outputs = model(input_ids=input_ids, jpo_units=table.tolist(), **kwargs)
+            outputs = model(input_ids=input_ids, jpo_units=UnitTable(table), **kwargs)
     hidden = outputs.hidden_states[-1].flatten(0, 1)
     pos = batch[f"{prefix}target_pos"]
     targets = batch.get(f"{prefix}target_ids")

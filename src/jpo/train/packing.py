@@ -138,36 +138,41 @@ def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool
     if not mask and width > fill[0]:  # the one row's padding: a unit of its own, attended within itself only
         units = [*units, Unit([pad_token_id] * (width - fill[0]), prefix=width - fill[0])]
         bins = [[*bins[0], len(units) - 1]]
-    ids = torch.full((len(bins), width), pad_token_id, dtype=torch.long)
-    positions = torch.zeros((len(bins), width), dtype=torch.long)
-    # Which unit each position belongs to (padding: a block of its own) and its branch, to build the mask from.
-    owner = torch.arange(len(units), len(units) + width).repeat(len(bins), 1)
-    branch = torch.zeros((len(bins), width), dtype=torch.long)
+    # Rows built as Python lists and converted once: a tensor per unit and field costs more than the copying.
+    ids, positions, owner, branch = [], [], [], []
     pos, tok, seq, part, rows = [], [], [], [], []
     for r, b in enumerate(bins):
-        start = 0
+        row_ids, row_positions, row_owner, row_branch = [], [], [], []
         for u in b:
             unit = units[u]
-            n = len(unit.ids)
-            ids[r, start:start + n] = torch.tensor(unit.ids)
-            positions[r, start:start + n] = torch.tensor(unit.positions)
-            owner[r, start:start + n] = u
-            branch[r, start:start + n] = torch.tensor(unit.codes)
+            start, n = len(row_ids), len(unit.ids)
+            row_ids += unit.ids
+            row_positions += unit.positions
+            if mask:  # which unit each position belongs to, and its branch, to build the mask from
+                row_owner += [u] * n
+                row_branch += unit.codes
             rows.append((start, unit.prefix, unit.branch, n))
-            offset = r * width + start
-            for p, t, s, c in unit.targets:
-                pos.append(offset + p)
-                tok.append(t)
-                seq.append(s)
-                part.append(c)
-            start += n
-    batch = {"input_ids": ids, "position_ids": positions, "target_pos": torch.tensor(pos, dtype=torch.long),
-             "target_ids": torch.tensor(tok, dtype=torch.long), "target_seq": torch.tensor(seq, dtype=torch.long),
-             "target_part": torch.tensor(part, dtype=torch.long)}
+            if unit.targets:
+                offset = r * width + start
+                sources, tokens, sequences, parts = zip(*unit.targets, strict=True)
+                pos += [offset + p for p in sources]
+                tok += tokens
+                seq += sequences
+                part += parts
+        padding = width - len(row_ids)
+        ids.append(row_ids + [pad_token_id] * padding)
+        positions.append(row_positions + [0] * padding)
+        # padding: each position a block of its own (owner numbers past every unit's)
+        owner.append(row_owner + list(range(len(units) + len(row_ids), len(units) + width)))
+        branch.append(row_branch + [TRUNK] * padding)
+    batch = {"input_ids": torch.tensor(ids, dtype=torch.long), "position_ids": torch.tensor(positions, dtype=torch.long),
+             "target_pos": torch.tensor(pos, dtype=torch.long), "target_ids": torch.tensor(tok, dtype=torch.long),
+             "target_seq": torch.tensor(seq, dtype=torch.long), "target_part": torch.tensor(part, dtype=torch.long)}
     if mask:
+        owners, branches = torch.tensor(owner, dtype=torch.long), torch.tensor(branch, dtype=torch.long)
         causal = torch.ones(width, width, dtype=torch.bool).tril()
-        same = owner[:, :, None] == owner[:, None, :]
-        crossed = (branch[:, :, None] == SECOND) & (branch[:, None, :] == FIRST)
+        same = owners[:, :, None] == owners[:, None, :]
+        crossed = (branches[:, :, None] == SECOND) & (branches[:, None, :] == FIRST)
         batch["attention_mask"] = (same & causal & ~crossed).unsqueeze(1)
     elif table:
         batch["units"] = torch.tensor(rows, dtype=torch.long)
@@ -177,34 +182,62 @@ def pack(units: list[Unit], bins: list[list[int]], pad_token_id: int, mask: bool
 UNITS_ATTENTION = "jpo_units"
 
 
+class UnitTable:
+    """A packed row's unit table as `unit_attention` reads it, built once per forward and shared by its layers:
+    the rows (start, prefix, branch, length), the lengths of the pieces the row splits into (each unit's trunk and
+    first branch, then its second branch, if any) and each second branch's mask, made on first use."""
+
+    def __init__(self, rows: list[list[int]] | torch.Tensor) -> None:
+        self.rows = [tuple(r) for r in (rows.tolist() if isinstance(rows, torch.Tensor) else rows)]
+        self.sizes = [size for _, prefix, branch, length in self.rows
+                      for size in ((prefix + branch, length - prefix - branch) if branch else (length,))]
+        self._masks: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+    def branch_mask(self, unit: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[second, prefix + second] additive mask of `unit`'s second branch: 0 where it may attend (every trunk key
+        and, causally, its own: key j <= query i + prefix), -inf elsewhere. A float mask in the query's dtype is what
+        sdpa turns a boolean one into on every call, forward and backward alike: made once, the layers share it."""
+        key = (unit, dtype, device)
+        if key not in self._masks:
+            _, prefix, branch, length = self.rows[unit]
+            second = length - prefix - branch
+            allowed = torch.ones(second, prefix + second, dtype=torch.bool, device=device).tril(prefix)
+            self._masks[key] = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, -torch.inf)
+        return self._masks[key]
+
+
 def unit_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, scaling=None,
-                   dropout: float = 0.0, jpo_units: list[list[int]] | None = None, **kwargs):
+                   dropout: float = 0.0, jpo_units: UnitTable | list[list[int]] | None = None, **kwargs):
     """Attention of one packed row, unit by unit (transformers' attention-function interface): `query` [1, H, T, D],
-    `key` / `value` [1, H_kv, T, D], `jpo_units` the row's (start, prefix, branch, length). Each unit's trunk and
-    first branch attend causally (sdpa's causal kernel); a second branch attends to the trunk and causally to
-    itself. Returns ([1, T, H, D], None). `attention_mask` is unused (None: there is no mask to build)."""
+    `key` / `value` [1, H_kv, T, D], `jpo_units` the row's `UnitTable` (or its rows (start, prefix, branch,
+    length)). Each unit's trunk and first branch attend causally (sdpa's causal kernel); a second branch attends to
+    the trunk and causally to itself. Returns ([1, T, H, D], None). `attention_mask` is unused (None: there is no
+    mask to build)."""
     import torch.nn.functional as F
 
     if jpo_units is None:
         raise ValueError("unit_attention needs the row's unit table (jpo_units); see jpo.train.packing")
+    table = jpo_units if isinstance(jpo_units, UnitTable) else UnitTable(jpo_units)
     groups = query.shape[1] // key.shape[1]
-    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
-        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads (index_select:
+        # the cheapest repeat here, forward and backward)
+        heads = torch.arange(query.shape[1], device=key.device) // groups
+        key, value = key.index_select(1, heads), value.index_select(1, heads)
     dropout = dropout if module.training else 0.0
-    outs = []
-    for start, prefix, branch, length in jpo_units:
-        first, end = start + prefix + branch, start + length
-        outs.append(F.scaled_dot_product_attention(query[:, :, start:first], key[:, :, start:first],
-                                                   value[:, :, start:first], dropout_p=dropout, is_causal=True,
-                                                   scale=scaling))
-        if branch and end > first:
-            keys = torch.cat([key[:, :, start:start + prefix], key[:, :, first:end]], dim=2)
-            values = torch.cat([value[:, :, start:start + prefix], value[:, :, first:end]], dim=2)
-            second = end - first
-            # The second branch sees every trunk key and, causally, its own: key j <= query i + prefix.
-            mask = torch.ones(second, prefix + second, dtype=torch.bool, device=query.device).tril(prefix)
-            outs.append(F.scaled_dot_product_attention(query[:, :, first:end], keys, values, attn_mask=mask,
+    # One split per tensor into the units' pieces: its backward is one concatenation, where a slice per piece would
+    # each write its gradient into a zero tensor of the whole row.
+    queries, keys, values = (x.split(table.sizes, dim=2) for x in (query, key, value))
+    outs, piece = [], 0
+    for unit, (_, prefix, branch, length) in enumerate(table.rows):
+        q, k, v = queries[piece], keys[piece], values[piece]
+        outs.append(F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling))
+        if branch and length > prefix + branch:
+            keys2 = torch.cat([k[:, :, :prefix], keys[piece + 1]], dim=2)
+            values2 = torch.cat([v[:, :, :prefix], values[piece + 1]], dim=2)
+            outs.append(F.scaled_dot_product_attention(queries[piece + 1], keys2, values2,
+                                                       attn_mask=table.branch_mask(unit, query.dtype, query.device),
                                                        dropout_p=dropout, scale=scaling))
+        piece += 2 if branch else 1
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
 

@@ -28,7 +28,7 @@ from jpo.modeling import (
 from jpo.train.config import SFTConfig
 from jpo.train.data import encode_sft, layer_token_cost, no_batch_dispatch
 from jpo.train.logprobs import additive_mask
-from jpo.train.packing import Unit, batch_layout, choose_bins, pack, packing_mode, units_attention
+from jpo.train.packing import Unit, UnitTable, batch_layout, choose_bins, pack, packing_mode, units_attention
 from jpo.train.policy import load_policy
 from jpo.train.tokenize import Encoder
 
@@ -121,6 +121,6 @@ class SFTTrainer(Trainer):
         table = inputs.pop("jpo_units", None)
         if table is None:
             return super().compute_loss(model, inputs, *args, **kwargs)
-        inputs["jpo_units"] = table.tolist()
+        inputs["jpo_units"] = UnitTable(table)
         with units_attention(self.accelerator.unwrap_model(model)):
             return super().compute_loss(model, inputs, *args, **kwargs)
