@@ -244,3 +244,17 @@ def test_packed_logps_on_cuda_in_bf16(tiny_model_path, tok, items, attention):
     for part in ("prompt", "response"):
         packed, padded = getattr(out["packed"], part), getattr(out["padded"], part)
         assert torch.allclose(packed, padded, rtol=0, atol=ulps(256, padded.abs().max().item(), torch.bfloat16))
+
+
+def test_on_a_gpu_only_flash_attention_packs_by_default(tiny_model_path):
+    """sdpa/eager packing ran slower than padded rows on an H200 (benchmarks/results/gpu-h200-2026-11-30): on a GPU
+    the default pads (one line why) and only flash-attention's varlen path packs; padding_free=True still packs."""
+    from jpo.train.packing import packing_mode
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path, attn_implementation="sdpa")
+    layout, why = packing_mode(model, None, 64, device="cuda:0")
+    assert layout is None and "on a GPU sdpa attention runs packed rows slower" in why and "\n" not in why
+    assert packing_mode(model, True, 64, device="cuda:0") == ("units", None)
+    assert packing_mode(model, None, 64, device="cpu") == ("units", None)
+    model.config._attn_implementation = "flash_attention_2"  # only read here: flash-attn is not installed on CPU
+    assert packing_mode(model, None, 64, device="cuda:0") == ("varlen", None)

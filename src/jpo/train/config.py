@@ -185,8 +185,9 @@ class JPOConfig(ModelArguments, TrainingArguments):
                 "attention into rows under a block-diagonal mask (equal-prompt pairs keeping their shared prompt, "
                 "--share_prefix), the number and width of the rows (up to max_length x batch) chosen by a cost "
                 "estimate; with flash-attention 2/3 into one row read through restarting position ids (no mask). "
-                "Default (unset): on where the attention implementation takes it, else padded with one log line "
-                "why; false: padded rows, as TRL; true: as unset (one log line where it cannot be used)."})
+                "Default (unset): on where the attention implementation takes it (on a GPU only flash-attention's "
+                "varlen path: sdpa/eager packing measured slower there), else padded with one log line why; false: "
+                "padded rows, as TRL; true: packed wherever the attention takes it (one log line where it cannot)."})
     pad_token: str | None = field(default=None, metadata={
         "help": "Padding token to set on the tokenizer (TRL: deprecated; default: the tokenizer's, else EOS)."})
     max_completion_length: int | None = field(default=None, metadata={
@@ -330,8 +331,9 @@ class SFTConfig(ModelArguments, TrainingArguments):
                 "attention into rows under a block-diagonal mask, their number and width (up to max_length x "
                 "batch) chosen by a cost estimate; with flash-attention 2/3 into one row read through restarting "
                 "position ids. Each row stays its own sequence (unlike TRL's --packing, which cuts the data into "
-                "fixed-length blocks). Default (unset): on where the attention implementation takes it, else padded "
-                "with one log line why; false: padded rows."})
+                "fixed-length blocks). Default (unset): on where the attention implementation takes it (on a GPU only "
+                "flash-attention's varlen path: sdpa/eager packing measured slower there), else padded with one log "
+                "line why; false: padded rows."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Initial AdamW learning rate (TRL SFT default)."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps (TRL default 10)."})
     bf16: bool | None = field(default=None, metadata={

@@ -276,12 +276,18 @@ def computed_tokens(batch: dict[str, torch.Tensor], prefix: str = "") -> tuple[i
 
 
 def packing_mode(model, padding_free: bool | None, max_length: int | None, blocker: str | None = None,
-                 gradient_checkpointing: bool = False) -> tuple[str | None, str | None]:
+                 gradient_checkpointing: bool = False, device: object = "cpu") -> tuple[str | None, str | None]:
     """(layout, why not): "units" for sdpa, "block" for eager, "varlen" for flash-attention 2/3, None (padded) where
     `padding_free` is False or packing cannot be used, with the reason in one line (None where not asked about).
     `blocker` is a caller's own reason not to pack (e.g. a router loss that reads a 2D padding mask). Under
     `gradient_checkpointing` sdpa takes "block": the backward pass recomputes each layer's forward after
     `units_attention` has restored the model's own attention, which must then find the mask in its inputs.
+
+    On a GPU (`device`, the training device, not "cpu") the default (`padding_free` None) packs only through
+    flash-attention's varlen path: there sdpa's unit-by-unit attention launches a few small kernels per unit and
+    layer, and a dense block mask leaves sdpa's fused kernels, both slower than padded rows (an H200, Qwen2.5-0.5B
+    architecture, bf16: unit by unit 0.18x, block mask 0.72x padded tokens/s; benchmarks/results/gpu-h200-2026-11-30).
+    `padding_free` True packs there too.
 
     Sliding-window layers are refused where a sequence can be longer than the window: a custom mask or a varlen
     row replaces the window the model would otherwise apply."""
@@ -303,6 +309,9 @@ def packing_mode(model, padding_free: bool | None, max_length: int | None, block
     name = "is_activation_checkpointing" if hasattr(type(base), "is_activation_checkpointing") else \
         "is_gradient_checkpointing"
     gradient_checkpointing = gradient_checkpointing or bool(getattr(base, name, False))
+    if attention in ("sdpa", "eager") and padding_free is None and not str(device).startswith("cpu"):
+        return None, (f"on a GPU {attention} attention runs packed rows slower than padded ones (measured; "
+                      "attn_implementation='flash_attention_2' packs without a mask, --padding_free true packs anyway)")
     if attention == "sdpa" and not gradient_checkpointing:
         return "units", None
     if attention in ("sdpa", "eager"):

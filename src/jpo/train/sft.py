@@ -105,7 +105,7 @@ class SFTTrainer(Trainer):
             raise JpoError(f"nothing to train on: {self.data_report.summary()}")
         check_attention_trains(model, args.device)
         packing, why = packing_mode(model, args.padding_free, args.max_length,
-                                    gradient_checkpointing=args.gradient_checkpointing)
+                                    gradient_checkpointing=args.gradient_checkpointing, device=args.device)
         self.batch_layout = batch_layout(packing, why)
         eager = getattr(model.config, "_attn_implementation", None) == "eager"
         collator = SFTCollator(processing_class.pad_token_id, completion_only=args.completion_only_loss,

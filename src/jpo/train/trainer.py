@@ -227,7 +227,7 @@ class JPOTrainer(Trainer):
         check_attention_trains(model, args.device)
         packing, why = packing_mode(model, args.padding_free, args.max_length,
                                     "the router load-balancing loss takes a 2D padding mask"
-                                    if self.aux_loss_enabled else None, args.gradient_checkpointing)
+                                    if self.aux_loss_enabled else None, args.gradient_checkpointing, args.device)
         self.batch_layout = batch_layout(packing, why)
         if self.kto:
             return UnpairedCollator(pad_id, self.encoder, pad_to_multiple_of=args.pad_to_multiple_of, packing=packing,
