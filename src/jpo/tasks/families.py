@@ -31,8 +31,8 @@ DPO run at the full run's 185 steps, pooled over three pretraining seeds): DPO b
 outputs, and all of D_C's 1,176 labels beat a nested half by +2.3 [+1.5, +3.1]. But 1,176 fresh labels more add only
 +0.5 [-0.4, +1.3] at that number of steps (issue 25's R2, not met), and another data order moved DPO by -0.4 [-0.7,
 -0.1]. Why: with DPO, this model's labels sharpen what pretraining half-learnt -- greedy DPO writes 97% of the wanted
-habits after 1,176 labels (SFT 71%, DPO on half of D_C 90%) -- while what is left, a forbidden habit in 9% of
-answers and the content (right in 35%), does not move with more labels. Making the world's text say less about the
+habits after 1,176 labels (SFT 71%, DPO on half of D_C 90%) -- while what is left, each forbidden habit still
+written 9% of the time (SFT 10%) and the content (right in 35% of answers), does not move with more labels. Making the world's text say less about the
 table (forbidden habits as common as indifferent ones; or also wanted ones rarer) did not make labels count more: DPO
 then learnt almost nothing (DPO - SFT +5.1 and +2.6; R1 -0.9 and +0.5). The former table (ten styles wanting two
 and forbidding two) measured DPO - SFT +11.3, hanging on the pretrained model (+9.8 / +15.7 / +8.5), R1 +3.4, R2
