@@ -253,7 +253,7 @@ def test_on_a_gpu_only_flash_attention_packs_by_default(tiny_model_path):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path, attn_implementation="sdpa")
     layout, why = packing_mode(model, None, 64, device="cuda:0")
-    assert layout is None and "on a GPU sdpa attention runs packed rows slower" in why and "\n" not in why
+    assert layout is None and "on a GPU sdpa packing runs slower than padded rows" in why and "\n" not in why
     assert packing_mode(model, True, 64, device="cuda:0") == ("units", None)
     assert packing_mode(model, None, 64, device="cpu") == ("units", None)
     model.config._attn_implementation = "flash_attention_2"  # only read here: flash-attn is not installed on CPU

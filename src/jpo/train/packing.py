@@ -310,8 +310,9 @@ def packing_mode(model, padding_free: bool | None, max_length: int | None, block
         "is_gradient_checkpointing"
     gradient_checkpointing = gradient_checkpointing or bool(getattr(base, name, False))
     if attention in ("sdpa", "eager") and padding_free is None and not str(device).startswith("cpu"):
-        return None, (f"on a GPU {attention} attention runs packed rows slower than padded ones (measured; "
-                      "attn_implementation='flash_attention_2' packs without a mask, --padding_free true packs anyway)")
+        return None, (f"on a GPU {attention} packing runs slower than padded rows (measured with sdpa: unit by unit "
+                      "0.18x, block mask 0.72x the padded tokens/s); attn_implementation='flash_attention_2' packs "
+                      "without a mask, --padding_free true packs anyway")
     if attention == "sdpa" and not gradient_checkpointing:
         return "units", None
     if attention in ("sdpa", "eager"):
