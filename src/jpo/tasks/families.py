@@ -25,18 +25,19 @@ two responses differ in that habit, among the other habits and content edits tha
 annotator. No single surface feature carries the preference and no global rule helps: where a habit matters it is as
 often wanted as forbidden. (Two first designs learnt nothing about the habits on the demo's model: a table over
 (family, style) pairs, 40 x 4 decisions, and habits written blind to the instruction.)
-What it measured (benchmarks/testbed_sensitivity.py --seeds 0 1 2 on the validation split, the demo recipe, every
-DPO run at the full run's 185 steps, pooled over three pretraining seeds): DPO beats SFT by +18.2 points [+16.7,
-+19.8] (+18.0 / +19.2 / +17.5 per seed), 92% of it left once the most frequent habit is taken out of both models'
-outputs, and all of D_C's 1,176 labels beat a nested half by +2.3 [+1.5, +3.1]. But 1,176 fresh labels more add only
-+0.5 [-0.4, +1.3] at that number of steps (issue 25's R2, not met), and another data order moved DPO by -0.4 [-0.7,
--0.1]. Why: with DPO, this model's labels sharpen what pretraining half-learnt -- greedy DPO writes 97% of the wanted
-habits after 1,176 labels (SFT 71%, DPO on half of D_C 90%) -- while what is left, each forbidden habit still
-written 9% of the time (SFT 10%) and the content (right in 35% of answers), does not move with more labels. Making the world's text say less about the
-table (forbidden habits as common as indifferent ones; or also wanted ones rarer) did not make labels count more: DPO
-then learnt almost nothing (DPO - SFT +5.1 and +2.6; R1 -0.9 and +0.5). The former table (ten styles wanting two
-and forbidding two) measured DPO - SFT +11.3, hanging on the pretrained model (+9.8 / +15.7 / +8.5), R1 +3.4, R2
-+0.4; twenty styles wanting two: DPO - SFT +10.0, R1 +3.2, R2 +0.4.
+Why labels count (issue 25): with DPO, this model's labels sharpen what pretraining half-learnt, so the curve rises
+only up to a point. With a pool of 2,000 instructions (D_C 1,176 labels, 185 steps; benchmarks/testbed_sensitivity.py
+--seeds 0 1 2 on the validation split, pooled over three pretraining seeds) DPO beat SFT by +18.2 [+16.7, +19.8] and
+all of D_C beat a nested half by +2.3 [+1.5, +3.1], but 1,176 fresh labels more added only +0.5 [-0.4, +1.3] (R2, not
+met): greedy DPO already wrote 97% of the wanted habits (SFT 71%, DPO on half of D_C 90%), and what was left, each
+forbidden habit still written 9% of the time (SFT 10%) and the content (right in 35% of answers), did not move with
+more labels. The demo therefore labels a pool of 800 (D_C 462, 180 steps, 1,000 validation prompts): there R1 is
++4.6 [+3.8, +5.4], R2 +3.3 [+2.6, +4.0] and DPO - SFT +11.7 [+10.7, +12.8] (per seed +11.7 / +8.8 / +14.7): fewer
+labels make each count, and leave DPO less to gain (configs/demo.yaml has every size tried). Making the world's text
+say less about the table (forbidden habits as common as indifferent ones; or also wanted ones rarer) did not make
+labels count more: DPO then learnt almost nothing (DPO - SFT +5.1 and +2.6; R1 -0.9 and +0.5). The former table (ten
+styles wanting two and forbidding two) measured DPO - SFT +11.3, hanging on the pretrained model (+9.8 / +15.7 /
++8.5), R1 +3.4, R2 +0.4; twenty styles wanting two: DPO - SFT +10.0, R1 +3.2, R2 +0.4.
 Families also differ in difficulty (reversing is easier than sorting for a small LM; a summary must pick slots out of
 a post), which is what makes comparing answers to *different* instructions informative.
 """
