@@ -517,3 +517,27 @@ def test_r4_removes_the_most_frequent_habit_from_both_models_and_judges_again(tm
     by = {c["check"]: c for c in sensitivity_result(recipe, scored, {"dpo": "DPO"}, stripped)["checks"]}
     assert by["DPO - SFT"]["value"] == 50.0 and by["R4"]["value"] == 0.0 and by["R4"]["met"] is False
     assert "0% survives" in by["R4"]["note"]
+
+
+def test_the_built_tokenizer_never_sees_the_evaluation_prompts(tmp_path):
+    """The demo's tokenizer trains on the run's training texts only: the test prompts stay unseen, and the validation-
+    split measurement (benchmarks/testbed_sensitivity.py, which evaluates on the validation prompts instead) builds
+    the very model the demo builds."""
+    from jpo.data import write_jsonl
+    from jpo.runner.recipe import BuildModel
+    from jpo.runner.stages import build_model
+    from jpo.tasks import Sizes, build_splits
+
+    splits = build_splits(Sizes(pretrain=200, pool=40, validation=30, test=30), seed=0)
+    build = BuildModel(vocab_size=200, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+    tokenizers = []
+    for split in ("validation", "test"):
+        data = tmp_path / split / "data"
+        data.mkdir(parents=True)
+        write_jsonl(data / "pool.jsonl", splits["pool"])
+        write_jsonl(data / "pretrain.jsonl", splits["pretrain"])
+        write_jsonl(data / "eval.jsonl", splits[split] + [{"id": "x", "prompt": "zyzzyva " * 50, "reference": ""}])
+        build_model(build, data, tmp_path / split)
+        tokenizers.append((tmp_path / split / "model" / "tokenizer.json").read_text())
+    assert tokenizers[0] == tokenizers[1]
+    assert "zyzzyva" not in json.loads(tokenizers[0])["model"]["vocab"]

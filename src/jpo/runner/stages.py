@@ -28,8 +28,9 @@ from jpo.runner.units import Unit
 
 
 def build_model(build: BuildModel, data_dir: Path, out: Path, seed: int = 0) -> dict[str, Any]:
-    """The demo's model: a tokenizer trained on every text of the run's data, and a random Llama (initial weights
-    drawn with `seed`)."""
+    """The demo's model: a tokenizer trained on the run's training texts (never the evaluation prompts: the test
+    prompts stay unseen, and a validation-split measurement, which evaluates on the validation prompts instead,
+    trains the very models the run does), and a random Llama (initial weights drawn with `seed`)."""
     from jpo.runner.tiny import save_base_model
 
     texts: list[str] = []
@@ -39,7 +40,6 @@ def build_model(build: BuildModel, data_dir: Path, out: Path, seed: int = 0) -> 
             texts += [str(row[k]) for row in read_jsonl(path) for k in
                       ("prompt", "response", "prompt_a", "response_a", "prompt_b", "response_b", "prompt_chosen",
                        "chosen", "prompt_rejected", "rejected") if k in row]
-    texts += [str(row["prompt"]) for row in read_jsonl(data_dir / "eval.jsonl")]
     params = save_base_model(texts, out / "model", vocab_size=build.vocab_size, hidden_size=build.hidden_size,
                              layers=build.num_layers, heads=build.num_heads, intermediate_size=build.intermediate_size,
                              max_positions=build.max_positions, seed=seed)
