@@ -90,7 +90,7 @@ class Data:
 
 @dataclass
 class BuildModel:
-    """A small Llama built offline: a BPE tokenizer trained on the run's texts and random weights (the demo).
+    """A small Llama built offline: a BPE tokenizer trained on the run's training texts and random weights (the demo).
     `pretrain` (SFTConfig keys): causal-LM pretraining on data.pretrain before SFT, as a base LLM has had; a
     model trained from scratch has otherwise no prior over instructions for JPO's instruction term to act on."""
 

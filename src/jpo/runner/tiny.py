@@ -1,8 +1,8 @@
 """Tiny models built offline, saved with `save_pretrained` so that SFT, preference training, generation and judging
 go through exactly the code paths a real hub model would:
 
-- `save_base_model`: the demo's model (`model: {build: ...}`): a BPE tokenizer trained on the run's texts and a
-  randomly initialised Llama;
+- `save_base_model`: the demo's model (`model: {build: ...}`): a BPE tokenizer trained on the run's training texts
+  and a randomly initialised Llama;
 - `tiny_like`: a dry run's stand-in for a recipe's model: its architecture at a toy size, random weights.
 """
 
