@@ -21,8 +21,16 @@ What it does, with the library only (`jpo.runner.run_recipe`, the demo's own run
 Measured 2026-11-30 on the validation split (500 prompts x 3 temperatures), `--seeds 0 1 2`, 2 CPU cores shared with
 other jobs. Per seed: R1 = DPO - DPO(half), R2 = DPO(+fresh) - DPO, R3 = DPO(other order) - DPO, each with its
 paired 95% interval.
-- The recipe's sizes, on the chosen table (twenty styles wanting three, forbidding three), ~9 min each on a core:
-  pool 800, 12 epochs, 1,000 validation prompts (chosen, configs/demo.yaml; D_C 462, D_H 560, 180 steps):
+- The demo's recipe (configs/demo.yaml: pool 800, 12 epochs, 1,000 validation prompts; D_C 462, D_H 560, 180
+  steps) with the tokenizer trained on the training texts only, so these are the demo's very models (9.3 min):
+  seed 0: DPO - SFT +10.4 [+8.7, +12.2]; R1 +5.9 [+4.4, +7.4]; R2 +2.6 [+1.4, +3.9]; R3 +0.1 [-0.3, +0.5].
+  seed 1: DPO - SFT +14.3 [+12.5, +16.1]; R1 +5.4 [+4.2, +6.7]; R2 +3.6 [+2.4, +4.9]; R3 -0.8 [-1.3, -0.3] NOT MET.
+  seed 2: DPO - SFT +5.8 [+4.0, +7.8] NOT MET; R1 -2.2 [-3.8, -0.5] NOT MET; R2 +10.2 [+8.5, +11.8]; R3 +0.5.
+  Pooled, all met: R1 +3.1 [+2.2, +3.9]; R2 +5.5 [+4.7, +6.3]; R3 -0.1 [-0.4, +0.2]; R4 +10.0 [+8.9, +11.1]
+  without "sure" (98%); DPO - SFT +10.2 [+9.0, +11.3]. The same at 8 epochs (120 steps): pooled R1 +1.6 [+0.9,
+  +2.2] NOT met, R2 +2.9, DPO - SFT +12.9; seed 0 R2 +0.4 [-0.6, +1.4] NOT met.
+- Before that fix the tokenizer also trained on the evaluated prompts (other models than the demo's), ~9 min each:
+  pool 800, 12 epochs, 1,000 validation prompts (the sizes chosen):
   seed 0: DPO - SFT +11.7 [+10.1, +13.3]; R1 +5.8 [+4.6, +7.1]; R2 +2.6 [+1.5, +3.7]; R3 -0.1 [-0.4, +0.3].
   seed 1: DPO - SFT +8.8 [+7.2, +10.4] NOT MET; R1 +2.5 [+1.2, +3.9]; R2 +1.8 [+0.6, +3.0]; R3 +0.0 [-0.5, +0.5].
   seed 2: DPO - SFT +14.7 [+12.8, +16.5]; R1 +5.4 [+4.0, +6.9]; R2 +5.5 [+4.3, +6.8]; R3 -0.6 [-1.0, -0.1] NOT MET.
