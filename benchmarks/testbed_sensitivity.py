@@ -18,7 +18,7 @@ What it does, with the library only (`jpo.runner.run_recipe`, the demo's own run
    each seed with their intervals, and writes `sensitivity.json` (with the stages' seconds) into the output folder.
    Exit status 0 when every pooled check and every per-seed check is met.
 
-Measured 2026-11-30 on the validation split (500 prompts x 3 temperatures), `--seeds 0 1 2`, 2 CPU cores shared with
+Measured 2026-11-30 on the validation split (1,000 or, where said, 500 prompts x 3 temperatures), `--seeds 0 1 2`, 2 CPU cores shared with
 other jobs. Per seed: R1 = DPO - DPO(half), R2 = DPO(+fresh) - DPO, R3 = DPO(other order) - DPO, each with its
 paired 95% interval.
 - The demo's recipe (configs/demo.yaml: pool 800, 12 epochs, 1,000 validation prompts; D_C 462, D_H 560, 180

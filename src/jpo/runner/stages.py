@@ -28,9 +28,10 @@ from jpo.runner.units import Unit
 
 
 def build_model(build: BuildModel, data_dir: Path, out: Path, seed: int = 0) -> dict[str, Any]:
-    """The demo's model: a tokenizer trained on the run's training texts (never the evaluation prompts: the test
-    prompts stay unseen, and a validation-split measurement, which evaluates on the validation prompts instead,
-    trains the very models the run does), and a random Llama (initial weights drawn with `seed`)."""
+    """The demo's model: a tokenizer trained on the pool, D_S, the joint items and the pretraining corpus -- never
+    the evaluation prompts (the test prompts stay unseen, and a validation-split measurement, which evaluates on the
+    validation prompts instead, trains the very models the run does) nor the fresh comparisons (their number leaves
+    the models alone) -- and a random Llama (initial weights drawn with `seed`)."""
     from jpo.runner.tiny import save_base_model
 
     texts: list[str] = []
