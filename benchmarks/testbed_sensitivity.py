@@ -28,7 +28,8 @@ paired 95% interval.
   seed 2: DPO - SFT +5.8 [+4.0, +7.8] NOT MET; R1 -2.2 [-3.8, -0.5] NOT MET; R2 +10.2 [+8.5, +11.8]; R3 +0.5.
   Pooled, all met: R1 +3.1 [+2.2, +3.9]; R2 +5.5 [+4.7, +6.3]; R3 -0.1 [-0.4, +0.2]; R4 +10.0 [+8.9, +11.1]
   without "sure" (98%); DPO - SFT +10.2 [+9.0, +11.3]. The same at 8 epochs (120 steps): pooled R1 +1.6 [+0.9,
-  +2.2] NOT met, R2 +2.9, DPO - SFT +12.9; seed 0 R2 +0.4 [-0.6, +1.4] NOT met.
+  +2.2] NOT met, R2 +2.9, DPO - SFT +12.9; seed 0 R2 +0.4 [-0.6, +1.4] NOT met. At learning rate 1e-4 (not
+  1.5e-4): pooled R1 +1.4 [+0.8, +2.1] NOT met, R2 +3.3, DPO - SFT +12.3; seed 0 R2 +0.8 [-0.2, +1.8] NOT met.
 - Before that fix the tokenizer also trained on the evaluated prompts (other models than the demo's), ~9 min each:
   pool 800, 12 epochs, 1,000 validation prompts (the sizes chosen):
   seed 0: DPO - SFT +11.7 [+10.1, +13.3]; R1 +5.8 [+4.6, +7.1]; R2 +2.6 [+1.5, +3.7]; R3 -0.1 [-0.4, +0.3].
