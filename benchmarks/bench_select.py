@@ -8,7 +8,8 @@ the n instances once); the model-scoring rate is measured separately on stories2
 selector, whose two judges answer per candidate (it does not decompose).
 
 What each selector buys (decisive labels, their agreement with the exact oracle, instructions covered, and the
-win-rate a model trained on them reaches) is measured by `configs/demo-selection.yaml`'s `train.selection` grid, not here.
+win-rate a model trained on them reaches) is measured by `configs/demo-selection.yaml`'s `train.selection` grid,
+not here.
 
 Run: .venv/bin/python benchmarks/bench_select.py [--quick]   (stories260K from ../shared)
 """

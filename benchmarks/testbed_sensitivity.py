@@ -18,8 +18,8 @@ What it does, with the library only (`jpo.runner.run_recipe`, the demo's own run
    each seed with their intervals, and writes `sensitivity.json` (with the stages' seconds) into the output folder.
    Exit status 0 when every pooled check and every per-seed check is met.
 
-Measured 2026-11-30 on the validation split (1,000 or, where said, 500 prompts x 3 temperatures), `--seeds 0 1 2`, 2 CPU cores shared with
-other jobs. Per seed: R1 = DPO - DPO(half), R2 = DPO(+fresh) - DPO, R3 = DPO(other order) - DPO, each with its
+Measured 2026-11-30 on the validation split (1,000 or, where said, 500 prompts x 3 temperatures), `--seeds 0 1 2`,
+2 CPU cores shared with other jobs. Per seed: R1 = DPO - DPO(half), R2 = DPO(+fresh) - DPO, R3 = DPO(other order) - DPO, each with its
 paired 95% interval.
 - The demo's recipe (configs/demo.yaml: pool 800, 12 epochs, 1,000 validation prompts; D_C 462, D_H 560, 180
   steps) with the tokenizer trained on the training texts only, so these are the demo's very models (9.3 min):
@@ -41,7 +41,8 @@ paired 95% interval.
   +12.8; per seed R2 +1.5 [-0.1, +3.1] / +4.1 / +1.8, DPO - SFT +13.7 / +9.7 / +15.1. The same with 1,000 prompts
   (which also redraws the pretraining corpus): pooled R1 +3.3, R2 +1.7 [+1.0, +2.4], DPO - SFT +18.0; per seed R2
   +0.8 [-0.2, +1.9] / +3.4 / +0.9.
-- The task's table (src/jpo/tasks/families.py), each at the former sizes (pool 2,000, 5 epochs, 500 prompts) (load average ~3, 20-23 min each):
+- The task's table (src/jpo/tasks/families.py), each at the former sizes (pool 2,000, 5 epochs, 500 prompts; load
+  average ~3, 20-23 min each):
   twenty styles, each wanting three habits and forbidding three (chosen; D_C 1,176, 185 steps):
   seed 0: DPO - SFT +18.0 [+15.7, +20.3]; R1 +3.6 [+2.0, +5.2]; R2 -1.1 [-2.7, +0.3]; R3 -0.5 [-1.1, -0.0].
   seed 1: DPO - SFT +19.2 [+16.7, +21.7]; R1 +1.1 [-0.3, +2.5]; R2 +1.8 [+0.5, +3.1]; R3 -0.4 [-0.9, +0.1].
