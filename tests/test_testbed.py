@@ -66,9 +66,9 @@ def test_the_selection_grid_is_its_own_recipe_extending_the_demo(tmp_path):
     assert selection.name == "demo-selection" and selection.train.selection.selectors[0] == "random"
     assert len(selection.train.selection.points()) == 28
     # everything it does not set is the demo's; it keeps the pool (2,000: a budget of 2,000 is one label per pool
-    # instruction) and the 5 epochs (the full-D_H point at the grid's 225 steps) its budgets were set for
+    # instruction), the 5 epochs (the full-D_H point at the grid's 225 steps) and the beta its budgets were set for
     assert (selection.model, selection.sft, selection.judge) == (demo.model, demo.sft, demo.judge)
-    assert selection.train.common == {**demo.train.common, "num_train_epochs": 5}
+    assert selection.train.common == {**demo.train.common, "num_train_epochs": 5, "beta": 0.1}
     assert selection.data.conditional == dataclasses.replace(demo.data.conditional, limit=2000)
     assert max(selection.train.selection.budgets) == selection.data.conditional.limit
     assert selection.data.fresh is None and selection.sensitivity is None and not selection.paper.findings
