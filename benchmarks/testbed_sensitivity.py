@@ -21,8 +21,8 @@ What it does, with the library only (`jpo.runner.run_recipe`, the demo's own run
 Measured 2026-11-30 on the validation split (1,000 or, where said, 500 prompts x 3 temperatures), `--seeds 0 1 2`,
 2 CPU cores shared with other jobs. Per seed: R1 = DPO - DPO(half), R2 = DPO(+fresh) - DPO, R3 = DPO(other order) - DPO, each with its
 paired 95% interval.
-- The demo's recipe (configs/demo.yaml: pool 800, 12 epochs, 1,000 validation prompts; D_C 462, D_H 560, 180
-  steps) with the tokenizer trained on the training texts only, so these are the demo's very models (9.3 min):
+- The demo's recipe at beta 0.1 (configs/demo.yaml: pool 800, 12 epochs, 1,000 validation prompts; D_C 462, D_H 560,
+  180 steps) with the tokenizer trained on the training texts only, so these are the demo's very models (9.3 min):
   seed 0: DPO - SFT +10.4 [+8.7, +12.2]; R1 +5.9 [+4.4, +7.4]; R2 +2.6 [+1.4, +3.9]; R3 +0.1 [-0.3, +0.5].
   seed 1: DPO - SFT +14.3 [+12.5, +16.1]; R1 +5.4 [+4.2, +6.7]; R2 +3.6 [+2.4, +4.9]; R3 -0.8 [-1.3, -0.3] NOT MET.
   seed 2: DPO - SFT +5.8 [+4.0, +7.8] NOT MET; R1 -2.2 [-3.8, -0.5] NOT MET; R2 +10.2 [+8.5, +11.8]; R3 +0.5.
@@ -30,6 +30,15 @@ paired 95% interval.
   without "sure" (98%); DPO - SFT +10.2 [+9.0, +11.3]. The same at 8 epochs (120 steps): pooled R1 +1.6 [+0.9,
   +2.2] NOT met, R2 +2.9, DPO - SFT +12.9; seed 0 R2 +0.4 [-0.6, +1.4] NOT met. At learning rate 1e-4 (not
   1.5e-4): pooled R1 +1.4 [+0.8, +2.1] NOT met, R2 +3.3, DPO - SFT +12.3; seed 0 R2 +0.8 [-0.2, +1.8] NOT met.
+- beta (configs/demo.yaml's, every run's), the demo's recipe otherwise, 3.7-5 min each (the stages before training
+  reused from the run above): per seed DPO - SFT / R1 / R2, then the pooled checks not met.
+  0.25: +11.7 / +14.3 / +7.8; +6.0 / +3.9 / -1.5; +3.4 / +4.1 / +9.3; pooled R3 +0.5 [+0.2, +0.8].
+  0.5 (chosen): +13.1 / +14.6 / +11.7; +6.9 / +4.3 / +2.6; +2.4 / +4.6 / +6.0; seed 2's R3 +0.4 [+0.1, +0.7]; pooled
+  R3 +0.2 [+0.0, +0.4] (DPO - SFT +13.1 [+12.0, +14.2], R1 +4.6, R2 +4.3, R4 97%).
+  1.0: +12.8 / +14.6 / +11.4; +5.3 / +4.2 / +1.9; +2.2 / +2.7 / +5.4; pooled all met (DPO - SFT +12.9).
+  0.5 at learning rate 2e-4: +11.4 / +13.0 / +9.3; +8.0 / +5.3 / +3.7; +5.0 / +5.0 / +9.0; pooled all met.
+  0.25 with the annotator at temperature 0.05 (D_C 541): +13.7 / +14.7 / +9.8; +5.9 / +4.9 / +5.7; +0.9 / +3.7 /
+  +5.0; pooled R3 -0.5 [-0.7, -0.3].
 - Before that fix the tokenizer also trained on the evaluated prompts (other models than the demo's), ~9 min each:
   pool 800, 12 epochs, 1,000 validation prompts (the sizes chosen):
   seed 0: DPO - SFT +11.7 [+10.1, +13.3]; R1 +5.8 [+4.6, +7.1]; R2 +2.6 [+1.5, +3.7]; R3 -0.1 [-0.4, +0.3].
