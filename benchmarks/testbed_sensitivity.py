@@ -14,15 +14,17 @@ What it does, with the library only (`jpo.runner.run_recipe`, the demo's own run
 2. `--seeds`: the training seeds, each with its own built model, pretraining and SFT (`train.vary_base`), as
    `jpo demo --seeds N` runs them; the data and labels are the recipe's seed's.
 3. It prints the report's checks pooled over the seeds (R1-R4, DPO - SFT: each a paired difference on the same
-   prompts with its 95% bootstrap interval, `jpo.runner.report.statistics.sensitivity_result`), then R1-R3 and DPO - SFT at
-   each seed with their intervals, and writes `sensitivity.json` (with the stages' seconds) into the output folder.
+   prompts with its 95% bootstrap interval, `jpo.runner.report.statistics.sensitivity_result`), then R1-R3 and
+   DPO - SFT at each seed with their intervals, and writes `sensitivity.json` (with the stages' seconds) into the
+   output folder.
    Exit status 0 when every pooled check and every per-seed check is met.
 
 Measured 2026-11-30 on the validation split (1,000 or, where said, 500 prompts x 3 temperatures), `--seeds 0 1 2`,
-2 CPU cores shared with other jobs. Per seed: R1 = DPO - DPO(half), R2 = DPO(+fresh) - DPO, R3 = DPO(other order) - DPO, each with its
-paired 95% interval.
-- The demo's recipe at beta 0.1 (configs/demo.yaml: pool 800, 12 epochs, 1,000 validation prompts; D_C 462, D_H 560,
-  180 steps) with the tokenizer trained on the training texts only, so these are the demo's very models (9.3 min):
+2 CPU cores shared with other jobs. Per seed: R1 = DPO - DPO(half), R2 = DPO(+fresh) - DPO,
+R3 = DPO(other order) - DPO, each with its paired 95% interval.
+- The demo's recipe at its former beta 0.1 (configs/demo.yaml, which now has 0.5: pool 800, 12 epochs, 1,000
+  validation prompts; D_C 462, D_H 560, 180 steps) with the tokenizer trained on the training texts only, so these
+  are the demo's very base and SFT models (9.3 min):
   seed 0: DPO - SFT +10.4 [+8.7, +12.2]; R1 +5.9 [+4.4, +7.4]; R2 +2.6 [+1.4, +3.9]; R3 +0.1 [-0.3, +0.5].
   seed 1: DPO - SFT +14.3 [+12.5, +16.1]; R1 +5.4 [+4.2, +6.7]; R2 +3.6 [+2.4, +4.9]; R3 -0.8 [-1.3, -0.3] NOT MET.
   seed 2: DPO - SFT +5.8 [+4.0, +7.8] NOT MET; R1 -2.2 [-3.8, -0.5] NOT MET; R2 +10.2 [+8.5, +11.8]; R3 +0.5.
