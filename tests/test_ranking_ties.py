@@ -14,6 +14,8 @@ from jpo.errors import JpoError
 from jpo.evaluate.ranking import evaluate_joint, joint_items, shared_ranks
 from jpo.feedback import make_judge
 
+CUT = "joint items over the cap per pair of systems (--max_per_pair, evaluate.joint_max_per_pair)"
+
 
 def test_equal_scores_share_the_best_of_their_ranks() -> None:
     assert shared_ranks({"x": 0.7, "y": 0.5, "z": 0.5, "w": 0.1}) == {"x": 1, "y": 2, "z": 2, "w": 4}
@@ -54,13 +56,13 @@ def test_an_undefined_kendall_tau_says_why_instead_of_printing_nan(tmp_path, cap
 def test_items_cut_by_max_per_pair_are_counted(tmp_path, capsys) -> None:
     systems, _ = task(25, seed=3)
     items, left_out = joint_items(systems, max_per_pair=10)
-    assert len(items) == 6 * 10 and left_out["joint items over --max_per_pair"] == 6 * (2 * 25 - 10)
+    assert len(items) == 6 * 10 and left_out[CUT] == 6 * (2 * 25 - 10)
     specs = []
     for name, rows in systems.items():
         write_jsonl(tmp_path / f"{name}.jsonl", rows)
         specs.append(f"{name}={tmp_path / f'{name}.jsonl'}")
     assert main(["evaluate", "--protocol", "joint", "--generations", *specs, "--max_per_pair", "10",
                  "--export_items", str(tmp_path / "items.jsonl")]) == 0
-    assert "(left out: 240 joint items over --max_per_pair)" in capsys.readouterr().out
+    assert f"(left out: 240 {CUT})" in capsys.readouterr().out
     with pytest.raises(JpoError, match="at least 2"):
         joint_items(systems, max_per_pair=1)

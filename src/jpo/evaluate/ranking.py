@@ -231,7 +231,8 @@ def joint_items(generations: Mapping[str, Sequence[dict[str, Any]]], *, seed: in
         chosen = partners
         if max_per_pair is not None and 2 * len(partners) > max_per_pair:
             chosen = [partners[k] for k in sorted(rng.choice(len(partners), max_per_pair // 2, replace=False))]
-            cut = "joint items over --max_per_pair"
+            # named for both ways to set the cap: `jpo rank`'s flag and a recipe's key
+            cut = "joint items over the cap per pair of systems (--max_per_pair, evaluate.joint_max_per_pair)"
             left_out[cut] = left_out.get(cut, 0) + 2 * (len(partners) - len(chosen))
         for (temperature, gen_seed), i, j in chosen:
             for first, second in ((x, y), (y, x)):
