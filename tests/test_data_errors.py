@@ -172,7 +172,8 @@ def test_validate_names_a_column_the_format_does_not_read(tmp_path, capsys):
     assert main(["data", "validate", str(path)]) == 0
     line, _ = capsys.readouterr().out.strip().splitlines()  # and the summary: notes are not errors
     assert line.startswith(f"{path}: prompts (prompts") and ", 1 rows" in line
-    assert line.endswith("not read as prompts (passed through): chosen (trl-preference would also need rejected)")
+    assert line.endswith("columns the prompts layout does not read (passed through): chosen (trl-preference would also "
+                         "need rejected)")
 
 
 def _messages(*roles: str) -> list[dict[str, str]]:

@@ -242,10 +242,10 @@ def test_train_mixes_plain_and_chat_files_and_repeats_what_validate_counts(tmp_p
         for note in notes:
             assert out.count(note) == 2, (note, out)  # printed before training and repeated in the summary
     assert "1 with an empty response" in out and "1 identical pairs" in out
-    assert "not read as trl-preference (passed through): score" in out
-    assert f"data: {plain} (trl-preference): 4 preference rows" in out
+    assert "columns the trl-preference layout does not read (passed through): score" in out
+    assert f"data: {plain} (layout trl-preference): 4 preference rows" in out
     assert "4 rows of plain text made chat turns" in out
-    assert f"data: {chat} (sharegpt-preference): 4 preference rows\n" in out  # system read: nothing unread
+    assert f"data: {chat} (layout sharegpt-preference): 4 preference rows\n" in out  # system read: nothing unread
 
 
 def test_train_on_mixed_files_without_a_chat_template_is_one_line(tmp_path, tiny_model_path, capsys):

@@ -89,7 +89,7 @@ def test_sft_reads_kto_files_as_kto_and_counts_undesirable_rows_before_length(ti
                          "--chat_template_path", str(template), "--per_device_train_batch_size", "2",
                          "--save_strategy", "no", "--report_to", "none"]) == 0
         printed = capsys.readouterr().out
-        assert f"{source} (llama-factory-kto): 300 sft rows" in printed and "not read as" not in printed
+        assert f"{source} (layout llama-factory-kto): 300 sft rows" in printed and "does not read" not in printed
         reports[max_length] = json.loads((out / "data_report.json").read_text())
     assert reports[64]["undesirable"] == reports[100000]["undesirable"] == undesirable
     assert reports[64]["dropped"] > reports[100000]["dropped"]  # length filtering did vary

@@ -62,12 +62,13 @@ class Loaded:
             notes.append(f"{self.made_chat} rows of plain text made chat turns (user prompt, assistant response) to "
                          "match the conversational rows")
         if self.unused:
-            notes.append(f"not read as {self.format.name} (passed through): {', '.join(self.unused)}")
+            notes.append(f"columns the {self.format.name} layout does not read (passed through): "
+                         f"{', '.join(self.unused)}")
         return notes
 
     def summary(self) -> str:
         """One line: the source, its layout, its rows and `notes`."""
-        return "; ".join([f"{self.path} ({self.format.name}): {len(self)} {self.kind} rows", *self.notes()])
+        return "; ".join([f"{self.path} (layout {self.format.name}): {len(self)} {self.kind} rows", *self.notes()])
 
 
 # The two sides of a pair, in the order (prompt, response, prompt, response).

@@ -305,4 +305,4 @@ def pairing_rows(input: str | None = None, *, source: str | None = None, task: s
     if found.kind not in ("sft", "preference"):
         raise DataError(f"{found.format.name} rows are {found.kind}, not instruction-response or preference data",
                         path=found.path)
-    return found.rows, found.kind, f"{found.path} ({found.format.name})", "".join(f"; {n}" for n in found.notes())
+    return found.rows, found.kind, f"{found.path} (layout {found.format.name})", "".join(f"; {n}" for n in found.notes())
