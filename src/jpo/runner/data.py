@@ -136,7 +136,8 @@ def prepare_data(recipe: Recipe, out: Path, source_paths: dict[str, str]) -> dic
         write_jsonl(out / ("joint.jsonl" if pairs.strategy in LABELLED else "items.jsonl"), built)
         reports["pairs"] = report.summary()
     labels = Counter(i.get("label", "unlabelled") for i in pool)
-    line = (f"pool {len(pool)} instructions ({dict(labels)}), D_S {len(d_s)} ({origin}), eval {len(loaded['eval'])}"
+    counted = ", ".join(f"{label} {n}" for label, n in sorted(labels.items()))
+    line = (f"pool {len(pool)} instructions ({counted}), D_S {len(d_s)} ({origin}), eval {len(loaded['eval'])}"
             + (f", fresh {reports['fresh']['kept']} instructions" if "fresh" in reports else "")
             + (f", pairs: {reports['pairs']}" if "pairs" in reports else ""))
     return {**reports, "line": line}
