@@ -60,5 +60,5 @@ def with_seeds(recipe: Recipe, count: int | None) -> Recipe:
     if count is None:
         return recipe
     if count < 1:
-        raise JpoError("--seeds must be at least 1")
+        raise JpoError(f"--seeds must be at least 1, got {count}")
     return dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, seeds=list(range(count))))
