@@ -93,7 +93,11 @@ def test_bad_demo_flags_are_one_line_errors_with_status_2(argv, expected, tmp_pa
     """`jpo demo` refuses bad flags before anything runs (each case fails before a unit is planned)."""
     argv = [a.replace("MISSING", str(tmp_path / "none.yaml")).replace("FOLDER", str(tmp_path)) for a in argv]
     expected = expected.replace("MISSING", str(tmp_path / "none.yaml")).replace("FOLDER", str(tmp_path))
-    assert main(["demo", "--out", str(tmp_path / "out"), *argv]) == 2
+    try:
+        status = main(["demo", "--out", str(tmp_path / "out"), *argv])
+    except SystemExit as exit_:  # argparse's own errors exit from the parser
+        status = exit_.code
+    assert status == 2
     error = capsys.readouterr().err
     assert error.startswith(f"jpo demo: error: {expected}") and error.count("\n") == 1, error
 
