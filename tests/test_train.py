@@ -243,7 +243,7 @@ def test_cli_config_file_values_are_typed_before_anything_loads(command, text, e
     ("train", "--learning_rate", "-1", "--learning_rate must be positive, got -1.0"),
     ("sft", "--learning-rate", "-0.5", "--learning_rate must be positive, got -0.5"),
     ("train", "--learning_rate", "0", "--learning_rate must be positive, got 0.0"),  # trains nothing
-    ("sft", "--warmup_steps", "-3", "--warmup_steps must be non-negative, got -3"),
+    ("sft", "--warmup_steps", "-3", "--warmup_steps must be non-negative, got -3.0"),
     ("train", "--max_steps", "0", "--max_steps must be positive, or -1 to train for --num_train_epochs, got 0"),
     ("train", "--max_length", "0", "--max_length must be at least 1 (or unset), got 0"),
     ("sft", "--per_device_train_batch_size", "0", "--per_device_train_batch_size must be at least 1, got 0"),
