@@ -41,6 +41,20 @@ def test_recipe_is_valid_and_plans(recipe_path, tmp_path):
             assert load_config_from_file(str(ROOT / accelerate.config_file)).mixed_precision == "bf16"
 
 
+@pytest.mark.parametrize("recipe_path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_dry_run_and_sweep_forms_pass_the_same_checks(recipe_path):
+    """`--dry-run` and `--sweep` transform the recipe and validate it again: a parse-time check must hold for the
+    transformed recipe too (the dry run's scaling points, `jpo-dh-4`, are not the ones `paper.findings` names)."""
+    from jpo.runner.recipe import DRY_TRAIN, for_sweep
+
+    recipe = load_recipe(recipe_path)
+    model = (BuildModel(pretrain={**recipe.model.pretrain, **DRY_TRAIN} if recipe.model.pretrain else {})
+             if isinstance(recipe.model, BuildModel) else "tiny")
+    assert for_dry_run(recipe, model, "http://127.0.0.1:1/v1").dry
+    if recipe.sweep and recipe.data.validation:
+        assert for_sweep(recipe).name == f"{recipe.name}-sweep"
+
+
 @pytest.mark.parametrize("task", ["tldr", "hh-helpful"])
 @pytest.mark.parametrize("size", ["mistral7b", "qwen0.5b"])
 def test_tldr_and_hh_recipes_follow_the_papers_protocol_and_tables_4_6_7(task, size):
