@@ -102,6 +102,20 @@ def test_bad_demo_flags_are_one_line_errors_with_status_2(argv, expected, tmp_pa
     assert error.startswith(f"jpo demo: error: {expected}") and error.count("\n") == 1, error
 
 
+@pytest.mark.parametrize("command", ["demo", "run"])
+def test_a_run_folder_that_cannot_be_made_is_a_one_line_error(command, tmp_path, capsys):
+    """`--out` / `--output-dir` naming a file, or a path through one: one line naming the folder, not a
+    FileExistsError traceback (the folder is made before anything runs)."""
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        argv = ["demo", "--dry-run", "--out", str(out)] if command == "demo" else \
+            ["run", str(ROOT / "configs" / "demo.yaml"), "--dry-run", "--output-dir", str(out)]
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"jpo {command}: error: {out}: cannot make the run folder here: ") and \
+            error.count("\n") == 1, error
+
+
 def test_interplay_of_oracle_labels_on_a_hand_made_set():
     from jpo.analysis.interplay import interplay
     from jpo.feedback import make_judge

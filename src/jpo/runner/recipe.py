@@ -716,9 +716,9 @@ def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: 
 
 def parse_recipe(values: dict[str, Any], path: str = "recipe") -> Recipe:
     """A Recipe from a mapping (what the YAML file holds); `model: {build: {...}}` is a model built offline."""
-    if isinstance(values.get("model"), dict):
+    if isinstance(values.get("model"), dict):  # built here, so that its errors say model.build
         check_keys(f"{path}: model", values["model"], ["build"])
-        values = {**values, "model": values["model"].get("build") or {}}
+        values = {**values, "model": _build(BuildModel, values["model"].get("build") or {}, path, "model.build")}
     recipe = _build(Recipe, values, path)
     recipe.path = str(path)
     return validate(recipe)
