@@ -81,6 +81,41 @@ def test_bad_demo_recipe_is_a_one_line_error(tmp_path, capsys):
         with_seeds(load_recipe(ROOT / "configs" / "demo.yaml"), 0)
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--config", ""], "--config: expected the path of a recipe file, got an empty string"),  # not the built-in demo
+    (["--config", "MISSING"], "MISSING: cannot read recipe: No such file or directory"),  # the user's file, not ours
+    (["--config", "FOLDER"], "FOLDER: cannot read recipe: Is a directory"),
+    (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+    (["--seeds", "-1"], "--seeds must be at least 1, got -1"),
+    (["--seeds", "abc"], "argument --seeds: invalid int value: 'abc'"),
+])
+def test_bad_demo_flags_are_one_line_errors_with_status_2(argv, expected, tmp_path, capsys):
+    """`jpo demo` refuses bad flags before anything runs (each case fails before a unit is planned)."""
+    argv = [a.replace("MISSING", str(tmp_path / "none.yaml")).replace("FOLDER", str(tmp_path)) for a in argv]
+    expected = expected.replace("MISSING", str(tmp_path / "none.yaml")).replace("FOLDER", str(tmp_path))
+    try:
+        status = main(["demo", "--out", str(tmp_path / "out"), *argv])
+    except SystemExit as exit_:  # argparse's own errors exit from the parser
+        status = exit_.code
+    assert status == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"jpo demo: error: {expected}") and error.count("\n") == 1, error
+
+
+@pytest.mark.parametrize("command", ["demo", "run"])
+def test_a_run_folder_that_cannot_be_made_is_a_one_line_error(command, tmp_path, capsys):
+    """`--out` / `--output-dir` naming a file, or a path through one: one line naming the folder, not a
+    FileExistsError traceback (the folder is made before anything runs)."""
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        argv = ["demo", "--dry-run", "--out", str(out)] if command == "demo" else \
+            ["run", str(ROOT / "configs" / "demo.yaml"), "--dry-run", "--output-dir", str(out)]
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"jpo {command}: error: {out}: cannot make the run folder here: ") and \
+            error.count("\n") == 1, error
+
+
 def test_interplay_of_oracle_labels_on_a_hand_made_set():
     from jpo.analysis.interplay import interplay
     from jpo.feedback import make_judge

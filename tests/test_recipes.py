@@ -41,6 +41,20 @@ def test_recipe_is_valid_and_plans(recipe_path, tmp_path):
             assert load_config_from_file(str(ROOT / accelerate.config_file)).mixed_precision == "bf16"
 
 
+@pytest.mark.parametrize("recipe_path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_dry_run_and_sweep_forms_pass_the_same_checks(recipe_path):
+    """`--dry-run` and `--sweep` transform the recipe and validate it again: a parse-time check must hold for the
+    transformed recipe too (the dry run's scaling points, `jpo-dh-4`, are not the ones `paper.findings` names)."""
+    from jpo.runner.recipe import DRY_TRAIN, for_sweep
+
+    recipe = load_recipe(recipe_path)
+    model = (BuildModel(pretrain={**recipe.model.pretrain, **DRY_TRAIN} if recipe.model.pretrain else {})
+             if isinstance(recipe.model, BuildModel) else "tiny")
+    assert for_dry_run(recipe, model, "http://127.0.0.1:1/v1").dry
+    if recipe.sweep and recipe.data.validation:
+        assert for_sweep(recipe).name == f"{recipe.name}-sweep"
+
+
 @pytest.mark.parametrize("task", ["tldr", "hh-helpful"])
 @pytest.mark.parametrize("size", ["mistral7b", "qwen0.5b"])
 def test_tldr_and_hh_recipes_follow_the_papers_protocol_and_tables_4_6_7(task, size):
@@ -254,16 +268,19 @@ def test_a_run_config_and_a_yaml_file_are_typed_too(tmp_path):
 
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
     (("train", "common"), "beta", -1, "recipe.yaml: train.common.beta: must be positive, got -1"),
-    (("train", "common"), "learning_rate", -0.1, "recipe.yaml: train.common.learning_rate: must be non-negative"),
+    (("train", "common"), "learning_rate", -0.1, "recipe.yaml: train.common.learning_rate: must be positive"),
+    (("train", "common"), "learning_rate", 0, "recipe.yaml: train.common.learning_rate: must be positive, got 0"),
+    (("train", "runs", 0), "config", {"learning_rate": 0},
+     "recipe.yaml: train.runs[0] (dpo).config.learning_rate: must be positive, got 0"),
     (("train", "common"), "max_length", 0, "recipe.yaml: train.common.max_length: must be at least 1"),
     (("train", "runs", 0), "config", {"max_steps": -5},
      "recipe.yaml: train.runs[0] (dpo).config.max_steps: must be positive, or -1"),
     (("sft", "config"), "per_device_train_batch_size", 0,
      "recipe.yaml: sft.config.per_device_train_batch_size: must be at least 1, got 0"),
-    (("sft", "config"), "warmup_steps", -3, "recipe.yaml: sft.config: Got warmup_steps = -3"),
+    (("sft", "config"), "warmup_steps", -3, "recipe.yaml: sft.config.warmup_steps: must be non-negative, got -3"),
     (("model", "build", "pretrain"), "num_train_epochs", 0,
      "recipe.yaml: model.build.pretrain.num_train_epochs: must be positive, got 0"),
-    ((), "sweep", {"learning_rate": [1e-4, -1e-4]}, "recipe.yaml: sweep.learning_rate: must be non-negative"),
+    ((), "sweep", {"learning_rate": [1e-4, -1e-4]}, "recipe.yaml: sweep.learning_rate: must be positive"),
 ])
 def test_a_recipes_training_settings_are_checked_at_parse_time(section, key, value, expected):
     """A value out of range fails when the recipe is read, naming the file and the key, not at the train stage
@@ -312,3 +329,110 @@ def test_missing_required_keys_are_named(values, expected):
     with pytest.raises(JpoError) as error:
         parse_recipe(values, "recipe.yaml")
     assert str(error.value).startswith(expected) and "positional" not in str(error.value)
+
+
+def _set(values: dict, path: str, value) -> None:
+    """`values` with the key at `path` (`train/runs/0/data`; list indices as numbers) set to `value`."""
+    *keys, last = path.split("/")
+    for key in keys:
+        values = values[int(key)] if isinstance(values, list) else values[key]
+    values[last] = value
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), [
+    # names: they name folders and are written `a - b`
+    ("name", "", "name: '' is not a usable name"),
+    ("train/runs/1/name", "../../kto", "train.runs[1].name: '../../kto' is not a usable name"),
+    ("train/runs/1/name", "dpo", "train.runs: a model's name (sweep, scaling and selection points included): 'dpo' is "
+                                 "given twice"),
+    ("train/runs/1/name", "sft", "train.runs: 'sft' is the SFT model's name"),
+    # seeds, sizes and counts
+    ("seed", -1, "seed: at least 0, got -1"),
+    ("train/seeds", [], "train.seeds: at least one seed"),
+    ("train/seeds", [0, -1], "train.seeds: at least 0, got -1"),
+    ("train/seeds", [0, 1, 0], "train.seeds: '0' is given twice"),
+    ("data/conditional/limit", 0, "data.conditional.limit: at least 1, got 0"),
+    ("data/eval/limit", -5, "data.eval.limit: at least 1, got -5"),
+    ("data/conditional/source", "synthetik", "data.conditional.source: 'synthetik' is not one of synthetic"),
+    ("data/conditional/split", "poool", "data.conditional.split: 'poool' is not one of pretrain, pool"),
+    ("model/build/hidden_size", 0, "model.build: hidden_size: at least 1, got 0"),
+    ("model/build/num_heads", 7, "model.build: hidden_size 96 is not a multiple of num_heads 7"),
+    ("model/build/hiden_size", 96, "model.build: unknown key 'hiden_size' (did you mean 'hidden_size'?)"),
+    ("train/scaling/sizes", [], "train.scaling.sizes: at least one size"),
+    ("train/scaling/sizes", [100, -1], "train.scaling.sizes: at least 1, got -1"),
+    ("train/scaling/sizes", [100, 100], "train.scaling.sizes: '100' is given twice"),
+    ("pairs/pairs_per_instance", 0, "pairs.pairs_per_instance: at least 1, got 0"),
+    ("pairs/pool", -3, "pairs.pool: --pool -3: need at least one partner per instance"),
+    ("evaluate/n_resamples", 0, "evaluate.n_resamples: at least 1, got 0"),
+    ("evaluate/joint_max_per_pair", 0, "evaluate.joint_max_per_pair: at least 1, got 0"),
+    # a run's data and a sweep grid: an empty one trains nothing, a repeat is silently merged
+    ("train/runs/0/data", [], "train.runs[0] (dpo).data: at least one of conditional, joint, mix, fresh"),
+    ("train/runs/0/data", ["conditional", "conditional"], "train.runs[0] (dpo).data: 'conditional' is given twice"),
+    ("sweep", {"learning_rate": []}, "sweep.learning_rate: at least one value"),
+    ("sweep", {"learning_rate": [1e-4, 1e-4]}, "sweep.learning_rate: '0.0001' is given twice"),
+    ("sweep", {"learning_rate": [1e-4, 0]}, "sweep.learning_rate: must be positive, got 0"),
+    ("train/runs/1/sweep", {"learning_rate": []}, "train.runs[1] (kto).sweep.learning_rate: at least one value"),
+    # what evaluate, the report and the judges name
+    ("evaluate/paired", ["dpo - dpo"], "evaluate.paired 'dpo - dpo': a model against itself"),
+    ("evaluate/paired", ["jpo - dpo", "jpo - dpo"], "evaluate.paired: 'jpo - dpo' is given twice"),
+    ("evaluate/joint", ["sft", "dpo", "sft"], "evaluate.joint: 'sft' is given twice"),
+    ("paper/findings", {"jpo - nope": 1.0}, "paper.findings 'jpo - nope': 'nope' is not one of sft"),
+    ("sensitivity/r3", -1, "sensitivity.r3: at least 0, got -1"),
+    ("sensitivity/r4", 2, "sensitivity.r4: a share of dpo - SFT in [0, 1], got 2"),
+    ("judge/spec", "orcle:temperature=0.1", "judge.spec: unknown judge 'orcle'"),
+    ("evaluate/judge", "orcle", "evaluate.judge: unknown judge 'orcle'"),
+    ("judge/agreement", {"second": "nope:x"}, "judge.agreement.second: unknown judge 'nope'"),
+    ("pairs/judges", ["oracle", "orcle"], "pairs.judges[1]: unknown judge 'orcle'"),
+    ("judge/tie_margin", -1, "judge: tie_margin must be non-negative, got -1"),
+    ("judge/concurrency", 0, "judge: concurrency must be at least 1, got 0"),
+])
+def test_a_value_that_would_be_dropped_or_fail_late_is_refused_at_parse_time(path, value, expected):
+    """Bad values that the recipe reader once accepted -- an empty list that trains nothing, a repeated seed or size
+    done twice, a name that is a path, a judge that does not exist, a size of 0 -- fail when the recipe is read, in
+    one line naming the file and the key."""
+    from jpo.errors import JpoError
+    from jpo.runner.recipe import parse_recipe
+
+    values = _demo_values()
+    _set(values, path, value)
+    with pytest.raises(JpoError) as error:
+        parse_recipe(values, "recipe.yaml")
+    assert str(error.value).startswith(f"recipe.yaml: {expected}") and "\n" not in str(error.value), error.value
+
+
+def test_an_online_runs_combined_settings_are_checked_at_parse_time(tmp_path):
+    """An online run's settings as its stage merges them (train.common, then its config): a learning rate of 0 in
+    its config fails on reading, not after pretraining and SFT."""
+    from jpo.errors import JpoError
+
+    path = tmp_path / "online.yaml"
+    path.write_text(f"extends: {CONFIGS / 'demo-online.yaml'}\nonline:\n"
+                    "  - {name: online-jpo, config: {learning_rate: 0}}\n  - {name: online-dpo, mode: dpo}\n")
+    with pytest.raises(JpoError, match=rf"^{re.escape(str(path))}: online\[0\] \(online-jpo\).config.learning_rate: "
+                                       "must be positive, got 0$"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name: a\nname: b\n", ":2:1: not valid YAML: key 'name' is given twice in one mapping"),
+    ("train:\n  common:\n    beta: 0.1\n    beta: 0.5\n", ":4:5: not valid YAML: key 'beta' is given twice"),
+    ("train:\n  runs:\n    - {name: a, objective: dpo, objective: jpo}\n", ":3:33: not valid YAML: key 'objective'"),
+    ("name: x\n\tdata: 1\n", ":2:1: not valid YAML: found character '\\t' that cannot start any token"),
+    ("name: x\ndata: {eval: {source: synthetic\n", ":3:1: not valid YAML: expected ',' or '}'"),
+    (b"name: \xff\n", ": cannot read recipe: not UTF-8 text (byte 6)"),
+    ("extends: nothere.yaml\nname: x\n", ": extends: nothere.yaml ("),
+    ("extends: folder\nname: x\n", ": extends: folder ("),
+])
+def test_a_recipe_file_that_cannot_be_read_names_the_file_and_line(text, expected, tmp_path):
+    """A key given twice (PyYAML keeps the last and drops the first without a word), a YAML syntax error, a file that
+    is not UTF-8, and `extends:` naming no file: one line naming the file (and the line and column), never a
+    traceback, nothing silently dropped."""
+    from jpo.errors import JpoError
+
+    (tmp_path / "folder").mkdir()
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(JpoError) as error:
+        load_recipe(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}{expected}") and "\n" not in message, message

@@ -31,16 +31,44 @@ from typing import Any
 from jpo.errors import JpoError
 
 
+def _unique_keys_loader() -> type:
+    """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last value and drops the
+    first without a word, so `beta: 0.1` ... `beta: 0.5` would train at 0.5 whichever the user meant."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):  # PyYAML's signature
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` overrides by design
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key '{key}' is given twice in one mapping", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
 def read_yaml(path: str | os.PathLike, what: str = "settings file") -> dict[str, Any]:
-    """The mapping in a YAML file (an empty file is an empty mapping)."""
+    """The mapping in a YAML file (an empty file is an empty mapping). JpoError on a file that cannot be read, is not
+    UTF-8, or is not valid YAML (`FILE:LINE:COLUMN: ...`, a key given twice included)."""
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_unique_keys_loader())  # a SafeLoader
     except OSError as error:
         raise JpoError(f"{path}: cannot read {what}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise JpoError(f"{path}: cannot read {what}: not UTF-8 text (byte {error.start})") from None
     except yaml.YAMLError as error:
-        raise JpoError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+        mark = getattr(error, "problem_mark", None)
+        if mark is None:
+            raise JpoError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+        context = f" ({error.context})" if getattr(error, "context", None) else ""
+        raise JpoError(f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {error.problem}{context}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

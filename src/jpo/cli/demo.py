@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from jpo.runner.recipe import load_recipe
     from jpo.runner.run import run_recipe, with_seeds
 
-    path = Path(args.config) if args.config else DEMO_RECIPE
-    if not path.exists():
+    if args.config is not None and not args.config.strip():
+        raise JpoError("--config: expected the path of a recipe file, got an empty string")
+    path = Path(args.config) if args.config is not None else DEMO_RECIPE
+    if args.config is None and not path.exists():
         raise JpoError(f"{path}: the demo's recipe is not here (run from a checkout of jpo, or pass --config)")
     recipe = with_seeds(load_recipe(path), args.seeds)
     started = time.perf_counter()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from jpo.data.formats import Text
+from jpo.errors import JpoError
 
 Choice = Literal["a", "b", "tie"]
 CHOICES: tuple[str, ...] = ("a", "b", "tie")
@@ -116,6 +117,18 @@ class JudgeOptions:
     price_out: float | None = field(default=None, metadata={
         "help": "USD per million completion tokens (cost estimate)"})
     extra: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        """Out-of-range options fail where they are given (flag or recipe key), not as a hung pool or a judge that
+        never answers tie; JpoError naming the option."""
+        for name in ("concurrency", "max_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise JpoError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_retries", "tie_margin", "price_in", "price_out"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise JpoError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.request_timeout <= 0:
+            raise JpoError(f"request_timeout must be positive (seconds), got {self.request_timeout}")
 
     def options(self) -> JudgeOptions:
         """The options alone, without what a subclass adds (a recipe section's judge spec, ...)."""

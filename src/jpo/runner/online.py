@@ -92,7 +92,7 @@ def check_online(recipe) -> None:
     """Each online run's settings and config, as OnlineJPOConfig would take them; names distinct from every other
     model's; a judge to ask."""
     from jpo.online.config import OnlineJPOConfig
-    from jpo.runner.settings import typed_settings
+    from jpo.runner.settings import check_layers, online_layers, typed_settings
 
     at = recipe.path or "recipe"
     taken = {"sft", *(r.name for r in recipe.runs())}
@@ -110,6 +110,11 @@ def check_online(recipe) -> None:
             OnlineJPOConfig(output_dir="unused", report_to="none", **run.settings())
         except JpoError as error:
             raise JpoError(f"{where}: {error}") from None
+        # and combined as its stage combines them, so that a value out of range in train.common or the run's
+        # config (a learning rate of 0) fails here, naming its key, not after SFT
+        check_layers("online", list(zip(
+            (f"{at}: train.common", f"{where}.config", where, f"{at}: prompt_template"),
+            online_layers(recipe.train.common, run.config, run.settings(), recipe.prompt_template), strict=True)))
         if not recipe.judge.spec:
             raise JpoError(f"{where}: the online loop asks the recipe's annotator: set judge.spec")
 

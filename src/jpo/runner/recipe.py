@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ RUN_DATA = {"conditional": "D_C", "joint": "D_H", "mix": "D_M 50:50", "fresh": "
 # A run's `fresh` count: a number of decisive fresh conditional labels, or the size of D_H / D_C (the equal-budget
 # control of JPO on D_C ∪ D_H, and R2 of the sensitivity checks).
 FRESH_SIZES = ("size_of_joint", "size_of_conditional")
+# A recipe's, a run's or an online run's name: it names a folder (runs/NAME, train/NAME/seedN) and is written in
+# `evaluate.paired` as `a - b`, so no path separator, space or leading dot.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 DRY_ROWS, DRY_EVAL_ROWS = 12, 2
 DRY_TRAIN = {"max_steps": 1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "max_length": 128,
              "max_prompt_length": 96, "logging_steps": 1, "save_strategy": "no", "bf16": False, "load_in_4bit": False,
@@ -101,6 +105,13 @@ class BuildModel:
     intermediate_size: int = 384
     max_positions: int = 256
     pretrain: Settings = field(default_factory=dict)  # SFTConfig's keys (runner/settings.py)
+
+    def __post_init__(self) -> None:  # a size of 0 or less, or heads that do not divide the width, fail on reading
+        for f in dataclasses.fields(self):
+            if f.name != "pretrain" and getattr(self, f.name) < 1:
+                raise JpoError(f"{f.name}: at least 1, got {getattr(self, f.name)}")
+        if self.hidden_size % self.num_heads:
+            raise JpoError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
 
 
 @dataclass
@@ -414,6 +425,51 @@ def _choice(where: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
         raise JpoError(f"{where}: '{value}' is not one of {', '.join(map(str, valid))}")
 
 
+def _at_least(where: str, value: float | None, low: float) -> None:
+    """A count, size or seed (None: unset)."""
+    if value is not None and value < low:
+        raise JpoError(f"{where}: at least {low}, got {value}")
+
+
+def _distinct(where: str, values: list[Any]) -> None:
+    """A list whose repeats would be silently merged or done twice (seeds, sizes, a grid, names)."""
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise JpoError(f"{where}: '{repeated[0]}' is given twice")
+
+
+def _name(where: str, name: str) -> None:
+    if not NAME.fullmatch(name):
+        raise JpoError(f"{where}: '{name}' is not a usable name (letters, digits, '.', '_' and '-', starting with a "
+                       "letter or digit: it names a folder)")
+
+
+def _judge(where: str, spec: str | None) -> None:
+    """A judge spec names a judge that exists (its options are read when the judge is built)."""
+    from jpo.feedback.registry import backend_class, parse_spec
+
+    if spec is not None:
+        try:
+            backend_class(parse_spec(spec)[0])
+        except JpoError as error:
+            raise JpoError(f"{where}: {error}") from None
+
+
+def _check_data(at: str, data: Data) -> None:
+    """Each data part: a source that exists (a synthetic part: a split of the task) and a positive limit."""
+    from jpo.data.sources import SOURCES
+    from jpo.runner.data import SYNTHETIC, SYNTHETIC_SPLITS
+
+    for f in dataclasses.fields(data):
+        part = getattr(data, f.name)
+        if part is None:
+            continue
+        _choice(f"{at}: data.{f.name}.source", part.source, [SYNTHETIC, *SOURCES])
+        if part.source == SYNTHETIC:
+            _choice(f"{at}: data.{f.name}.split", part.split, list(SYNTHETIC_SPLITS))
+        _at_least(f"{at}: data.{f.name}.limit", part.limit, 1)
+
+
 def validate(recipe: Recipe) -> Recipe:
     """Cross-references and choices, each error naming the file and the key."""
     from jpo.data.pairs import STRATEGIES
@@ -423,11 +479,20 @@ def validate(recipe: Recipe) -> Recipe:
     data, sft, pairs = recipe.data, recipe.sft, recipe.pairs
     if not recipe.model:
         raise JpoError(f"{at}: model: a hub name, a local folder, or {{build: {{...}}}}")
+    _name(f"{at}: name", recipe.name)
+    _at_least(f"{at}: seed", recipe.seed, 0)
+    _check_data(at, data)
+    for where, spec in [("judge.spec", recipe.judge.spec), ("evaluate.judge", recipe.evaluate.judge),
+                        *((f"judge.agreement.{k}", v) for k, v in recipe.judge.agreement.items()),
+                        *((f"pairs.judges[{i}]", v) for i, v in enumerate(pairs.judges if pairs else []))]:
+        _judge(f"{at}: {where}", spec)
     _choice(f"{at}: sft.from", sft.from_, SFT_FROM)
     if sft.from_ != "none" and getattr(data, sft.from_) is None:
         raise JpoError(f"{at}: sft.from is {sft.from_}, but the recipe has no data.{sft.from_}")
     if pairs is not None:
         _choice(f"{at}: pairs.from", pairs.from_, PAIRS_FROM)
+        _at_least(f"{at}: pairs.pairs_per_instance", pairs.pairs_per_instance, 1)
+        _check_pool(f"{at}: pairs.pool", pairs.pool)
         if pairs.budget is None:
             if pairs.strategy in RECIPE_SELECTORS and pairs.strategy not in STRATEGIES:
                 raise JpoError(f"{at}: pairs.strategy '{pairs.strategy}' is a selector: set pairs.budget (how many "
@@ -465,15 +530,24 @@ def validate(recipe: Recipe) -> Recipe:
     if recipe.threads is not None and recipe.threads < 1:
         raise JpoError(f"{at}: threads: at least 1")
     recipe.train.common = typed_settings(f"{at}: train.common", recipe.train.common, "train")
+    if not recipe.train.seeds:
+        raise JpoError(f"{at}: train.seeds: at least one seed")
+    for seed in recipe.train.seeds:
+        _at_least(f"{at}: train.seeds", seed, 0)
+    _distinct(f"{at}: train.seeds", recipe.train.seeds)
     names = [r.name for r in recipe.train.runs]
     if not names:
         raise JpoError(f"{at}: train.runs: at least one run")
     for i, run in enumerate(recipe.train.runs):
         where = f"{at}: train.runs[{i}] ({run.name})"
+        _name(f"{at}: train.runs[{i}].name", run.name)
         _choice(f"{where}.objective", run.objective, list(OBJECTIVES))
         run.config = typed_settings(f"{where}.config", run.config, "train")
+        if not run.data:
+            raise JpoError(f"{where}.data: at least one of {', '.join(RUN_DATA)}")
         for part in run.data:
             _choice(f"{where}.data", part, list(RUN_DATA))
+        _distinct(f"{where}.data", run.data)
         _check_variants(where, recipe, run, names)
         if {"joint", "mix"} & set(run.data) and pairs is None and data.joint is None:
             raise JpoError(f"{where} uses joint data, but the recipe has no pairs section (to build D_H) or "
@@ -498,6 +572,11 @@ def validate(recipe: Recipe) -> Recipe:
     if scaling is not None:
         _choice(f"{at}: train.scaling.run", scaling.run, names)
         _choice(f"{at}: train.scaling.fixed", scaling.fixed, ("steps", "epochs"))
+        if not scaling.sizes:
+            raise JpoError(f"{at}: train.scaling.sizes: at least one size")
+        for size in scaling.sizes:
+            _at_least(f"{at}: train.scaling.sizes", size, 1)
+        _distinct(f"{at}: train.scaling.sizes", scaling.sizes)
         if next(r for r in recipe.train.runs if r.name == scaling.run).steps_of:
             raise JpoError(f"{at}: train.scaling.run trains for another run's steps (steps_of): scale a run "
                            "that sets its own")
@@ -516,21 +595,35 @@ def validate(recipe: Recipe) -> Recipe:
             raise JpoError(f"{at}: train.selection.rounds must be between 1 and the smallest budget "
                            f"({min(selection.budgets)}), got {selection.rounds}")
     all_names = [r.name for r in recipe.runs()]
-    if len(set(all_names)) != len(all_names) or "sft" in all_names:
-        raise JpoError(f"{at}: train runs must have distinct names, none of them 'sft': {all_names}")
+    if "sft" in all_names:
+        raise JpoError(f"{at}: train.runs: 'sft' is the SFT model's name; call the run something else")
+    _distinct(f"{at}: train.runs: a model's name (sweep, scaling and selection points included)", all_names)
+    for i, online in enumerate(recipe.online):
+        _name(f"{at}: online[{i}].name", online.name)
     check_online(recipe)
+    _at_least(f"{at}: evaluate.n_resamples", recipe.evaluate.n_resamples, 1)
+    _at_least(f"{at}: evaluate.joint_max_per_pair", recipe.evaluate.joint_max_per_pair, 1)
+    _distinct(f"{at}: evaluate.paired", recipe.evaluate.paired)
+    _distinct(f"{at}: evaluate.joint", recipe.evaluate.joint)
     for name in recipe.evaluated():
         _choice(f"{at}: evaluate.models", name, recipe.models())
     for pair in recipe.evaluate.paired:
         first, _, second = (part.strip() for part in pair.partition(" - "))
         for name in (first, second):
             _choice(f"{at}: evaluate.paired '{pair}'", name, recipe.evaluated())
+        if first == second:
+            raise JpoError(f"{at}: evaluate.paired '{pair}': a model against itself (write 'a - b' of two models)")
     for name in recipe.evaluate.joint:
         _choice(f"{at}: evaluate.joint", name, recipe.evaluated())
     if len(recipe.evaluate.joint) == 1:
         raise JpoError(f"{at}: evaluate.joint: a joint ranking needs at least two models")
     for name in recipe.paper.win_rate:
         _choice(f"{at}: paper.win_rate", name, recipe.models())
+    # (the dry run's scaling points are not the recipe's: its report says those findings could not be told)
+    for finding in recipe.paper.findings if not recipe.dry else []:
+        first, _, second = (part.strip() for part in finding.partition(" - "))
+        for name in (first, second):
+            _choice(f"{at}: paper.findings '{finding}'", name, recipe.models())
     if recipe.sensitivity is not None:
         checks = recipe.sensitivity
         for key in ("run", "half", "more", "reordered"):
@@ -538,13 +631,30 @@ def validate(recipe: Recipe) -> Recipe:
                 _choice(f"{at}: sensitivity.{key}", getattr(checks, key), recipe.evaluated())
         if "sft" not in recipe.evaluated():
             raise JpoError(f"{at}: sensitivity: R4 and {checks.run} - SFT need the SFT model evaluated")
+        _at_least(f"{at}: sensitivity.r3", checks.r3, 0)  # a tolerance
+        if not 0 <= checks.r4 <= 1:
+            raise JpoError(f"{at}: sensitivity.r4: a share of {checks.run} - SFT in [0, 1], got {checks.r4}")
     return recipe
 
 
 def _typed_sweep(where: str, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """A sweep grid's option is a preference-training setting and each of its values of that setting's type."""
+    """A sweep grid's option is a preference-training setting and each of its values of that setting's type; a grid
+    has at least one value and none twice (an empty grid would train no run)."""
+    for option, values in sweep.items():
+        if not values:
+            raise JpoError(f"{where}.{option}: at least one value")
+        _distinct(f"{where}.{option}", values)
     return {option: [typed_settings(where, {option: value}, "train")[option] for value in values]
             for option, values in sweep.items()}
+
+
+def _check_pool(where: str, pool: str | int) -> None:
+    from jpo.selection import parse_pool
+
+    try:
+        parse_pool(pool)
+    except JpoError as error:
+        raise JpoError(f"{where}: {error}") from None
 
 
 def _check_variants(where: str, recipe: Recipe, run: Run, names: list[str]) -> None:
@@ -583,8 +693,6 @@ def _check_variants(where: str, recipe: Recipe, run: Run, names: list[str]) -> N
 def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: list[int]) -> None:
     """What choosing joint comparisons needs: D_S to choose among, a judge to label them, valid selectors, budgets
     and pool, and the disagreement selector's two judges."""
-    from jpo.selection import parse_pool
-
     pairs = recipe.pairs
     if pairs is None or pairs.from_ != "sft":
         raise JpoError(f"{where}: selection chooses among D_S instances: the recipe needs pairs: {{from: sft}}")
@@ -600,10 +708,7 @@ def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: 
         # the loop trains and scores on the instances as the judge sees them
         raise JpoError(f"{where}: the active selectors do not apply prompt_template yet; use the other selectors "
                        "with this recipe")
-    try:
-        parse_pool(pairs.pool)
-    except JpoError as error:
-        raise JpoError(f"{recipe.path}: pairs.pool: {error}") from None
+    _check_pool(f"{recipe.path}: pairs.pool", pairs.pool)
     if "disagreement" in selectors and len(pairs.judges) != 2:
         raise JpoError(f"{where}: the disagreement selector needs two cheap judges in pairs.judges, got "
                        f"{len(pairs.judges)}")
@@ -611,9 +716,9 @@ def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: 
 
 def parse_recipe(values: dict[str, Any], path: str = "recipe") -> Recipe:
     """A Recipe from a mapping (what the YAML file holds); `model: {build: {...}}` is a model built offline."""
-    if isinstance(values.get("model"), dict):
+    if isinstance(values.get("model"), dict):  # built here, so that its errors say model.build
         check_keys(f"{path}: model", values["model"], ["build"])
-        values = {**values, "model": values["model"].get("build") or {}}
+        values = {**values, "model": _build(BuildModel, values["model"].get("build") or {}, path, "model.build")}
     recipe = _build(Recipe, values, path)
     recipe.path = str(path)
     return validate(recipe)
@@ -644,6 +749,9 @@ def recipe_values(path: str | os.PathLike, seen: tuple[str, ...] = ()) -> dict[s
     base_path = Path(path).parent / base
     if str(base_path.resolve()) in seen:
         raise JpoError(f"{path}: extends: {base} extends this file again (a cycle)")
+    if not base_path.is_file():
+        raise JpoError(f"{path}: extends: {base} ({base_path}) is not a recipe file: "
+                       f"{'a folder' if base_path.is_dir() else 'no such file'}")
     return _merged(recipe_values(base_path, (*seen, str(Path(path).resolve()))), values)
 
 

@@ -27,7 +27,10 @@ def run_recipe(recipe: Recipe, *, output_dir: str | None = None, dry_run: bool =
         recipe = for_sweep(recipe)
     default = recipe.output_dir or f"runs/{recipe.name}"
     run_dir = Path(output_dir or (default + ("-dry-run" if dry_run else "")))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file of that name, a path through a file, no permission: the flag's mistake
+        raise JpoError(f"{run_dir}: cannot make the run folder here: {error.strerror}") from None
     if recipe.threads:
         import torch
 
@@ -60,5 +63,5 @@ def with_seeds(recipe: Recipe, count: int | None) -> Recipe:
     if count is None:
         return recipe
     if count < 1:
-        raise JpoError("--seeds must be at least 1")
+        raise JpoError(f"--seeds must be at least 1, got {count}")
     return dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, seeds=list(range(count))))
