@@ -268,10 +268,9 @@ def test_a_run_config_and_a_yaml_file_are_typed_too(tmp_path):
 
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
     (("train", "common"), "beta", -1, "recipe.yaml: train.common.beta: must be positive, got -1"),
-    (("train", "common"), "learning_rate", -0.1, "recipe.yaml: train.common.learning_rate: must be positive"),
-    (("train", "common"), "learning_rate", 0, "recipe.yaml: train.common.learning_rate: must be positive, got 0"),
-    (("train", "runs", 0), "config", {"learning_rate": 0},
-     "recipe.yaml: train.runs[0] (dpo).config.learning_rate: must be positive, got 0"),
+    (("train", "common"), "learning_rate", -0.1, "recipe.yaml: train.common.learning_rate: must be non-negative"),
+    (("train", "runs", 0), "config", {"learning_rate": -1},
+     "recipe.yaml: train.runs[0] (dpo).config.learning_rate: must be non-negative, got -1"),
     (("train", "common"), "max_length", 0, "recipe.yaml: train.common.max_length: must be at least 1"),
     (("train", "runs", 0), "config", {"max_steps": -5},
      "recipe.yaml: train.runs[0] (dpo).config.max_steps: must be positive, or -1"),
@@ -280,7 +279,7 @@ def test_a_run_config_and_a_yaml_file_are_typed_too(tmp_path):
     (("sft", "config"), "warmup_steps", -3, "recipe.yaml: sft.config.warmup_steps: must be non-negative, got -3"),
     (("model", "build", "pretrain"), "num_train_epochs", 0,
      "recipe.yaml: model.build.pretrain.num_train_epochs: must be positive, got 0"),
-    ((), "sweep", {"learning_rate": [1e-4, -1e-4]}, "recipe.yaml: sweep.learning_rate: must be positive"),
+    ((), "sweep", {"learning_rate": [1e-4, -1e-4]}, "recipe.yaml: sweep.learning_rate: must be non-negative"),
 ])
 def test_a_recipes_training_settings_are_checked_at_parse_time(section, key, value, expected):
     """A value out of range fails when the recipe is read, naming the file and the key, not at the train stage
@@ -370,7 +369,7 @@ def _set(values: dict, path: str, value) -> None:
     ("train/runs/0/data", ["conditional", "conditional"], "train.runs[0] (dpo).data: 'conditional' is given twice"),
     ("sweep", {"learning_rate": []}, "sweep.learning_rate: at least one value"),
     ("sweep", {"learning_rate": [1e-4, 1e-4]}, "sweep.learning_rate: '0.0001' is given twice"),
-    ("sweep", {"learning_rate": [1e-4, 0]}, "sweep.learning_rate: must be positive, got 0"),
+    ("sweep", {"learning_rate": [1e-4, -1]}, "sweep.learning_rate: must be non-negative, got -1"),
     ("train/runs/1/sweep", {"learning_rate": []}, "train.runs[1] (kto).sweep.learning_rate: at least one value"),
     # what evaluate, the report and the judges name
     ("evaluate/paired", ["dpo - dpo"], "evaluate.paired 'dpo - dpo': a model against itself"),
@@ -407,9 +406,9 @@ def test_an_online_runs_combined_settings_are_checked_at_parse_time(tmp_path):
 
     path = tmp_path / "online.yaml"
     path.write_text(f"extends: {CONFIGS / 'demo-online.yaml'}\nonline:\n"
-                    "  - {name: online-jpo, config: {learning_rate: 0}}\n  - {name: online-dpo, mode: dpo}\n")
+                    "  - {name: online-jpo, config: {learning_rate: -1}}\n  - {name: online-dpo, mode: dpo}\n")
     with pytest.raises(JpoError, match=rf"^{re.escape(str(path))}: online\[0\] \(online-jpo\).config.learning_rate: "
-                                       "must be positive, got 0$"):
+                                       "must be non-negative, got -1$"):
         load_recipe(path)
 
 

@@ -225,7 +225,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, tiny_model_path):
     ("train", "lr_scheduler_type: cosinus\n", "x.yaml: lr_scheduler_type: expected one of linear, cosine"),
     ("sft", "dataset: [a.jsonl, 3]\n", "x.yaml: dataset: expected a list of texts, got ['a.jsonl', 3]"),
     ("train", "beta: -1\n", "--beta must be positive, got -1"),
-    ("train", "learning_rate: -1\n", "--learning_rate must be positive, got -1"),
+    ("train", "learning_rate: -1\n", "--learning_rate must be non-negative, got -1"),
 ])
 def test_cli_config_file_values_are_typed_before_anything_loads(command, text, expected, tmp_path, capsys):
     """Issue 23 item 7: a `--config` file's values are typed as a recipe's are, one line naming the file and the
@@ -240,9 +240,8 @@ def test_cli_config_file_values_are_typed_before_anything_loads(command, text, e
 
 
 @pytest.mark.parametrize(("command", "flag", "value", "expected"), [
-    ("train", "--learning_rate", "-1", "--learning_rate must be positive, got -1.0"),
-    ("sft", "--learning-rate", "-0.5", "--learning_rate must be positive, got -0.5"),
-    ("train", "--learning_rate", "0", "--learning_rate must be positive, got 0.0"),  # trains nothing
+    ("train", "--learning_rate", "-1", "--learning_rate must be non-negative, got -1.0"),
+    ("sft", "--learning-rate", "-0.5", "--learning_rate must be non-negative, got -0.5"),
     ("sft", "--warmup_steps", "-3", "--warmup_steps must be non-negative, got -3.0"),
     ("train", "--max_steps", "0", "--max_steps must be positive, or -1 to train for --num_train_epochs, got 0"),
     ("train", "--max_length", "0", "--max_length must be at least 1 (or unset), got 0"),

@@ -62,9 +62,10 @@ class ModelArguments:
 # field -> (lowest, highest, whether the lowest is allowed (the highest never is), what the flag means): checked at
 # construction, where TrainingArguments does not (it checks warmup_steps >= 0, in words that name no flag, and
 # logging_steps != 0), so that a bad value is one line naming the flag, not a traceback from torch's optimizer or the
-# tokenizer once training starts. A learning rate of 0 trains nothing: refused as a mistake, not run for hours.
+# tokenizer once training starts. A learning rate of 0 is allowed, as TRL and torch's optimizers allow it (a run
+# that measures the reference's metrics without moving the policy).
 _RANGES: dict[str, tuple[float, float, bool, str]] = {
-    "learning_rate": (0, float("inf"), False, "positive"),
+    "learning_rate": (0, float("inf"), True, "non-negative"),
     "warmup_steps": (0, float("inf"), True, "non-negative"),
     "num_train_epochs": (0, float("inf"), False, "positive"),
     "per_device_train_batch_size": (1, float("inf"), True, "at least 1"),
