@@ -44,7 +44,7 @@ def test_recipe_is_valid_and_plans(recipe_path, tmp_path):
 @pytest.mark.parametrize("recipe_path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_dry_run_and_sweep_forms_pass_the_same_checks(recipe_path):
     """`--dry-run` and `--sweep` transform the recipe and validate it again: a parse-time check must hold for the
-    transformed recipe too (the dry run's scaling points, `jpo-dh-4`, are not the ones `paper.findings` names)."""
+    transformed recipe too."""
     from jpo.runner.recipe import DRY_TRAIN, for_sweep
 
     recipe = load_recipe(recipe_path)
@@ -375,7 +375,6 @@ def _set(values: dict, path: str, value) -> None:
     ("evaluate/paired", ["dpo - dpo"], "evaluate.paired 'dpo - dpo': a model against itself"),
     ("evaluate/paired", ["jpo - dpo", "jpo - dpo"], "evaluate.paired: 'jpo - dpo' is given twice"),
     ("evaluate/joint", ["sft", "dpo", "sft"], "evaluate.joint: 'sft' is given twice"),
-    ("paper/findings", {"jpo - nope": 1.0}, "paper.findings 'jpo - nope': 'nope' is not one of sft"),
     ("sensitivity/r3", -1, "sensitivity.r3: at least 0, got -1"),
     ("sensitivity/r4", 2, "sensitivity.r4: a share of dpo - SFT in [0, 1], got 2"),
     ("judge/spec", "orcle:temperature=0.1", "judge.spec: unknown judge 'orcle'"),

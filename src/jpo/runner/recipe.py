@@ -619,11 +619,6 @@ def validate(recipe: Recipe) -> Recipe:
         raise JpoError(f"{at}: evaluate.joint: a joint ranking needs at least two models")
     for name in recipe.paper.win_rate:
         _choice(f"{at}: paper.win_rate", name, recipe.models())
-    # (the dry run's scaling points are not the recipe's: its report says those findings could not be told)
-    for finding in recipe.paper.findings if not recipe.dry else []:
-        first, _, second = (part.strip() for part in finding.partition(" - "))
-        for name in (first, second):
-            _choice(f"{at}: paper.findings '{finding}'", name, recipe.models())
     if recipe.sensitivity is not None:
         checks = recipe.sensitivity
         for key in ("run", "half", "more", "reordered"):
