@@ -383,6 +383,10 @@ def _set(values: dict, path: str, value) -> None:
     ("pairs/judges", ["oracle", "orcle"], "pairs.judges[1]: unknown judge 'orcle'"),
     ("judge/tie_margin", -1, "judge: tie_margin must be non-negative, got -1"),
     ("judge/concurrency", 0, "judge: concurrency must be at least 1, got 0"),
+    # a judge's options, where the judge checks them without being built (the oracle's)
+    ("judge/spec", "oracle:temprature=0.1", "judge.spec: bad oracle option 'temprature=0.1'"),
+    ("judge/agreement", {"second": "oracle:seed=two"}, "judge.agreement.second: oracle option seed must be a number"),
+    ("generate/device", "gpu9", "generate: device: Invalid device string: 'gpu9'"),
 ])
 def test_a_value_that_would_be_dropped_or_fail_late_is_refused_at_parse_time(path, value, expected):
     """Bad values that the recipe reader once accepted -- an empty list that trains nothing, a repeated seed or size

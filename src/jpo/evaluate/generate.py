@@ -218,6 +218,13 @@ class GenerateOptions:
                 raise JpoError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 < self.top_p <= 1.0:
             raise JpoError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.device is not None:
+            import torch
+
+            try:  # torch's own parser: the names it knows (cpu, cuda, cuda:1, mps, ...), not a list kept here
+                torch.device(self.device)
+            except RuntimeError as error:
+                raise JpoError(f"device: {' '.join(str(error).split())}") from None
 
 
 def generate_from(model_path: str, prompts: Sequence[dict[str, Any]], seeds: Sequence[int],

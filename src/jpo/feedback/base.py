@@ -153,6 +153,13 @@ class Judge(ABC):
     def from_spec(cls, argument: str | None, options: JudgeOptions) -> Judge:
         """Build from the part of `--judge` after the colon (`openai:gpt-4o` -> "gpt-4o"; `oracle` -> None)."""
 
+    @classmethod
+    def check_spec(cls, argument: str | None) -> None:
+        """Raise JpoError where `argument` cannot make this judge, without building it (a recipe is checked when it
+        is read, before anything runs). The default checks nothing: building a model-backed judge would load the
+        model; a judge whose options are parsed from the argument overrides this."""
+        return None
+
     @abstractmethod
     async def answer_batch(self, questions: Sequence[Question]) -> list[Verdict]:
         """One Verdict per Question, same order. Must not raise for a single bad answer: return Verdict(None, error=...)."""

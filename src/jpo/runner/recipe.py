@@ -445,12 +445,13 @@ def _name(where: str, name: str) -> None:
 
 
 def _judge(where: str, spec: str | None) -> None:
-    """A judge spec names a judge that exists (its options are read when the judge is built)."""
+    """A judge spec names a judge that exists, with options it takes where the judge can check them unbuilt."""
     from jpo.feedback.registry import backend_class, parse_spec
 
     if spec is not None:
         try:
-            backend_class(parse_spec(spec)[0])
+            name, argument = parse_spec(spec)
+            backend_class(name).check_spec(argument)
         except JpoError as error:
             raise JpoError(f"{where}: {error}") from None
 

@@ -61,6 +61,10 @@ class OracleJudge(SyncJudge):
         return cls(temperature=values.get("temperature", 0.0), seed=int(values.get("seed", 0)),
                    margin=values["margin"])
 
+    @classmethod
+    def check_spec(cls, argument: str | None) -> None:
+        cls.from_spec(argument, JudgeOptions())  # cheap: parses the options, loads nothing
+
     def answer(self, question: Question) -> Verdict:
         try:
             q_a = quality(text_of(question.prompt_a), text_of(question.response_a))
