@@ -403,8 +403,8 @@ def test_a_value_that_would_be_dropped_or_fail_late_is_refused_at_parse_time(pat
 
 
 def test_an_online_runs_combined_settings_are_checked_at_parse_time(tmp_path):
-    """An online run's settings as its stage merges them (train.common, then its config): a learning rate of 0 in
-    its config fails on reading, not after pretraining and SFT."""
+    """An online run's settings as its stage merges them (train.common, then its config): a negative learning rate
+    in its config fails on reading, not after pretraining and SFT."""
     from jpo.errors import JpoError
 
     path = tmp_path / "online.yaml"

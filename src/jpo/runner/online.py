@@ -111,7 +111,7 @@ def check_online(recipe) -> None:
         except JpoError as error:
             raise JpoError(f"{where}: {error}") from None
         # and combined as its stage combines them, so that a value out of range in train.common or the run's
-        # config (a learning rate of 0) fails here, naming its key, not after SFT
+        # config (a negative learning rate) fails here, naming its key, not after SFT
         check_layers("online", list(zip(
             (f"{at}: train.common", f"{where}.config", where, f"{at}: prompt_template"),
             online_layers(recipe.train.common, run.config, run.settings(), recipe.prompt_template), strict=True)))

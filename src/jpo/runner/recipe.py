@@ -431,6 +431,15 @@ def _at_least(where: str, value: float | None, low: float) -> None:
         raise JpoError(f"{where}: at least {low}, got {value}")
 
 
+def _counts(where: str, values: list[int], low: int, what: str) -> None:
+    """A list of seeds or sizes: at least one, each at least `low`, none twice."""
+    if not values:
+        raise JpoError(f"{where}: at least one {what}")
+    for value in values:
+        _at_least(where, value, low)
+    _distinct(where, values)
+
+
 def _distinct(where: str, values: list[Any]) -> None:
     """A list whose repeats would be silently merged or done twice (seeds, sizes, a grid, names)."""
     repeated = [v for i, v in enumerate(values) if v in values[:i]]
@@ -474,6 +483,7 @@ def _check_data(at: str, data: Data) -> None:
 def validate(recipe: Recipe) -> Recipe:
     """Cross-references and choices, each error naming the file and the key."""
     from jpo.data.pairs import STRATEGIES
+    from jpo.selection import parse_pool
     from jpo.train.losses import OBJECTIVES
 
     at = recipe.path or "recipe"
@@ -493,7 +503,10 @@ def validate(recipe: Recipe) -> Recipe:
     if pairs is not None:
         _choice(f"{at}: pairs.from", pairs.from_, PAIRS_FROM)
         _at_least(f"{at}: pairs.pairs_per_instance", pairs.pairs_per_instance, 1)
-        _check_pool(f"{at}: pairs.pool", pairs.pool)
+        try:
+            parse_pool(pairs.pool)
+        except JpoError as error:
+            raise JpoError(f"{at}: pairs.pool: {error}") from None
         if pairs.budget is None:
             if pairs.strategy in RECIPE_SELECTORS and pairs.strategy not in STRATEGIES:
                 raise JpoError(f"{at}: pairs.strategy '{pairs.strategy}' is a selector: set pairs.budget (how many "
@@ -531,11 +544,7 @@ def validate(recipe: Recipe) -> Recipe:
     if recipe.threads is not None and recipe.threads < 1:
         raise JpoError(f"{at}: threads: at least 1")
     recipe.train.common = typed_settings(f"{at}: train.common", recipe.train.common, "train")
-    if not recipe.train.seeds:
-        raise JpoError(f"{at}: train.seeds: at least one seed")
-    for seed in recipe.train.seeds:
-        _at_least(f"{at}: train.seeds", seed, 0)
-    _distinct(f"{at}: train.seeds", recipe.train.seeds)
+    _counts(f"{at}: train.seeds", recipe.train.seeds, 0, "seed")
     names = [r.name for r in recipe.train.runs]
     if not names:
         raise JpoError(f"{at}: train.runs: at least one run")
@@ -573,11 +582,7 @@ def validate(recipe: Recipe) -> Recipe:
     if scaling is not None:
         _choice(f"{at}: train.scaling.run", scaling.run, names)
         _choice(f"{at}: train.scaling.fixed", scaling.fixed, ("steps", "epochs"))
-        if not scaling.sizes:
-            raise JpoError(f"{at}: train.scaling.sizes: at least one size")
-        for size in scaling.sizes:
-            _at_least(f"{at}: train.scaling.sizes", size, 1)
-        _distinct(f"{at}: train.scaling.sizes", scaling.sizes)
+        _counts(f"{at}: train.scaling.sizes", scaling.sizes, 1, "size")
         if next(r for r in recipe.train.runs if r.name == scaling.run).steps_of:
             raise JpoError(f"{at}: train.scaling.run trains for another run's steps (steps_of): scale a run "
                            "that sets its own")
@@ -644,15 +649,6 @@ def _typed_sweep(where: str, sweep: dict[str, list[Any]]) -> dict[str, list[Any]
             for option, values in sweep.items()}
 
 
-def _check_pool(where: str, pool: str | int) -> None:
-    from jpo.selection import parse_pool
-
-    try:
-        parse_pool(pool)
-    except JpoError as error:
-        raise JpoError(f"{where}: {error}") from None
-
-
 def _check_variants(where: str, recipe: Recipe, run: Run, names: list[str]) -> None:
     """A run's subset / fresh / reorder / steps_of settings and what they need."""
     if run.subset is not None:
@@ -687,8 +683,8 @@ def _check_variants(where: str, recipe: Recipe, run: Run, names: list[str]) -> N
 
 
 def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: list[int]) -> None:
-    """What choosing joint comparisons needs: D_S to choose among, a judge to label them, valid selectors, budgets
-    and pool, and the disagreement selector's two judges."""
+    """What choosing joint comparisons needs: D_S to choose among, a judge to label them, valid selectors and
+    budgets, and the disagreement selector's two judges (`pairs.pool` is checked with the pairs section)."""
     pairs = recipe.pairs
     if pairs is None or pairs.from_ != "sft":
         raise JpoError(f"{where}: selection chooses among D_S instances: the recipe needs pairs: {{from: sft}}")
@@ -704,7 +700,6 @@ def _check_selection(where: str, recipe: Recipe, selectors: list[str], budgets: 
         # the loop trains and scores on the instances as the judge sees them
         raise JpoError(f"{where}: the active selectors do not apply prompt_template yet; use the other selectors "
                        "with this recipe")
-    _check_pool(f"{recipe.path}: pairs.pool", pairs.pool)
     if "disagreement" in selectors and len(pairs.judges) != 2:
         raise JpoError(f"{where}: the disagreement selector needs two cheap judges in pairs.judges, got "
                        f"{len(pairs.judges)}")
